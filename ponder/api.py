@@ -1,0 +1,73 @@
+"""The high-level entry points: ``arun`` (async) and ``run`` (the one sync shim).
+
+Use these when you want an answer from a chain without managing backends yourself::
+
+    import ponder
+    result = ponder.run("What is 17 * 23?")                       # embedded local model, CoT
+    result = ponder.run(q, config="chain.yaml", trace="run.jsonl")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ponder.config import ChainConfig
+from ponder.orchestrator.backends.base import Backend
+from ponder.orchestrator.engine import RunResult
+from ponder.strategies.base import Strategy
+
+ConfigLike = ChainConfig | Mapping[str, Any] | str | Path | None
+
+
+def load_config(config: ConfigLike) -> ChainConfig:
+    if config is None:
+        return ChainConfig()
+    if isinstance(config, ChainConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return ChainConfig.load(config)
+    return ChainConfig.from_dict(config)
+
+
+async def arun(
+    question: str,
+    *,
+    config: ConfigLike = None,
+    strategy: Strategy | None = None,
+    backends: Backend | Mapping[str, Backend] | None = None,
+    trace: str | Path | None = None,
+) -> RunResult:
+    """Answer ``question`` with a chain. ``strategy``/``backends`` override the config's."""
+    cfg = load_config(config)
+    if strategy is not None:
+        cfg = cfg.model_copy(update={"strategy": strategy})
+    owned = backends is None
+    if backends is None:
+        backend_map: dict[str, Backend] = cfg.build_backends()
+    elif isinstance(backends, Backend):
+        backend_map = {"default": backends}
+    else:
+        backend_map = dict(backends)
+    try:
+        for b in backend_map.values():
+            await b.start()  # slow set-up happens here, not inside the run's wall time
+        result = await cfg.build_orchestrator(backend_map).run(cfg.strategy, question)
+    finally:
+        if owned:
+            for b in backend_map.values():
+                await b.aclose()
+    if trace is not None:
+        result.trace.write_jsonl(trace)
+    return result
+
+
+def run(question: str, **kwargs: Any) -> RunResult:
+    """Synchronous ``arun``. Refuses to run inside an event loop (use ``await arun`` there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(question, **kwargs))
+    raise RuntimeError("ponder.run() was called inside a running event loop; use `await ponder.arun(...)`")

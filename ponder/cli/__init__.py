@@ -1,0 +1,43 @@
+"""The ``ponder`` command. Each subcommand lives in its own module with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ponder.errors import ConfigError, InputError, PonderError, PromptError
+
+SUBCOMMANDS = ("ponder.cli.run", "ponder.cli.setup")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="ponder", description="Inference-time reasoning orchestration."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in SUBCOMMANDS:
+        importlib.import_module(mod).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ConfigError, InputError, PromptError) as exc:
+        print(f"ponder: error: {exc}", file=sys.stderr)
+        return 2
+    except PonderError as exc:
+        print(f"ponder: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ponder: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

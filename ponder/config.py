@@ -1,0 +1,195 @@
+"""Chain configuration: a whole run (backends, strategy, budget) as YAML/JSON or Python.
+
+Example ``chain.yaml``::
+
+    backend: {kind: local}                # or {kind: openai, base_url: ..., model: ...}
+    roles:                                # optional: other backends for other roles
+      aggregator: {kind: local}
+    strategy: {name: cot, max_tokens: 400}
+    budget: {total_tokens: 4000}
+
+``ChainConfig.load(path)`` validates it; every error is a ``ConfigError`` naming the field (for
+example ``strategy.max_tokens``) and, for names, the valid choices. API keys never live in config
+files: ``api_key_env`` names the environment variable that holds one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo
+
+from ponder.errors import ConfigError, UnknownNameError
+from ponder.orchestrator.backends.base import Backend
+from ponder.orchestrator.engine import Orchestrator
+from ponder.strategies.base import Strategy
+from ponder.strategies.registry import StrategyField, format_validation_error
+
+# -- backends -----------------------------------------------------------------------------------
+
+
+class BackendConfig(BaseModel):
+    """Base of backend configs; subclasses register under their ``kind``."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    registry: ClassVar[dict[str, type[BackendConfig]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = getattr(cls, "__kind__", None)
+        if kind:
+            BackendConfig.registry[kind] = cls
+
+    def build(self) -> Backend:
+        raise NotImplementedError
+
+
+class LocalBackendConfig(BackendConfig):
+    """The embedded llama-server. ``model_path`` defaults to the verified default model."""
+
+    __kind__ = "local"
+    kind: Literal["local"] = "local"
+    model_path: str | None = None
+    sha256: str | None = None
+    n_parallel: int = Field(8, ge=1, le=64)
+    ctx_per_slot: int = Field(4096, ge=256)
+    threads: int | None = Field(None, ge=1)
+
+    def build(self) -> Backend:
+        from ponder.orchestrator.backends.local import LocalBackend
+
+        return LocalBackend(
+            self.model_path,
+            sha256=self.sha256,
+            n_parallel=self.n_parallel,
+            ctx_per_slot=self.ctx_per_slot,
+            threads=self.threads,
+        )
+
+
+class OpenAIBackendConfig(BackendConfig):
+    """Any OpenAI-compatible endpoint. The key comes from the env var named by ``api_key_env``."""
+
+    __kind__ = "openai"
+    kind: Literal["openai"] = "openai"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(600.0, gt=0)
+    max_concurrency: int = Field(16, ge=1)
+    n_mode: Literal["auto", "native", "fanout"] = "auto"
+
+    def build(self) -> Backend:
+        from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(
+            base_url=self.base_url,
+            model=self.model,
+            api_key=os.environ.get(self.api_key_env),
+            timeout_s=self.timeout_s,
+            max_concurrency=self.max_concurrency,
+            n_mode=self.n_mode,
+        )
+
+
+def build_backend_config(data: Any, field: str = "backend") -> BackendConfig:
+    if isinstance(data, BackendConfig):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(field, f"expected a mapping with a 'kind', got {type(data).__name__}")
+    kind = data.get("kind", "local")
+    cls = BackendConfig.registry.get(str(kind))
+    if cls is None:
+        raise UnknownNameError(f"{field}.kind", "backend kind", str(kind), list(BackendConfig.registry))
+    try:
+        return cls.model_validate({**data, "kind": kind})
+    except ValidationError as exc:
+        raise format_validation_error(exc, field) from None
+
+
+def _backend_field(value: Any, info: ValidationInfo) -> Any:
+    return build_backend_config(value, field=info.field_name or "backend")
+
+
+def _roles_field(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, Mapping):
+        raise ConfigError("roles", "expected a mapping of role name to backend config")
+    return {str(k): build_backend_config(v, field=f"roles.{k}") for k, v in value.items()}
+
+
+BackendField = Annotated[BackendConfig, BeforeValidator(_backend_field)]
+
+
+# -- the chain ----------------------------------------------------------------------------------
+
+
+class BudgetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    total_tokens: int | None = Field(None, gt=0)
+
+
+class ChainConfig(BaseModel):
+    """A complete, validated chain: what to run (``strategy``) and against what (``backend``)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    backend: BackendField = Field(default_factory=LocalBackendConfig)
+    roles: Annotated[dict[str, BackendConfig], BeforeValidator(_roles_field)] = Field(
+        default_factory=dict
+    )
+    strategy: StrategyField = Field(default_factory=lambda: _default_strategy())
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    max_concurrency: int = Field(16, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChainConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError("", f"a chain config must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise format_validation_error(exc, "") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> ChainConfig:
+        """Read and validate a ``.yaml``/``.yml``/``.json`` chain file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError("", f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        try:
+            return cls.from_dict(data or {})
+        except ConfigError as exc:
+            raise ConfigError(exc.field, f"{exc.reason} (in {path})") from None
+
+    def build_backends(self) -> dict[str, Backend]:
+        backends = {"default": self.backend.build()}
+        for role, cfg in self.roles.items():
+            backends[role] = cfg.build()
+        return backends
+
+    def build_orchestrator(self, backends: Mapping[str, Backend] | None = None) -> Orchestrator:
+        return Orchestrator(
+            dict(backends) if backends is not None else self.build_backends(),
+            budget_tokens=self.budget.total_tokens,
+            max_concurrency=self.max_concurrency,
+            timeout_s=self.timeout_s,
+        )
+
+
+def _default_strategy() -> Strategy:
+    from ponder.strategies.cot import ChainOfThought
+
+    return ChainOfThought()

@@ -1,0 +1,93 @@
+"""The one seam between Ponder and a model: the ``Backend`` protocol.
+
+Implement ``generate`` (and optionally ``count_tokens`` / ``capabilities``) to plug in any model.
+A backend translates upstream failures into ``ponder.errors.BackendError`` subclasses and marks
+which are retryable; the orchestrator owns the retry loop, budget and accounting.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ponder.orchestrator.requests import Completion, GenerationRequest, Message
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. ``None`` means "not probed yet / unknown"."""
+
+    native_n: bool | None = None
+    max_native_n: int | None = None
+    logprobs: bool | None = None
+    raw_completion: bool | None = None
+    tools: bool | None = None
+    context_length: int | None = None
+    exact_token_count: bool = False
+
+
+class Backend(ABC):
+    """A model behind some endpoint. One required method: ``generate``."""
+
+    name: str = "backend"
+
+    @abstractmethod
+    async def generate(self, request: GenerationRequest) -> Completion:
+        """Make the call(s) for ``request`` and return all ``request.params.n`` choices."""
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens in ``text``; the default is an estimate (see ``estimate_tokens``)."""
+        return estimate_tokens(text)
+
+    async def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """Prompt tokens ``request`` will cost, used to reserve budget before the call."""
+        if request.prompt is not None:
+            return await self.count_tokens(request.prompt)
+        return estimate_chat_tokens(request.messages or ())
+
+    async def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    async def start(self) -> object:
+        """Prepare for calls (start a process, load an engine). Optional; calls start lazily."""
+        return self
+
+    async def aclose(self) -> None:
+        """Release connections and processes. Safe to call twice."""
+
+    async def __aenter__(self) -> Backend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+@lru_cache(maxsize=1)
+def _tiktoken_encoding() -> object | None:
+    try:
+        import tiktoken
+
+        return tiktoken.get_encoding("cl100k_base")
+    except Exception:  # no network for the encoding file, or not installed
+        return None
+
+
+def estimate_tokens(text: str) -> int:
+    """Token count with tiktoken's cl100k_base when its encoding is available, else a
+    deliberately high estimate (one token per 3 characters) so budgets stay on the safe side."""
+    enc = _tiktoken_encoding()
+    if enc is not None:
+        return len(enc.encode(text, disallowed_special=()))  # type: ignore[attr-defined]
+    return math.ceil(len(text) / 3)
+
+
+CHAT_OVERHEAD_PER_MESSAGE = 8
+
+
+def estimate_chat_tokens(messages: tuple[Message, ...] | list[Message]) -> int:
+    total = 0
+    for m in messages:
+        total += CHAT_OVERHEAD_PER_MESSAGE + estimate_tokens(str(m.get("content") or ""))
+    return total + 4

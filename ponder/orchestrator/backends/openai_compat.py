@@ -1,0 +1,299 @@
+"""Backend for any OpenAI-compatible endpoint: OpenAI, vLLM serve, SGLang, llama.cpp, Ollama.
+
+Use it whenever the model is behind an HTTP endpoint. The SDK's own retries are turned off
+(``max_retries=0``) so that the orchestrator's retry policy is the only one acting. This module is
+the boundary where ``openai``/``httpx`` exceptions become ``ponder.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import httpx
+import openai
+
+from ponder.errors import (
+    AuthenticationFailed,
+    BackendError,
+    BadRequestError,
+    ConfigError,
+    EndpointUnreachable,
+    GenerationTimeout,
+    RateLimited,
+    UpstreamServerError,
+)
+from ponder.orchestrator.backends.base import Backend, Capabilities, estimate_tokens
+from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
+
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MAX_CONCURRENCY = 16
+
+
+class OpenAICompatibleBackend(Backend):
+    """Chat and raw completions over the OpenAI wire format.
+
+    ``n`` > 1 is sent natively when the server supports it (``n_mode="auto"`` probes and
+    remembers) and otherwise fanned out as concurrent single requests with per-sample seeds.
+    Completion tokens are counted per choice, since some servers (llama.cpp) under-report usage
+    for native ``n``.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        n_mode: str = "auto",
+        max_native_n: int | None = None,
+        tokenize_url: str | None = None,
+        apply_template_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        model = model or os.environ.get("PONDER_MODEL") or os.environ.get("OPENAI_MODEL")
+        if not model:
+            raise ConfigError(
+                "backend.model", "no model given (pass model=..., --model, or set PONDER_MODEL)"
+            )
+        if n_mode not in ("auto", "native", "fanout"):
+            raise ConfigError(
+                "backend.n_mode", f"got {n_mode!r}; valid choices: auto, fanout, native"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.n_mode = n_mode
+        self.max_native_n = max_native_n
+        self._native_n_ok: bool | None = True if n_mode == "native" else None
+        self._tokenize_url = tokenize_url
+        self._apply_template_url = apply_template_url
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "sk-no-key"
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=key,
+            max_retries=0,
+            timeout=timeout_s,
+            http_client=http_client,
+        )
+        self._http = httpx.AsyncClient(timeout=30.0)
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        n = request.params.n
+        if n > 1 and await self._use_native_n(n):
+            try:
+                return await self._call(request)
+            except BadRequestError:
+                if self.n_mode == "native":
+                    raise
+                self._native_n_ok = False  # the server refused n>1: fan out from now on
+        if n == 1:
+            return await self._call(request)
+        return await self._fan_out(request)
+
+    async def count_tokens(self, text: str) -> int:
+        if self._tokenize_url:
+            try:
+                resp = await self._http.post(self._tokenize_url, json={"content": text})
+                resp.raise_for_status()
+                return len(resp.json()["tokens"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+        return estimate_tokens(text)
+
+    async def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        if request.is_chat and self._apply_template_url and self._tokenize_url:
+            try:  # llama.cpp: render the chat template server-side, then count exactly
+                resp = await self._http.post(
+                    self._apply_template_url, json={"messages": list(request.messages or ())}
+                )
+                resp.raise_for_status()
+                return await self.count_tokens(resp.json()["prompt"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+        return await super().count_prompt_tokens(request)
+
+    async def capabilities(self) -> Capabilities:
+        return Capabilities(
+            native_n=self._native_n_ok,
+            max_native_n=self.max_native_n,
+            logprobs=None,
+            raw_completion=None,
+            tools=None,
+            exact_token_count=self._tokenize_url is not None,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+        await self._http.aclose()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _use_native_n(self, n: int) -> bool:
+        if self.n_mode == "fanout" or self._native_n_ok is False:
+            return False
+        return not (self.max_native_n is not None and n > self.max_native_n)
+
+    async def _fan_out(self, request: GenerationRequest) -> Completion:
+        p = request.params
+        singles = [
+            request.with_params(n=1, seed=None if p.seed is None else p.seed + i)
+            for i in range(p.n)
+        ]
+        t0 = time.perf_counter()
+        parts = await asyncio.gather(*(self._call(r) for r in singles))
+        return Completion(
+            choices=[c for part in parts for c in part.choices],
+            prompt_tokens=sum(part.prompt_tokens for part in parts),
+            calls=len(parts),
+            model=parts[0].model if parts else self.model,
+            latency_s=time.perf_counter() - t0,
+            cached_prompt_tokens=sum(part.cached_prompt_tokens for part in parts),
+        )
+
+    def _kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        p = request.params
+        kw: dict[str, Any] = {
+            "model": self.model,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+        }
+        if p.n != 1:
+            kw["n"] = p.n
+        if p.stop:
+            kw["stop"] = list(p.stop)
+        if p.seed is not None:
+            kw["seed"] = p.seed
+        if p.logprobs:
+            if request.is_chat:
+                kw["logprobs"] = True
+                if p.top_logprobs:
+                    kw["top_logprobs"] = p.top_logprobs
+            else:
+                kw["logprobs"] = max(p.top_logprobs, 1)
+        return kw
+
+    async def _call(self, request: GenerationRequest) -> Completion:
+        kw = self._kwargs(request)
+        t0 = time.perf_counter()
+        async with self._semaphore:
+            try:
+                if request.is_chat:
+                    if request.tools:
+                        kw["tools"] = list(request.tools)
+                    resp: Any = await self._client.chat.completions.create(
+                        messages=list(request.messages or ()), **kw
+                    )
+                else:
+                    resp = await self._client.completions.create(prompt=request.prompt or "", **kw)
+            except openai.OpenAIError as exc:
+                raise self._translate(exc) from exc
+        latency = time.perf_counter() - t0
+        return await self._to_completion(request, resp, latency)
+
+    async def _to_completion(
+        self, request: GenerationRequest, resp: Any, latency: float
+    ) -> Completion:
+        usage = getattr(resp, "usage", None)
+        raw_choices = sorted(resp.choices or [], key=lambda c: c.index)
+        choices: list[Choice] = []
+        for c in raw_choices:
+            if request.is_chat:
+                text = c.message.content or ""
+                tool_calls = (
+                    [tc.model_dump() for tc in c.message.tool_calls]
+                    if getattr(c.message, "tool_calls", None)
+                    else None
+                )
+                lps = (
+                    [t.logprob for t in c.logprobs.content]
+                    if c.logprobs is not None and c.logprobs.content
+                    else None
+                )
+            else:
+                text = c.text or ""
+                tool_calls = None
+                lps = (
+                    [x for x in c.logprobs.token_logprobs if x is not None]
+                    if c.logprobs is not None and c.logprobs.token_logprobs
+                    else None
+                )
+            choices.append(
+                Choice(
+                    text=text,
+                    finish_reason=c.finish_reason,
+                    completion_tokens=0,
+                    token_logprobs=lps,
+                    tool_calls=tool_calls,
+                    seed=request.params.seed,
+                )
+            )
+        reported = getattr(usage, "completion_tokens", None) if usage else None
+        if len(choices) == 1 and reported is not None:
+            choices[0].completion_tokens = int(reported)
+        else:  # count per choice: servers disagree on what usage means for n > 1
+            for ch in choices:
+                if ch.token_logprobs is not None:
+                    ch.completion_tokens = len(ch.token_logprobs)
+                else:
+                    ch.completion_tokens = await self.count_tokens(ch.text)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
+        if not prompt_tokens:
+            prompt_tokens = await self.count_prompt_tokens(request)
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
+        return Completion(
+            choices=choices,
+            prompt_tokens=prompt_tokens,
+            calls=1,
+            model=getattr(resp, "model", None) or self.model,
+            latency_s=latency,
+            cached_prompt_tokens=cached,
+        )
+
+    def _translate(self, exc: openai.OpenAIError) -> BackendError:
+        url = self.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            return GenerationTimeout(f"request to {url} timed out", url=url)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return EndpointUnreachable(
+                f"cannot reach the endpoint at {url} (tried POST {url}/chat/completions): {cause}",
+                url=url,
+            )
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = _error_detail(exc)
+            if status in (401, 403):
+                return AuthenticationFailed(
+                    f"{url} rejected the API key (HTTP {status}): {detail}", url=url, status=status
+                )
+            if status == 429:
+                return RateLimited(f"{url} rate-limited the request: {detail}", url=url, status=429)
+            if status >= 500:
+                return UpstreamServerError(
+                    f"{url} failed with HTTP {status}: {detail}", url=url, status=status
+                )
+            return BadRequestError(
+                f"{url} refused the request (HTTP {status}): {detail}", url=url, status=status
+            )
+        return BackendError(f"call to {url} failed: {exc}", url=url)
+
+
+def _error_detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:500]
+    return str(exc.message)[:500]

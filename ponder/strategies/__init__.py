@@ -1,0 +1,25 @@
+"""Reasoning strategies. Importing this package registers the built-in ones."""
+
+from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
+from ponder.strategies.cot import ChainOfThought
+from ponder.strategies.registry import (
+    StrategyField,
+    build_strategy,
+    register_strategy,
+    strategy_names,
+)
+
+__all__ = [
+    "ChainOfThought",
+    "Flow",
+    "Fork",
+    "Generate",
+    "Note",
+    "Outcome",
+    "Strategy",
+    "StrategyField",
+    "Task",
+    "build_strategy",
+    "register_strategy",
+    "strategy_names",
+]

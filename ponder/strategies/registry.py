@@ -1,0 +1,85 @@
+"""The one explicit registry of strategy names.
+
+``@register_strategy`` adds a class under its ``name``; ``build_strategy`` turns a config mapping
+(``{"name": "cot", ...}``) into a strategy, with errors that name the field and the valid choices.
+Strategy fields that hold another strategy use the ``StrategyField`` type so nested configs resolve
+through this registry too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator, ValidationError, ValidationInfo
+
+from ponder.errors import ConfigError, UnknownNameError
+from ponder.strategies.base import Strategy
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+S = TypeVar("S", bound=type[Strategy])
+
+
+def register_strategy(cls: S) -> S:
+    name = cls.name
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"strategy name {name!r} is already registered by {_REGISTRY[name]}")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def strategy_names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def _load_builtins() -> None:
+    import ponder.strategies  # noqa: F401  (registers the built-in strategies)
+
+
+def format_validation_error(exc: ValidationError, prefix: str) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return ConfigError(field, f"{msg}{more}")
+
+
+def build_strategy(data: Mapping[str, Any] | Strategy, field: str = "strategy") -> Strategy:
+    """Build a strategy from ``{"name": ..., **params}``; errors name ``field`` and its path."""
+    if isinstance(data, Strategy):
+        return data
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, Mapping):
+        raise ConfigError(field, f"expected a mapping with a 'name', got {type(data).__name__}")
+    _load_builtins()
+    params = dict(data)
+    name = params.pop("name", None)
+    if name is None:
+        raise ConfigError(f"{field}.name", f"missing; valid choices: {', '.join(strategy_names())}")
+    cls = _REGISTRY.get(str(name))
+    if cls is None:
+        raise UnknownNameError(f"{field}.name", "strategy", str(name), list(_REGISTRY))
+    try:
+        return cls.model_validate(params)
+    except ValidationError as exc:
+        raise format_validation_error(exc, field) from None
+    except ConfigError as exc:  # from a nested strategy: prefix our own path
+        raise ConfigError(f"{field}.{exc.field}", exc.reason) from None
+
+
+def _resolve_nested(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, Strategy):
+        return value
+    # A ConfigError is not a ValueError, so pydantic lets it through; the enclosing
+    # build_strategy prefixes its own field path to it.
+    return build_strategy(value, field=info.field_name or "strategy")
+
+
+StrategyField = Annotated[Strategy, BeforeValidator(_resolve_nested)]
+"""Type for a strategy-valued field; accepts a ``Strategy`` or a config mapping."""

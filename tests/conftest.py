@@ -1,0 +1,16 @@
+"""Shared fixtures. Integration tests use one real llama-server (default model) per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder.orchestrator.backends.local import LocalBackend
+
+
+@pytest.fixture(scope="session")
+async def local_backend():
+    """The embedded backend on the real default model: built/assembled by `ponder setup` or CI."""
+    backend = LocalBackend(quiet=True, n_parallel=8, ctx_per_slot=4096)
+    await backend.start()
+    yield backend
+    await backend.aclose()
