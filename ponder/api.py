@@ -70,4 +70,6 @@ def run(question: str, **kwargs: Any) -> RunResult:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(arun(question, **kwargs))
-    raise RuntimeError("ponder.run() was called inside a running event loop; use `await ponder.arun(...)`")
+    raise RuntimeError(
+        "ponder.run() was called inside a running event loop; use `await ponder.arun(...)`"
+    )

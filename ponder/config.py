@@ -106,7 +106,9 @@ def build_backend_config(data: Any, field: str = "backend") -> BackendConfig:
     kind = data.get("kind", "local")
     cls = BackendConfig.registry.get(str(kind))
     if cls is None:
-        raise UnknownNameError(f"{field}.kind", "backend kind", str(kind), list(BackendConfig.registry))
+        raise UnknownNameError(
+            f"{field}.kind", "backend kind", str(kind), list(BackendConfig.registry)
+        )
     try:
         return cls.model_validate({**data, "kind": kind})
     except ValidationError as exc:
@@ -168,7 +170,9 @@ class ChainConfig(BaseModel):
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError("", f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+            raise ConfigError(
+                "", f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+            ) from None
         try:
             return cls.from_dict(data or {})
         except ConfigError as exc:

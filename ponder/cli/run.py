@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ponder.api import arun, load_config
-from ponder.config import OpenAIBackendConfig, LocalBackendConfig
+from ponder.config import LocalBackendConfig, OpenAIBackendConfig
 from ponder.errors import InputError
 from ponder.strategies.registry import build_strategy
 
@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("--strategy", help="strategy name, overriding the config's (e.g. cot)")
     p.add_argument("--max-tokens", type=int, help="max completion tokens per call (cot)")
     p.add_argument("--budget", type=int, help="hard token budget for the whole run")
-    p.add_argument("--base-url", help="use this OpenAI-compatible endpoint instead of the local model")
+    p.add_argument(
+        "--base-url", help="use this OpenAI-compatible endpoint instead of the local model"
+    )
     p.add_argument("--model", help="model name at --base-url")
     p.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
     p.add_argument("--gguf", help="serve this GGUF file with the embedded llama-server")
@@ -79,7 +81,8 @@ def _short(text: str, full: bool) -> str:
     if full or len(text) <= SHORT_REASONING_CHARS:
         return text
     head, tail = text[: SHORT_REASONING_CHARS // 3], text[-2 * SHORT_REASONING_CHARS // 3 :]
-    return f"{head}\n  [... {len(text) - len(head) - len(tail)} characters omitted; --full shows all ...]\n{tail}"
+    omitted = len(text) - len(head) - len(tail)
+    return f"{head}\n  [... {omitted} characters omitted; --full shows all ...]\n{tail}"
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -91,7 +94,9 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     print(_short(result.text.strip(), args.full))
     print()
-    marker = "  (budget-limited: the token budget cut this run short)" if result.budget_limited else ""
+    marker = (
+        "  (budget-limited: the token budget cut this run short)" if result.budget_limited else ""
+    )
     print(f"Answer: {result.answer if result.answer is not None else '(none found)'}{marker}")
     print(f"Usage: {result.usage.summary_line()}")
     if args.trace:

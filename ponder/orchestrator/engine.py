@@ -193,7 +193,9 @@ class _RunState:
                 )
             except BudgetExhausted as exc:
                 self.budget_hit = True
-                self.trace.record("budget_exhausted", span, purpose=request.purpose, reason=str(exc))
+                self.trace.record(
+                    "budget_exhausted", span, purpose=request.purpose, reason=str(exc)
+                )
                 return GenerationFailure(request, exc)
             if granted < request.params.max_tokens:
                 self.budget_hit = True
@@ -253,7 +255,9 @@ class _RunState:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
             wait=wait_exponential_jitter(
-                multiplier=policy.initial_backoff_s, max=policy.max_backoff_s, jitter=policy.jitter_s
+                multiplier=policy.initial_backoff_s,
+                max=policy.max_backoff_s,
+                jitter=policy.jitter_s,
             ),
             retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.retryable),
             before_sleep=lambda rs: self.trace.record(

@@ -59,7 +59,8 @@ def _load(name: str) -> PromptTemplate:
         res = resources.files("ponder.prompts") / "templates" / f"{name}.j2"
         if not res.is_file():
             raise PromptError(
-                f"unknown prompt template {name!r}; shipped templates: {', '.join(template_names())}"
+                f"unknown prompt template {name!r}; "
+                f"shipped templates: {', '.join(template_names())}"
             )
         source = res.read_text(encoding="utf-8")
     try:

@@ -75,9 +75,22 @@ async def test_server_death_mid_run_is_an_error_not_a_hang():
 def test_cli_run_json_and_trace(tmp_path):
     trace = tmp_path / "trace.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "ponder.cli", "run", "--json", "--max-tokens", "200",
-         "--trace", str(trace), "What is 15 + 27?"],
-        capture_output=True, text=True, timeout=300, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "ponder.cli",
+            "run",
+            "--json",
+            "--max-tokens",
+            "200",
+            "--trace",
+            str(trace),
+            "What is 15 + 27?",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ},
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

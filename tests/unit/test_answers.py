@@ -27,8 +27,15 @@ def test_last_boxed_unbalanced_is_none():
 
 @pytest.mark.parametrize(
     "a,b",
-    [("1/2", "0.5"), ("\\frac{1}{2}", "0.5"), ("\\dfrac{1}{2}", "1/2"), ("72", "72.0"), ("1,000", "1000"),
-     ("\\text{(C)}", "(C)"), ("x^2+1", "1+x^2")],
+    [
+        ("1/2", "0.5"),
+        ("\\frac{1}{2}", "0.5"),
+        ("\\dfrac{1}{2}", "1/2"),
+        ("72", "72.0"),
+        ("1,000", "1000"),
+        ("\\text{(C)}", "(C)"),
+        ("x^2+1", "1+x^2"),
+    ],
 )
 def test_equivalent(a, b):
     assert is_equivalent(a, b)

@@ -54,7 +54,7 @@ class Backend(ABC):
         """Prepare for calls (start a process, load an engine). Optional; calls start lazily."""
         return self
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027  (optional hook, deliberately empty)
         """Release connections and processes. Safe to call twice."""
 
     async def __aenter__(self) -> Backend:

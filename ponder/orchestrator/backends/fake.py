@@ -41,7 +41,9 @@ class FakeBackend(Backend):
         self._next = 0
         self.delay_s = delay_s
         self.requests: list[GenerationRequest] = []
-        self._caps = capabilities or Capabilities(native_n=True, logprobs=True, exact_token_count=True)
+        self._caps = capabilities or Capabilities(
+            native_n=True, logprobs=True, exact_token_count=True
+        )
         self.closed = False
 
     def _produce(self, request: GenerationRequest, index: int) -> Any:

@@ -55,7 +55,6 @@ class OpenAICompatibleBackend(Backend):
         max_native_n: int | None = None,
         tokenize_url: str | None = None,
         apply_template_url: str | None = None,
-        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         model = model or os.environ.get("PONDER_MODEL") or os.environ.get("OPENAI_MODEL")
@@ -81,7 +80,6 @@ class OpenAICompatibleBackend(Backend):
             api_key=key,
             max_retries=0,
             timeout=timeout_s,
-            http_client=http_client,
         )
         self._http = httpx.AsyncClient(timeout=30.0)
 
@@ -192,7 +190,8 @@ class OpenAICompatibleBackend(Backend):
                     if request.tools:
                         kw["tools"] = list(request.tools)
                     resp: Any = await self._client.chat.completions.create(
-                        messages=list(request.messages or ()), **kw
+                        messages=list(request.messages or ()),  # type: ignore[arg-type]
+                        **kw,
                     )
                 else:
                     resp = await self._client.completions.create(prompt=request.prompt or "", **kw)

@@ -13,7 +13,11 @@ from pathlib import Path
 from ponder.errors import BackendError, ServerDiedError, ServerStartError
 from ponder.orchestrator.backends.base import Backend, Capabilities
 from ponder.orchestrator.backends.local.model import DEFAULT_MODEL, ensure_model, verify_model
-from ponder.orchestrator.backends.local.server import DEFAULT_CTX_PER_SLOT, DEFAULT_N_PARALLEL, LlamaServer
+from ponder.orchestrator.backends.local.server import (
+    DEFAULT_CTX_PER_SLOT,
+    DEFAULT_N_PARALLEL,
+    LlamaServer,
+)
 from ponder.orchestrator.backends.local.toolchain import find_llama_server
 from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
 from ponder.orchestrator.requests import Completion, GenerationRequest
@@ -21,7 +25,9 @@ from ponder.orchestrator.requests import Completion, GenerationRequest
 __all__ = ["LocalBackend", "LlamaServer", "ensure_model", "find_llama_server", "prepare_local"]
 
 
-def prepare_local(model_path: str | Path | None = None, *, sha256: str | None = None, quiet: bool = False) -> tuple[Path, Path]:
+def prepare_local(
+    model_path: str | Path | None = None, *, sha256: str | None = None, quiet: bool = False
+) -> tuple[Path, Path]:
     """Build/find llama-server and assemble/verify the model; return ``(binary, model)``."""
     binary = find_llama_server(quiet=quiet)
     if model_path is None:
@@ -71,7 +77,11 @@ class LocalBackend(Backend):
     def _start_blocking(self) -> OpenAICompatibleBackend:
         binary, model = prepare_local(self.model_path, sha256=self.sha256, quiet=self.quiet)
         server = LlamaServer(
-            binary, model, n_parallel=self.n_parallel, ctx_per_slot=self.ctx_per_slot, threads=self.threads
+            binary,
+            model,
+            n_parallel=self.n_parallel,
+            ctx_per_slot=self.ctx_per_slot,
+            threads=self.threads,
         )
         server.start()
         self.server = server

