@@ -67,9 +67,29 @@ async def main(calls: int, max_tokens: int) -> None:
     await backend.aclose()
 
 
+async def fake_overhead(runs: int = 2000) -> None:
+    """Pure orchestration cost per run (no model, no network): FakeBackend answers instantly."""
+    from ponder import FakeBackend
+
+    orch = Orchestrator(FakeBackend(lambda req, i: "\\boxed{4}"))
+    cot = ChainOfThought(max_tokens=8)
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            await orch.run(cot, "What is 2 + 2?")
+        samples.append((time.perf_counter() - t0) / runs)
+    print(
+        f"orchestrator + CoT with FakeBackend: median {statistics.median(samples) * 1e6:.0f} us per run"
+    )
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=30)
     ap.add_argument("--max-tokens", type=int, default=1)
+    ap.add_argument("--fake-only", action="store_true", help="only the no-model overhead")
     args = ap.parse_args()
-    asyncio.run(main(args.calls, args.max_tokens))
+    asyncio.run(fake_overhead())
+    if not args.fake_only:
+        asyncio.run(main(args.calls, args.max_tokens))

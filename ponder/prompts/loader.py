@@ -43,9 +43,14 @@ class PromptTemplate:
 
     def render(self, **values: Any) -> str:
         try:
-            return _ENV.from_string(self.source).render(**values).strip()
+            return _compiled(self.source).render(**values).strip()
         except jinja2.UndefinedError as exc:
             raise PromptError(f"template {self.name!r}: {exc}") from exc
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
 
 
 @lru_cache(maxsize=128)
