@@ -41,7 +41,7 @@ class ChainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     strategy: StrategyField
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig.model_validate({}))
     timeout_s: float | None = Field(None, gt=0)
     max_concurrency: int = Field(16, ge=1)
 
@@ -103,8 +103,8 @@ class ServeConfig(BaseModel):
     allow_remote: bool = False
     api_key_env: str | None = None
     trace_dir: str | None = None
-    limits: ServeLimits = Field(default_factory=ServeLimits)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
+    limits: ServeLimits = Field(default_factory=lambda: ServeLimits.model_validate({}))
+    retry: RetryConfig = Field(default_factory=lambda: RetryConfig.model_validate({}))
     keepalive_s: float = Field(5.0, gt=0)
     shutdown_grace_s: float = Field(30.0, ge=0)
 
@@ -159,7 +159,7 @@ def is_loopback(host: str) -> bool:
 def _default_upstream() -> BackendConfig:
     from ponder.config import LocalBackendConfig
 
-    return LocalBackendConfig()
+    return LocalBackendConfig.model_validate({})
 
 
 def _default_chains() -> dict[str, ChainSpec]:

@@ -3,8 +3,8 @@ target for pass-through.
 
 An ``openai`` upstream gets one ``OpenAICompatibleBackend`` per model a client names
 (``ponder:cot/gpt-x`` runs the chain against ``gpt-x``); a ``local`` upstream starts the embedded
-llama-server once and serves every name with it; any other backend kind (or an injected ``Backend``, as tests do)
-serves chains only. Everything is built inside the server's event loop.
+llama-server once and serves every name with it; any other backend kind (or an injected
+``Backend``, as tests do) serves chains only. Everything is built inside the server's event loop.
 """
 
 from __future__ import annotations
