@@ -28,7 +28,7 @@ from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import Orchestrator, RetryPolicy, RunResult
 from ponder.orchestrator.trace import Trace
 from ponder.serve.config import CHAIN_PREFIX, ChainSpec, ServeConfig
-from ponder.serve.errors import to_api_error
+from ponder.serve.errors import redact, to_api_error
 from ponder.serve.passthrough import forward_chat
 from ponder.serve.streaming import ProgressFeed, stream_chain
 from ponder.serve.upstream import Upstream
@@ -304,7 +304,7 @@ async def _run_chain(
                 code="chain_timeout",
             ) from None
         finally:
-            _write_trace(cfg.trace_dir, trace)
+            _write_trace(cfg.trace_dir, trace, s.secrets)
 
     async def runs() -> list[RunResult]:
         s.active_runs += req.n
@@ -341,11 +341,15 @@ async def _run_chain(
     return JSONResponse(body, headers={TRACE_HEADER: trace_ids})
 
 
-def _write_trace(trace_dir: str | None, trace: Trace) -> None:
+def _write_trace(trace_dir: str | None, trace: Trace, secrets: list[str | None]) -> None:
     if not trace_dir:
         return
+    path = Path(trace_dir) / f"{trace.run_id}.jsonl"
     try:
-        trace.write_jsonl(Path(trace_dir) / f"{trace.run_id}.jsonl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(redact(trace.to_jsonl(), secrets), encoding="utf-8")
+        tmp.replace(path)
     except OSError as exc:
         log.warning("could not write trace %s: %s", trace.run_id, exc)
 

@@ -46,12 +46,18 @@ def serve(config: ServeConfig, *, log_level: str = "info") -> None:
 
 
 class ServerThread:
-    """The proxy on a free loopback port in a daemon thread with its own event loop."""
+    """The proxy in a daemon thread with its own event loop, on ``port`` (default: a free one;
+    the config's port is not used)."""
 
     def __init__(
-        self, config: ServeConfig, *, backend: Backend | None = None, log_level: str = "warning"
+        self,
+        config: ServeConfig,
+        *,
+        backend: Backend | None = None,
+        port: int | None = None,
+        log_level: str = "warning",
     ) -> None:
-        self.port = config.port or free_port(config.host)
+        self.port = port or free_port(config.host)
         self.host = config.host
         self.server = uvicorn.Server(
             uvicorn_config(config, backend=backend, port=self.port, log_level=log_level)
