@@ -314,3 +314,50 @@ def test_graceful_shutdown_lets_inflight_runs_finish(upstream_key):
         srv.stop()
     assert r.status_code == 200 and r.json()["ponder"]["answers"] == ["4"]
     assert not srv._thread.is_alive()
+
+
+def test_cli_builds_config_from_flags(monkeypatch):
+    from ponder.cli import build_parser
+    from ponder.cli.serve import build_config
+
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--upstream-url",
+            "http://127.0.0.1:1/v1",
+            "--upstream-model",
+            "big",
+            "--port",
+            "8123",
+            "--trace-dir",
+            "t",
+        ]
+    )
+    c = build_config(args)
+    assert c.upstream.kind == "openai" and c.upstream.model == "big" and c.port == 8123
+    assert c.trace_dir == "t" and c.chain_names() == ["cot"]
+    with pytest.raises(ConfigError, match="upstream-model"):
+        build_config(build_parser().parse_args(["serve", "--upstream-model", "x"]))
+
+
+def test_chain_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match=r"chains\.bad\.strategy\.name.*valid choices"):
+        cfg(chains={"bad": {"strategy": {"name": "nope"}}})
+    with pytest.raises(ConfigError, match=r"chains\.a/b"):
+        cfg(chains={"a/b": {"strategy": {"name": "cot"}}})
+
+
+def test_multi_turn_messages_become_one_task():
+    from ponder.serve.app import _task
+
+    t = _task(
+        [
+            {"role": "system", "content": "Sys."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
+        ]
+    )
+    assert t.system == "Sys."
+    assert t.question.startswith("Conversation so far:\nUser: Hi\n\nAssistant: Hello")
+    assert t.question.endswith("User: What is 2+2?")
