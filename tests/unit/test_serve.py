@@ -361,3 +361,10 @@ def test_multi_turn_messages_become_one_task():
     assert t.system == "Sys."
     assert t.question.startswith("Conversation so far:\nUser: Hi\n\nAssistant: Hello")
     assert t.question.endswith("User: What is 2+2?")
+
+
+def test_example_serve_config_is_valid():
+    from pathlib import Path
+
+    c = ServeConfig.load(Path(__file__).resolve().parents[2] / "examples" / "serve.yaml")
+    assert c.upstream.kind == "local" and c.chains["cot-budget"].budget.total_tokens == 300
