@@ -4,8 +4,8 @@ While the chain works the stream carries SSE comment lines: ``: keep-alive`` eve
 and ``: ponder-progress {...}`` after each upstream call or strategy decision (calls done, tokens
 so far, the decision's data such as a current consensus). OpenAI clients skip comment lines, so
 they are safe for any client; a client that wants progress reads them from the raw stream. When
-the runs
-finish, the answer streams as ``chat.completion.chunk`` objects, then a usage chunk and ``[DONE]``.
+the runs finish, the answer streams as ``chat.completion.chunk`` objects, then a usage chunk and
+``[DONE]``.
 A failure after the stream started is sent as ``data: {"error": ...}``, which the ``openai`` client
 raises as ``APIError``.
 """
