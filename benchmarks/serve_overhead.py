@@ -77,8 +77,12 @@ class _Stub(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _StubServer(ThreadingHTTPServer):
+    request_queue_size = 256  # the stdlib default (5) drops connections under 32 clients
+
+
 def run_stub(port: int) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Stub)
+    server = _StubServer(("127.0.0.1", port), _Stub)
     server.daemon_threads = True
     server.serve_forever()
 
