@@ -120,7 +120,7 @@ def proxy_process(upstream_url: str, model: str) -> tuple[Any, str]:
     port = free_port()
     cfg = {
         "upstream": {"kind": "openai", "base_url": upstream_url, "model": model},
-        "chains": {"cot": {"strategy": {"name": "cot", "max_tokens": 32}}},
+        "chains": {"cot": {"strategy": {"name": "cot", "max_tokens": 16}}},
         "limits": {"max_concurrent_runs": 64},
         "port": port,
     }
@@ -235,7 +235,7 @@ async def main() -> None:
                 proxy_url, "local", args.concurrent, 8
             )
             report["llama_concurrent_chain"] = await concurrent(
-                proxy_url, "ponder:cot", args.concurrent, 32
+                proxy_url, "ponder:cot", args.concurrent, 16
             )
     finally:
         await local.aclose()

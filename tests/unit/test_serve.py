@@ -368,3 +368,19 @@ def test_example_serve_config_is_valid():
 
     c = ServeConfig.load(Path(__file__).resolve().parents[2] / "examples" / "serve.yaml")
     assert c.upstream.kind == "local" and c.chains["cot-budget"].budget.total_tokens == 300
+
+
+def test_client_can_lower_a_chains_budget(fake_server):
+    srv, _ = fake_server
+    resp = client(srv).chat.completions.create(
+        model="ponder:cot",
+        messages=[{"role": "user", "content": "Hi"}],
+        extra_body={"ponder": {"budget_tokens": 10}},
+    )
+    assert resp.choices[0].finish_reason == FINISH_BUDGET
+    with pytest.raises(openai.BadRequestError, match="budget_tokens"):
+        client(srv).chat.completions.create(
+            model="ponder:cot",
+            messages=[{"role": "user", "content": "Hi"}],
+            extra_body={"ponder": {"budget_tokens": -1}},
+        )
