@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+TraceListener = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -20,18 +23,22 @@ class Trace:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     events: list[dict[str, Any]] = field(default_factory=list)
     _t0: float = field(default_factory=time.perf_counter)
+    listener: TraceListener | None = field(default=None, repr=False, compare=False)
+    """Optional callback called with each event as it is recorded (progress reporting, e.g. the
+    proxy's streaming progress). It must be quick and must not raise."""
 
     def record(self, type_: str, span: str, **data: Any) -> None:
-        self.events.append(
-            {
-                "run_id": self.run_id,
-                "seq": len(self.events),
-                "t": round(time.perf_counter() - self._t0, 4),
-                "type": type_,
-                "span": span,
-                **data,
-            }
-        )
+        event = {
+            "run_id": self.run_id,
+            "seq": len(self.events),
+            "t": round(time.perf_counter() - self._t0, 4),
+            "type": type_,
+            "span": span,
+            **data,
+        }
+        self.events.append(event)
+        if self.listener is not None:
+            self.listener(event)
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == type_]

@@ -273,6 +273,8 @@ class OpenAICompatibleBackend(Backend):
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             detail = _error_detail(exc)
+            if len(self._client.api_key) >= 4:  # upstreams may echo the key back: never pass it on
+                detail = detail.replace(self._client.api_key, "[redacted]")
             if status in (401, 403):
                 return AuthenticationFailed(
                     f"{url} rejected the API key (HTTP {status}): {detail}", url=url, status=status

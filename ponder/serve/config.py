@@ -1,0 +1,169 @@
+"""The proxy's configuration: where the upstream is, which chains clients may ask for, and limits.
+
+Example ``serve.yaml``::
+
+    upstream: {kind: openai, base_url: https://api.example.com/v1, model: big-model,
+               api_key_env: UPSTREAM_API_KEY}       # or {kind: local}
+    chains:
+      cot: {strategy: {name: cot, max_tokens: 400}}
+      sc8: {strategy: {name: self_consistency, k: 8}, budget: {total_tokens: 20000}}
+    api_key_env: PONDER_PROXY_KEY      # optional: clients must send this key
+    trace_dir: traces/                 # optional: one JSONL trace per run
+    limits: {max_body_bytes: 1000000, max_n: 8, max_tokens: 8192, max_concurrent_runs: 32}
+
+A client picks a chain with the model name ``ponder:<chain>`` or ``ponder:<chain>/<upstream
+model>``, or with ``extra_body={"ponder": {"chain": "<chain>"}}``; any other request is passed
+through to the upstream unchanged. Keys never live in this file, only the names of env vars.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from ponder.config import BackendConfig, BackendField, BudgetConfig, OpenAIBackendConfig
+from ponder.errors import ConfigError
+from ponder.strategies.base import Strategy
+from ponder.strategies.registry import StrategyField, format_validation_error
+
+CHAIN_PREFIX = "ponder:"
+
+
+class ChainSpec(BaseModel):
+    """One named chain: a strategy (any registered name) plus its budget and timeout."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    strategy: StrategyField
+    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig.model_validate({}))
+    timeout_s: float | None = Field(None, gt=0)
+    max_concurrency: int = Field(16, ge=1)
+
+
+def _chains_field(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise ConfigError("chains", "expected a mapping of chain name to {strategy: ...}")
+    out: dict[str, ChainSpec] = {}
+    for name, spec in value.items():
+        name = str(name)
+        if not name or "/" in name or name.startswith(CHAIN_PREFIX):
+            raise ConfigError(f"chains.{name}", "a chain name must be non-empty, without '/'")
+        if isinstance(spec, ChainSpec):
+            out[name] = spec
+            continue
+        if isinstance(spec, Strategy):
+            spec = {"strategy": spec}
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"chains.{name}", "expected a mapping with a 'strategy'")
+        try:
+            out[name] = ChainSpec.model_validate(dict(spec))
+        except ValidationError as exc:
+            raise format_validation_error(exc, f"chains.{name}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"chains.{name}.{exc.field}", exc.reason) from None
+    return out
+
+
+class ServeLimits(BaseModel):
+    """Request limits; a request over any of them gets a 4xx naming the limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(1_000_000, gt=0)
+    max_n: int = Field(8, ge=1)
+    max_tokens: int = Field(8192, ge=1)
+    max_concurrent_runs: int = Field(64, ge=1)
+
+
+class RetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(3, ge=1)
+    initial_backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(4.0, ge=0)
+
+
+class ServeConfig(BaseModel):
+    """Everything ``ponder serve`` needs. ``ServeConfig.load(path)`` reads YAML or JSON."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    upstream: BackendField = Field(default_factory=lambda: _default_upstream())
+    chains: Annotated[dict[str, ChainSpec], BeforeValidator(_chains_field)] = Field(
+        default_factory=lambda: _default_chains()
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    allow_remote: bool = False
+    api_key_env: str | None = None
+    trace_dir: str | None = None
+    limits: ServeLimits = Field(default_factory=lambda: ServeLimits.model_validate({}))
+    retry: RetryConfig = Field(default_factory=lambda: RetryConfig.model_validate({}))
+    keepalive_s: float = Field(5.0, gt=0)
+    shutdown_grace_s: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> ServeConfig:
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ConfigError(
+                "host",
+                f"{self.host!r} is not a loopback address; set allow_remote: true (and an "
+                "api_key_env) to listen beyond this machine",
+            )
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServeConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError("", f"a serve config must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise format_validation_error(exc, "") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> ServeConfig:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError("", f"{path} is not valid JSON/YAML: {exc}") from None
+        try:
+            return cls.from_dict(data or {})
+        except ConfigError as exc:
+            raise ConfigError(exc.field, f"{exc.reason} (in {path})") from None
+
+    def chain_names(self) -> list[str]:
+        return sorted(self.chains)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_upstream() -> BackendConfig:
+    from ponder.config import LocalBackendConfig
+
+    return LocalBackendConfig.model_validate({})
+
+
+def _default_chains() -> dict[str, ChainSpec]:
+    return {"cot": ChainSpec.model_validate({"strategy": {"name": "cot"}})}
+
+
+__all__ = ["CHAIN_PREFIX", "ChainSpec", "OpenAIBackendConfig", "ServeConfig", "ServeLimits"]

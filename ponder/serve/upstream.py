@@ -1,0 +1,80 @@
+"""The proxy's upstream: backends for chain runs (one per upstream model name) and the raw HTTP
+target for pass-through.
+
+An ``openai`` upstream gets one ``OpenAICompatibleBackend`` per model a client names
+(``ponder:cot/gpt-x`` runs the chain against ``gpt-x``); a ``local`` upstream starts the embedded
+llama-server once and serves every name with it; any other backend kind (or an injected
+``Backend``, as tests do) serves chains only. Everything is built inside the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
+from ponder.orchestrator.backends.base import Backend
+
+MAX_UPSTREAM_MODELS = 32
+
+
+class Upstream:
+    def __init__(self, config: BackendConfig | None = None, backend: Backend | None = None) -> None:
+        if (config is None) == (backend is None):
+            raise ValueError("give exactly one of config or backend")
+        self.config = config
+        self._fixed = backend
+        self._owned: list[Backend] = []
+        self._by_model: dict[str, Backend] = {}
+        self._lock = asyncio.Lock()
+        self.base_url: str | None = None
+        self.api_key: str | None = None
+        self.default_model: str | None = None
+        if isinstance(config, OpenAIBackendConfig):
+            self.base_url = (config.base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/")
+            self.base_url = self.base_url or None
+            self.api_key = os.environ.get(config.api_key_env)
+            self.default_model = config.model or os.environ.get("PONDER_MODEL")
+        elif isinstance(config, LocalBackendConfig):
+            self.default_model = "local"
+
+    @property
+    def secrets(self) -> list[str | None]:
+        return [self.api_key]
+
+    async def start(self) -> None:
+        """Start what needs starting (the local llama-server) so the first request is not slow."""
+        if self._fixed is not None:
+            await self._fixed.start()
+            return
+        if isinstance(self.config, LocalBackendConfig):
+            backend = await self.backend_for(None)
+            await backend.start()
+            server = getattr(backend, "server", None)
+            if server is not None:
+                self.base_url = server.base_url
+
+    async def backend_for(self, model: str | None) -> Backend:
+        if self._fixed is not None:
+            return self._fixed
+        assert self.config is not None
+        is_openai = isinstance(self.config, OpenAIBackendConfig)
+        key = (model or self.default_model or "") if is_openai else ""
+        async with self._lock:
+            backend = self._by_model.get(key)
+            if backend is None:
+                if len(self._by_model) >= MAX_UPSTREAM_MODELS:
+                    raise ValueError(f"more than {MAX_UPSTREAM_MODELS} upstream model names")
+                cfg = self.config
+                if isinstance(cfg, OpenAIBackendConfig) and key:
+                    cfg = cfg.model_copy(update={"model": key})
+                backend = cfg.build()
+                self._by_model[key] = backend
+                self._owned.append(backend)
+        return backend
+
+    async def aclose(self) -> None:
+        owned, self._owned = self._owned, []
+        self._by_model.clear()
+        for b in owned:
+            await b.aclose()

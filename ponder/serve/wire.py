@@ -1,0 +1,227 @@
+"""The OpenAI wire format the proxy speaks: request parsing, responses, chunks and errors.
+
+Requests are parsed leniently (unknown fields are kept, so pass-through forwards them); the few
+fields the proxy itself reads are validated here. Responses are plain dicts in the exact shape of
+``/v1/chat/completions``, with an extra ``ponder`` field (run id, answer, usage by purpose) that
+OpenAI clients ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ponder.orchestrator.engine import RunResult
+from ponder.orchestrator.usage import Usage
+
+FINISH_BUDGET = "budget_exhausted"
+"""``finish_reason`` of a chain answer that the token budget cut short (status stays 200)."""
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's format: ``{"error": {"message", "type", "code", "param"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
+
+
+@dataclass
+class ChatRequest:
+    """The fields of a chat request the proxy reads; ``raw`` is the whole body as sent."""
+
+    raw: dict[str, Any]
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    n: int
+    max_tokens: int | None
+    include_usage: bool
+    ponder: dict[str, Any]
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    model = raw.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "'model' is required and must be a string", param="model")
+    messages = raw.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise ApiError(400, f"messages[{i}] must be an object with a 'role'", param="messages")
+    n = raw.get("n", 1)
+    if n is None:
+        n = 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ApiError(400, "'n' must be a positive integer", param="n")
+    max_tokens = raw.get("max_completion_tokens", raw.get("max_tokens"))
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
+        raise ApiError(400, "'max_tokens' must be a positive integer", param="max_tokens")
+    stream_options = raw.get("stream_options") or {}
+    ponder = raw.get("ponder") or {}
+    if isinstance(ponder, str):
+        ponder = {"chain": ponder}
+    if not isinstance(ponder, dict):
+        raise ApiError(400, '\'ponder\' must be an object like {"chain": "cot"}', param="ponder")
+    return ChatRequest(
+        raw=raw,
+        model=model,
+        messages=messages,
+        stream=bool(raw.get("stream", False)),
+        n=n,
+        max_tokens=max_tokens,
+        include_usage=bool(
+            isinstance(stream_options, dict) and stream_options.get("include_usage")
+        ),
+        ponder=ponder,
+    )
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a message whose content is a string or a list of text parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-ponder-{uuid.uuid4().hex[:20]}"
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.cached_prompt_tokens:
+        body["prompt_tokens_details"] = {"cached_tokens": usage.cached_prompt_tokens}
+    return body
+
+
+def sum_usage(results: list[RunResult]) -> Usage:
+    total = Usage()
+    for r in results:
+        u = r.usage
+        for purpose, part in u.by_purpose.items():
+            total.add(purpose, part.prompt_tokens, part.completion_tokens, part.calls)
+        total.cached_prompt_tokens += u.cached_prompt_tokens
+        total.failed_calls += u.failed_calls
+        total.wall_time_s = max(total.wall_time_s, u.wall_time_s)
+    return total
+
+
+def finish_reason(result: RunResult) -> str:
+    if result.budget_limited:
+        return FINISH_BUDGET
+    reason = result.outcome.data.get("finish_reason")
+    return reason if reason in ("stop", "length") else "stop"
+
+
+def ponder_field(chain: str, results: list[RunResult], usage: Usage) -> dict[str, Any]:
+    return {
+        "chain": chain,
+        "run_ids": [r.run_id for r in results],
+        "answers": [r.answer for r in results],
+        "budget_limited": any(r.budget_limited for r in results),
+        "calls": usage.calls,
+        "failed_calls": usage.failed_calls,
+        "usage_by_purpose": {
+            k: {
+                "prompt_tokens": v.prompt_tokens,
+                "completion_tokens": v.completion_tokens,
+                "calls": v.calls,
+            }
+            for k, v in usage.by_purpose.items()
+        },
+    }
+
+
+def chat_completion(
+    completion_id: str, model: str, chain: str, results: list[RunResult]
+) -> dict[str, Any]:
+    usage = sum_usage(results)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": r.text},
+                "finish_reason": finish_reason(r),
+                "logprobs": None,
+            }
+            for i, r in enumerate(results)
+        ],
+        "usage": usage_body(usage),
+        "ponder": ponder_field(chain, results, usage),
+    }
+
+
+def chunk(
+    completion_id: str,
+    model: str,
+    created: int,
+    choices: list[dict[str, Any]],
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {payload}\n\n".encode()
+
+
+def sse_comment(text: str) -> bytes:
+    return "".join(f": {line}\n" for line in text.splitlines() or [""]).encode() + b"\n"
