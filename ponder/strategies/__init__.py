@@ -8,6 +8,7 @@ from ponder.strategies.registry import (
     register_strategy,
     strategy_names,
 )
+from ponder.strategies.summarize import SummarizingReasoner
 
 __all__ = [
     "ChainOfThought",
@@ -18,6 +19,7 @@ __all__ = [
     "Outcome",
     "Strategy",
     "StrategyField",
+    "SummarizingReasoner",
     "Task",
     "build_strategy",
     "register_strategy",
