@@ -4,9 +4,10 @@ Use ``SummarizingReasoner`` when a reasoning trace may be longer than the contex
 single call to hold. The model reasons in a *window*; at a checkpoint (the working context, prompt
 plus reasoning so far, reaches ``checkpoint_tokens``, or ``summarize_every`` tokens were generated
 in the window) it is asked to summarize its progress with a jinja2 template, and reasoning restarts
-from the question plus that summary, not from the raw trace. At most ``max_summaries`` summaries are
-written; raise it at test time (``strategy.model_copy(update={"max_summaries": 8})``) to let a
-config tuned for fewer rounds think longer. The final answer is extracted as usual.
+from the question plus that summary, not from the raw trace. At most ``max_summaries`` summaries
+are written (a window always gets at least ``min_window_tokens``); raise it at test time
+(``strategy.model_copy(update={"max_summaries": 8})``) to let a config tuned for fewer rounds
+think longer. The final answer is extracted as usual.
 
 Token counts come from the backend's own usage numbers (its tokenizer where it has one); only the
 first call of a window is sized with a tiktoken estimate of its prompt. If that call stops short of
@@ -79,6 +80,7 @@ class SummarizingReasoner(Strategy):
     summarize_every: int | None = Field(None, gt=0)
     max_summaries: int = Field(4, ge=0)
     summary_max_tokens: int = Field(256, gt=0)
+    min_window_tokens: int = Field(64, gt=0)
     continuation: bool = True
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -121,8 +123,11 @@ class SummarizingReasoner(Strategy):
         """Tokens the next call of window ``w`` may generate before the checkpoint."""
         rooms: list[int] = []
         if self.checkpoint_tokens is not None:
-            known = w.context if w.calls else estimate_chat_tokens(messages)
-            rooms.append(self.checkpoint_tokens - known)
+            if w.calls:
+                rooms.append(self.checkpoint_tokens - w.context)
+            else:  # a window always reasons a little, even after a long summary
+                estimate = estimate_chat_tokens(messages)
+                rooms.append(max(self.checkpoint_tokens - estimate, self.min_window_tokens))
         if self.summarize_every is not None:
             rooms.append(self.summarize_every - w.generated)
         return min(rooms)
@@ -135,7 +140,7 @@ class SummarizingReasoner(Strategy):
         w = _Window()
         while True:
             room = self._room(messages, w)
-            if room <= 0 or (w.calls and room < MIN_CONTINUATION_TOKENS):
+            if w.calls and room < MIN_CONTINUATION_TOKENS:
                 w.finish_reason = "checkpoint"
                 return w
             request = GenerationRequest(
