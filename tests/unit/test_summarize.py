@@ -1,6 +1,6 @@
 import pytest
 
-from ponder import FakeBackend, Orchestrator, OpenAICompatibleBackend
+from ponder import FakeBackend, OpenAICompatibleBackend, Orchestrator
 from ponder.errors import CapabilityMissing, ConfigError
 from ponder.orchestrator.backends.base import Capabilities
 from ponder.orchestrator.requests import GenerationRequest
