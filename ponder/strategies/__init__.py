@@ -9,6 +9,7 @@ from ponder.strategies.registry import (
     strategy_names,
 )
 from ponder.strategies.summarize import SummarizingReasoner
+from ponder.strategies.tool_loop import ToolLoop
 
 __all__ = [
     "ChainOfThought",
@@ -21,6 +22,7 @@ __all__ = [
     "StrategyField",
     "SummarizingReasoner",
     "Task",
+    "ToolLoop",
     "build_strategy",
     "register_strategy",
     "strategy_names",

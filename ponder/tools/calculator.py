@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -39,6 +40,7 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "exp": math.exp,
 }
 _CONSTS = {"pi": math.pi, "e": math.e}
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPONENT = 1000
 MAX_MAGNITUDE = 10**100
@@ -52,7 +54,8 @@ def evaluate(expression: str) -> int | float:
     """Evaluate an arithmetic expression safely."""
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise CalculatorError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
-    expr = expression.replace("^", "**").replace("×", "*").replace("÷", "/").replace(",", "")
+    expr = expression.replace("^", "**").replace("×", "*").replace("÷", "/")
+    expr = _THOUSANDS.sub("", expr)  # "1,000" -> "1000"; "max(1, 7)" keeps its comma
     try:
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError as exc:
