@@ -215,9 +215,13 @@ class OpenAICompatibleBackend(Backend):
         if self.continuation == "prefill":
             msgs = (*messages, {"role": "assistant", "content": prefix})
             plain = replace(request, messages=msgs, assistant_prefix=None)
-            return await self._call(
+            done = await self._call(
                 plain, extra_body={"continue_final_message": True, "add_generation_prompt": False}
             )
+            for choice in done.choices:  # llama.cpp echoes the prefilled text; keep only the new
+                if prefix and choice.text.startswith(prefix):
+                    choice.text = choice.text[len(prefix) :]
+            return done
         if self.continuation != "template" or not self._apply_template_url:
             raise CapabilityMissing(
                 f"the backend at {self.base_url} lacks capability 'continuation' (continuing a "
