@@ -60,7 +60,13 @@ async def main() -> None:
     ap.add_argument("--summary-max-tokens", type=int, default=160)
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--out", default="results/resum_vs_cot.jsonl")
+    ap.add_argument(
+        "--report-only", action="store_true", help="print the table from the rows in --out"
+    )
     args = ap.parse_args()
+    if args.report_only:
+        report([json.loads(line) for line in Path(args.out).open()], args)
+        return
 
     items = load(args.gsm8k, args.math)
     backend = LocalBackend(quiet=True, n_parallel=args.parallel, ctx_per_slot=4096)
