@@ -65,7 +65,8 @@ async def main() -> None:
     )
     args = ap.parse_args()
     if args.report_only:
-        report([json.loads(line) for line in Path(args.out).open()], args)
+        lines = Path(args.out).read_text().splitlines()
+        report([json.loads(line) for line in lines if line.strip()], args)
         return
 
     items = load(args.gsm8k, args.math)
