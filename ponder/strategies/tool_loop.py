@@ -10,13 +10,16 @@ the progress, and the loop continues from the question plus that summary. At mos
 
 Tools are names registered with ``@ponder.tools.tool`` (built in: ``calculator``,
 ``search_problems``), ``Tool`` objects, or plain typed functions. Tools run in-process (they are
-local functions, not model calls); a tool error goes back to the model as a tool message. Every
+local functions, not model calls); a tool error goes back to the model as a tool message. A reply
+that is only a JSON tool call written as text (small models do this) is run as a tool call too
+(``parse_text_tool_calls``). Every
 tool call, result and summary (with the dropped messages) is a ``decision`` event in the trace.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -51,6 +54,31 @@ def transcript(messages: list[Message]) -> str:
     return "\n".join(lines)
 
 
+_FENCE = re.compile(r"^\s*(?:```(?:json)?|<tool_call>)\s*(.*?)\s*(?:```|</tool_call>)?\s*$", re.S)
+
+
+def text_tool_calls(text: str, tools: dict[str, Tool], turn: int) -> list[dict[str, Any]]:
+    """A tool call written as plain text (``{"name": ..., "arguments": {...}}``, optionally in a
+    code fence or ``<tool_call>`` tags), as small models often do instead of the structured form.
+    Only a whole-reply JSON object naming a known tool counts."""
+    m = _FENCE.match(text)
+    body = m.group(1) if m else text.strip()
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(obj, dict) or obj.get("name") not in tools:
+        return []
+    args = obj.get("arguments", obj.get("parameters", {}))
+    return [
+        {
+            "id": f"text_call_{turn}",
+            "type": "function",
+            "function": {"name": obj["name"], "arguments": json.dumps(args)},
+        }
+    ]
+
+
 @register_strategy
 class ToolLoop(Strategy):
     """Multi-turn tool use with LLM-written summaries when the context passes a limit."""
@@ -65,6 +93,7 @@ class ToolLoop(Strategy):
     summary_max_tokens: int = Field(256, gt=0)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     seed: int | None = None
+    parse_text_tool_calls: bool = True
     system_template: str = "tool_system"
     user_template: str = "cot_user"
     restart_template: str = "tool_restart_user"
@@ -125,12 +154,16 @@ class ToolLoop(Strategy):
             choice = result.choices[0]
             text = choice.text
             context = result.prompt_tokens + choice.completion_tokens
-            if not choice.tool_calls:
+            calls = choice.tool_calls
+            if not calls and self.parse_text_tool_calls:
+                calls = text_tool_calls(text, tools, turn)
+                if calls:
+                    text = ""
+                    yield Note("text_tool_call", {"parsed": calls})
+            if not calls:
                 return self._outcome(text, "answered", turn + 1, tool_calls, summaries)
-            messages.append(
-                {"role": "assistant", "content": text or None, "tool_calls": choice.tool_calls}
-            )
-            for call in choice.tool_calls:
+            messages.append({"role": "assistant", "content": text or None, "tool_calls": calls})
+            for call in calls:
                 tool_calls += 1
                 output = self._run_tool(tools, call)
                 fn = call.get("function", {})

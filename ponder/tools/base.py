@@ -4,7 +4,8 @@ Use ``@tool`` on a function (sync or returning any JSON-able value) to register 
 ``Tool.from_function(fn)`` to wrap one without registering. The parameter schema is derived from
 the type hints with pydantic; the description is the docstring's first paragraph; a parameter
 annotated ``Annotated[int, "what it is"]`` gets that description. ``Tool.call`` never raises: bad
-arguments and exceptions come back as an ``"error: ..."`` string for the model to read.
+arguments and exceptions come back as an ``"error: ..."`` string for the model to read; argument
+keys the function does not take are dropped (small models echo schema keys).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class Tool:
             args = json.loads(arguments) if isinstance(arguments, str) else (arguments or {})
             if not isinstance(args, dict):
                 return f"error: arguments must be a JSON object, got {type(args).__name__}"
+            # small models echo schema keys ("required", ...) as arguments: drop unknown keys
+            args = {k: v for k, v in args.items() if k in self.args_model.model_fields}
             parsed = self.args_model.model_validate(args)
         except json.JSONDecodeError as exc:
             return f"error: arguments are not valid JSON: {exc}"

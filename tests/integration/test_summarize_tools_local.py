@@ -50,8 +50,8 @@ async def test_summarizing_reasoner_checkpoints_and_restarts(local_backend):
     )
     result = await Orchestrator(local_backend).run(strategy, QUESTION)
     reason = [e for e in result.trace.of_type("completion") if e["purpose"] == "reason"]
-    for e in reason:  # no reasoning call's working context passes the checkpoint
-        assert e["prompt_tokens"] + e["completion_tokens"] <= 140
+    for e in reason:  # no call passes the checkpoint, except a window's guaranteed minimum
+        assert e["prompt_tokens"] + e["completion_tokens"] <= 140 or e["completion_tokens"] <= 32
     [checkpoint] = [e for e in result.trace.of_type("decision") if e["event"] == "checkpoint"]
     assert checkpoint["dropped_reasoning"] and checkpoint["summary"]
     restarts = [

@@ -145,3 +145,22 @@ def test_config_names_unknown_tools_and_builds():
         build_strategy({"name": "tool_loop", "tools": ["calculator", "nope"]})
     s = build_strategy({"name": "tool_loop", "tools": ["calculator"], "context_limit": 512})
     assert isinstance(s, ToolLoop) and s.context_limit == 512
+
+
+async def test_tool_call_written_as_text_is_run():
+    def respond(request: GenerationRequest, i: int):
+        result = last_tool_result(request)
+        if result is None:
+            return (
+                '{"name": "calculator", "arguments": '
+                '{"expression": "17 * 23", "required": ["expression"]}}'
+            )
+        return f"\\boxed{{{result}}}"
+
+    result = await Orchestrator(FakeBackend(respond)).run(ToolLoop(), QUESTION)
+    assert result.answer == "391"
+    [note] = [e for e in result.trace.of_type("decision") if e["event"] == "tool_call"]
+    assert note["result"] == "391"
+    off = ToolLoop(parse_text_tool_calls=False)
+    r2 = await Orchestrator(FakeBackend(respond)).run(off, QUESTION)
+    assert r2.outcome.data["tool_calls"] == 0
