@@ -37,6 +37,10 @@ class GenerationRequest:
     Exactly one of ``messages`` (chat) or ``prompt`` (raw text to continue) is set. ``role``
     picks which of the run's backends serves it ("default", "aggregator", ...); ``purpose`` is a
     label for usage accounting and traces ("reason", "summarize", "aggregate", ...).
+
+    ``assistant_prefix`` (chat only) asks the backend to *continue* a partial assistant message:
+    the reply is the continuation of ``assistant_prefix``, not a fresh answer. Backends that
+    cannot do that raise ``CapabilityMissing`` naming the capability ("continuation").
     """
 
     messages: tuple[Message, ...] | None = None
@@ -45,10 +49,13 @@ class GenerationRequest:
     role: str = "default"
     purpose: str = "reason"
     tools: tuple[dict[str, Any], ...] | None = None
+    assistant_prefix: str | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("a GenerationRequest needs exactly one of messages or prompt")
+        if self.assistant_prefix is not None and self.messages is None:
+            raise ValueError("assistant_prefix continues a chat; it needs messages, not prompt")
 
     @property
     def is_chat(self) -> bool:
@@ -74,6 +81,8 @@ class GenerationRequest:
             "seed": p.seed,
             "logprobs": p.logprobs,
         }
+        if self.assistant_prefix is not None:
+            body["assistant_prefix"] = self.assistant_prefix
         if self.tools:
             body["tools"] = [t.get("function", {}).get("name") for t in self.tools]
         return body

@@ -8,6 +8,8 @@ from ponder.strategies.registry import (
     register_strategy,
     strategy_names,
 )
+from ponder.strategies.summarize import SummarizingReasoner
+from ponder.strategies.tool_loop import ToolLoop
 
 __all__ = [
     "ChainOfThought",
@@ -18,7 +20,9 @@ __all__ = [
     "Outcome",
     "Strategy",
     "StrategyField",
+    "SummarizingReasoner",
     "Task",
+    "ToolLoop",
     "build_strategy",
     "register_strategy",
     "strategy_names",

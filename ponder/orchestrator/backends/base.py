@@ -24,6 +24,7 @@ class Capabilities:
     logprobs: bool | None = None
     raw_completion: bool | None = None
     tools: bool | None = None
+    continuation: bool | None = None
     context_length: int | None = None
     exact_token_count: bool = False
 
@@ -45,7 +46,8 @@ class Backend(ABC):
         """Prompt tokens ``request`` will cost, used to reserve budget before the call."""
         if request.prompt is not None:
             return await self.count_tokens(request.prompt)
-        return estimate_chat_tokens(request.messages or ())
+        prefix = estimate_tokens(request.assistant_prefix) if request.assistant_prefix else 0
+        return estimate_chat_tokens(request.messages or ()) + prefix
 
     async def capabilities(self) -> Capabilities:
         return Capabilities()

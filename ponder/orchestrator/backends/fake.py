@@ -1,5 +1,8 @@
 """A scripted backend for unit tests — yours and ours. No network, no event-loop tricks.
 
+Continuation requests (``assistant_prefix``) are answered like any other; pass
+``capabilities=Capabilities(continuation=False)`` to make them fail with ``CapabilityMissing``.
+
 Use ``FakeBackend(["text 1", "text 2"])`` to answer calls in order, or
 ``FakeBackend(lambda request, i: ...)`` to compute each choice; a script item (or a function's
 return value) that is an exception is raised instead, to test failure paths.
@@ -11,6 +14,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ponder.errors import CapabilityMissing
 from ponder.orchestrator.backends.base import Backend, Capabilities
 from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
 
@@ -57,6 +61,11 @@ class FakeBackend(Backend):
 
     async def generate(self, request: GenerationRequest) -> Completion:
         self.requests.append(request)
+        if request.assistant_prefix is not None and self._caps.continuation is False:
+            raise CapabilityMissing(
+                "the fake backend was configured without capability 'continuation' "
+                "(continuing a partial assistant message)"
+            )
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         choices = []
@@ -92,7 +101,8 @@ class FakeBackend(Backend):
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
         if request.prompt is not None:
             return _words(request.prompt)
-        return sum(_words(str(m.get("content") or "")) for m in request.messages or ())
+        prefix = _words(request.assistant_prefix) if request.assistant_prefix else 0
+        return prefix + sum(_words(str(m.get("content") or "")) for m in request.messages or ())
 
     async def capabilities(self) -> Capabilities:
         return self._caps

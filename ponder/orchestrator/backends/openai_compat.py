@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from ponder.errors import (
     AuthenticationFailed,
     BackendError,
     BadRequestError,
+    CapabilityMissing,
     ConfigError,
     EndpointUnreachable,
     GenerationTimeout,
@@ -30,6 +32,7 @@ from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MAX_CONCURRENCY = 16
+CONTINUATION_MODES = ("auto", "none", "prefill", "template")
 
 
 class OpenAICompatibleBackend(Backend):
@@ -39,6 +42,13 @@ class OpenAICompatibleBackend(Backend):
     remembers) and otherwise fanned out as concurrent single requests with per-sample seeds.
     Completion tokens are counted per choice, since some servers (llama.cpp) under-report usage
     for native ``n``.
+
+    Continuing a partial assistant message (``GenerationRequest.assistant_prefix``) is done per
+    ``continuation``: ``"template"`` renders the chat template server-side (llama.cpp
+    ``/apply-template``) and continues with a raw completion; ``"prefill"`` sends the prefix as a
+    final assistant message for servers that continue it (llama.cpp, vLLM with
+    ``continue_final_message``); ``"none"`` refuses with ``CapabilityMissing``. ``"auto"`` picks
+    ``"template"`` when ``apply_template_url`` is known, else ``"none"``.
     """
 
     name = "openai"
@@ -55,6 +65,7 @@ class OpenAICompatibleBackend(Backend):
         max_native_n: int | None = None,
         tokenize_url: str | None = None,
         apply_template_url: str | None = None,
+        continuation: str = "auto",
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         model = model or os.environ.get("PONDER_MODEL") or os.environ.get("OPENAI_MODEL")
@@ -66,6 +77,18 @@ class OpenAICompatibleBackend(Backend):
             raise ConfigError(
                 "backend.n_mode", f"got {n_mode!r}; valid choices: auto, fanout, native"
             )
+        if continuation not in CONTINUATION_MODES:
+            raise ConfigError(
+                "backend.continuation",
+                f"got {continuation!r}; valid choices: {', '.join(CONTINUATION_MODES)}",
+            )
+        if continuation == "auto":
+            continuation = "template" if apply_template_url else "none"
+        if continuation == "template" and not apply_template_url:
+            raise ConfigError(
+                "backend.continuation", "'template' needs apply_template_url (llama.cpp)"
+            )
+        self.continuation = continuation
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.n_mode = n_mode
@@ -115,7 +138,8 @@ class OpenAICompatibleBackend(Backend):
                     self._apply_template_url, json={"messages": list(request.messages or ())}
                 )
                 resp.raise_for_status()
-                return await self.count_tokens(resp.json()["prompt"])
+                prompt = resp.json()["prompt"] + (request.assistant_prefix or "")
+                return await self.count_tokens(prompt)
             except (httpx.HTTPError, KeyError, ValueError):
                 pass
         return await super().count_prompt_tokens(request)
@@ -127,6 +151,7 @@ class OpenAICompatibleBackend(Backend):
             logprobs=None,
             raw_completion=None,
             tools=None,
+            continuation=self.continuation != "none",
             exact_token_count=self._tokenize_url is not None,
         )
 
@@ -181,8 +206,61 @@ class OpenAICompatibleBackend(Backend):
                 kw["logprobs"] = max(p.top_logprobs, 1)
         return kw
 
-    async def _call(self, request: GenerationRequest) -> Completion:
+    async def _continue(self, request: GenerationRequest) -> Completion:
+        """Continue ``request.assistant_prefix`` per ``self.continuation`` (see the class doc)."""
+        prefix = request.assistant_prefix or ""
+        messages = list(request.messages or ())
+        if self.continuation == "prefill":
+            msgs = (*messages, {"role": "assistant", "content": prefix})
+            plain = replace(request, messages=msgs, assistant_prefix=None)
+            done = await self._call(
+                plain, extra_body={"continue_final_message": True, "add_generation_prompt": False}
+            )
+            for choice in done.choices:  # llama.cpp echoes the prefilled text; keep only the new
+                if prefix and choice.text.startswith(prefix):
+                    choice.text = choice.text[len(prefix) :]
+            return done
+        if self.continuation != "template" or not self._apply_template_url:
+            raise CapabilityMissing(
+                f"the backend at {self.base_url} lacks capability 'continuation' (continuing a "
+                "partial assistant message): it needs raw completions with the model's chat "
+                "template (llama.cpp /apply-template) or assistant-prefix continuation; set "
+                "backend continuation='prefill' if the server continues a final assistant "
+                "message, or use the strategy without continuation",
+                url=self.base_url,
+            )
+        try:
+            resp = await self._http.post(self._apply_template_url, json={"messages": messages})
+            resp.raise_for_status()
+            rendered = str(resp.json()["prompt"])
+        except httpx.HTTPStatusError as exc:
+            raise BadRequestError(
+                f"{self._apply_template_url} refused to render the chat template "
+                f"(HTTP {exc.response.status_code}): {exc.response.text[:300]}",
+                url=self._apply_template_url,
+                status=exc.response.status_code,
+            ) from exc
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            raise EndpointUnreachable(
+                f"cannot render the chat template at {self._apply_template_url}: {exc}",
+                url=self._apply_template_url,
+            ) from exc
+        raw = GenerationRequest(
+            prompt=rendered + prefix,
+            params=request.params,
+            role=request.role,
+            purpose=request.purpose,
+        )
+        return await self._call(raw)
+
+    async def _call(
+        self, request: GenerationRequest, extra_body: dict[str, Any] | None = None
+    ) -> Completion:
+        if request.assistant_prefix is not None:
+            return await self._continue(request)
         kw = self._kwargs(request)
+        if extra_body:
+            kw["extra_body"] = extra_body
         t0 = time.perf_counter()
         async with self._semaphore:
             try:

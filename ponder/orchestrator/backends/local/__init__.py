@@ -125,6 +125,7 @@ class LocalBackend(Backend):
             logprobs=True,
             raw_completion=True,
             tools=True,
+            continuation=True,
             context_length=self.ctx_per_slot,
             exact_token_count=True,
         )

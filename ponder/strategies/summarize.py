@@ -1,0 +1,251 @@
+"""Self-summarization checkpoints (ReSum): reason past a fixed working context.
+
+Use ``SummarizingReasoner`` when a reasoning trace may be longer than the context you want any
+single call to hold. The model reasons in a *window*; at a checkpoint (the working context, prompt
+plus reasoning so far, reaches ``checkpoint_tokens``, or ``summarize_every`` tokens were generated
+in the window) it is asked to summarize its progress with a jinja2 template, and reasoning restarts
+from the question plus that summary, not from the raw trace. At most ``max_summaries`` summaries
+are written (a window always gets at least ``min_window_tokens``); raise it at test time
+(``strategy.model_copy(update={"max_summaries": 8})``) to let a config tuned for fewer rounds
+think longer. The final answer is extracted as usual.
+
+Token counts come from the backend's own usage numbers (its tokenizer where it has one); only the
+first call of a window is sized with a tiktoken estimate of its prompt. If that call stops short of
+the checkpoint, the partial answer is *continued* (``GenerationRequest.assistant_prefix``), which
+needs the backend capability "continuation" (llama.cpp and the local default have it); set
+``continuation=False`` to size each window with the estimate alone and never continue.
+
+Every raw window and every summary stays in the trace (``decision`` events ``checkpoint``), so a
+user can audit what was dropped. It is an ordinary sans-I/O strategy, so parallel sampling can
+``Fork`` several of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import Field, model_validator
+
+from ponder.answers import extract_answer, last_boxed
+from ponder.orchestrator.backends.base import estimate_chat_tokens
+from ponder.orchestrator.requests import (
+    Completion,
+    GenerationFailure,
+    GenerationRequest,
+    Message,
+    Result,
+    SamplingParams,
+)
+from ponder.prompts import load_template
+from ponder.strategies.base import Action, Flow, Generate, Note, Outcome, Strategy, Task
+from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
+from ponder.strategies.registry import register_strategy
+
+SUMMARY_VARIABLES = {"question", "summary", "reasoning"}
+RESTART_VARIABLES = {"question", "summary"}
+MIN_CONTINUATION_TOKENS = 16
+"""A window that stops this close to its checkpoint is summarized rather than continued."""
+
+T = TypeVar("T")
+_SubFlow = Generator[Action, Any, T]
+
+
+@dataclass
+class _Window:
+    """One stretch of reasoning between (re)starts."""
+
+    text: str = ""
+    generated: int = 0
+    context: int = 0
+    calls: int = 0
+    finish_reason: str | None = None
+    failure: GenerationFailure | None = None
+
+
+@dataclass
+class _Progress:
+    summaries: list[str] = field(default_factory=list)
+    windows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@register_strategy
+class SummarizingReasoner(Strategy):
+    """Chain-of-thought with self-summarization checkpoints (ReSum-style)."""
+
+    name: ClassVar[str] = "summarize"
+
+    checkpoint_tokens: int | None = Field(1024, gt=0)
+    summarize_every: int | None = Field(None, gt=0)
+    max_summaries: int = Field(4, ge=0)
+    summary_max_tokens: int = Field(256, gt=0)
+    min_window_tokens: int = Field(64, gt=0)
+    continuation: bool = True
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    system_template: str = "cot_system"
+    user_template: str = "cot_user"
+    restart_template: str = "resum_restart_user"
+    summary_system_template: str = "resum_summary_system"
+    summary_template: str = "resum_summary_user"
+
+    @model_validator(mode="after")
+    def _valid(self) -> SummarizingReasoner:
+        if self.checkpoint_tokens is None and self.summarize_every is None:
+            raise ValueError("set checkpoint_tokens, summarize_every, or both")
+        load_template(self.system_template, allowed=())
+        load_template(self.user_template, allowed=PROMPT_VARIABLES)
+        load_template(self.restart_template, allowed=RESTART_VARIABLES)
+        load_template(self.summary_system_template, allowed=())
+        load_template(self.summary_template, allowed=SUMMARY_VARIABLES)
+        return self
+
+    # -- prompts ----------------------------------------------------------------------------------
+
+    def _messages(self, task: Task, summary: str | None) -> tuple[Message, ...]:
+        if summary is None:
+            return cot_messages(task, self.system_template, self.user_template)
+        system = task.system or load_template(self.system_template, allowed=()).render()
+        user = load_template(self.restart_template, allowed=RESTART_VARIABLES).render(
+            question=task.question, summary=summary
+        )
+        return ({"role": "system", "content": system}, {"role": "user", "content": user})
+
+    def _params(self, max_tokens: int, purpose_seed: int) -> SamplingParams:
+        seed = None if self.seed is None else self.seed + purpose_seed
+        return SamplingParams(
+            temperature=self.temperature, top_p=self.top_p, max_tokens=max_tokens, seed=seed
+        )
+
+    def _room(self, messages: tuple[Message, ...], w: _Window) -> int:
+        """Tokens the next call of window ``w`` may generate before the checkpoint."""
+        rooms: list[int] = []
+        if self.checkpoint_tokens is not None:
+            if w.calls:
+                rooms.append(self.checkpoint_tokens - w.context)
+            else:  # a window always reasons a little, even after a long summary
+                estimate = estimate_chat_tokens(messages)
+                rooms.append(max(self.checkpoint_tokens - estimate, self.min_window_tokens))
+        if self.summarize_every is not None:
+            rooms.append(self.summarize_every - w.generated)
+        return min(rooms)
+
+    # -- flow -------------------------------------------------------------------------------------
+
+    def _window(self, task: Task, summary: str | None, index: int) -> _SubFlow[_Window]:
+        """Reason from question (+ summary) until done, a checkpoint, or a failure."""
+        messages = self._messages(task, summary)
+        w = _Window()
+        while True:
+            room = self._room(messages, w)
+            if w.calls and room < MIN_CONTINUATION_TOKENS:
+                w.finish_reason = "checkpoint"
+                return w
+            request = GenerationRequest(
+                messages=messages,
+                assistant_prefix=w.text if w.calls else None,
+                params=self._params(room, index * 100 + w.calls),
+                purpose="reason",
+            )
+            [result] = yield Generate.of(request)
+            if not isinstance(result, Completion):
+                w.failure = result
+                return w
+            choice = result.choices[0]
+            w.text += choice.text
+            w.generated += choice.completion_tokens
+            w.context = result.prompt_tokens + choice.completion_tokens
+            w.calls += 1
+            if choice.finish_reason != "length":
+                w.finish_reason = choice.finish_reason or "stop"
+                return w
+            if not self.continuation:
+                w.finish_reason = "checkpoint"
+                return w
+
+    def _summarize(
+        self, task: Task, summary: str | None, reasoning: str, index: int
+    ) -> _SubFlow[Result]:
+        system = load_template(self.summary_system_template, allowed=()).render()
+        user = load_template(self.summary_template, allowed=SUMMARY_VARIABLES).render(
+            question=task.question, summary=summary or "", reasoning=reasoning
+        )
+        request = GenerationRequest(
+            messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
+            params=self._params(self.summary_max_tokens, index * 100 + 99),
+            purpose="summarize",
+        )
+        [result] = yield Generate.of(request)
+        return result
+
+    def flow(self, task: Task) -> Flow:
+        progress = _Progress()
+        summary: str | None = None
+        w = _Window()
+        for index in range(self.max_summaries + 1):
+            w = yield from self._window(task, summary, index)
+            progress.windows.append(
+                {
+                    "index": index,
+                    "generated_tokens": w.generated,
+                    "context_tokens": w.context,
+                    "calls": w.calls,
+                    "finish_reason": w.finish_reason,
+                }
+            )
+            if w.failure is not None:
+                return self._failed(w, summary, progress)
+            if w.finish_reason != "checkpoint":
+                return self._outcome(w.text, summary, progress, "answered")
+            if index == self.max_summaries:
+                break
+            result = yield from self._summarize(task, summary, w.text, index)
+            if not isinstance(result, Completion):
+                w.failure = result
+                return self._failed(w, summary, progress)
+            new_summary = result.choices[0].text.strip()
+            yield Note(
+                "checkpoint",
+                {
+                    "window": index,
+                    "context_tokens": w.context,
+                    "generated_tokens": w.generated,
+                    "dropped_reasoning": w.text,
+                    "summary": new_summary,
+                },
+            )
+            summary = new_summary
+            progress.summaries.append(summary)
+        yield Note("max_summaries_reached", {"max_summaries": self.max_summaries})
+        return self._outcome(w.text, summary, progress, "max_summaries")
+
+    # -- outcomes ---------------------------------------------------------------------------------
+
+    def _outcome(
+        self, text: str, summary: str | None, progress: _Progress, stop_reason: str
+    ) -> Outcome:
+        if stop_reason == "answered":
+            answer = extract_answer(text)
+        else:  # cut off: prefer a stated answer over the last number of a truncated trace
+            answer = last_boxed(text) or (last_boxed(summary) if summary else None)
+            answer = answer or extract_answer(text)
+        return Outcome(
+            answer=answer,
+            text=text,
+            data={
+                "stop_reason": stop_reason,
+                "summaries": progress.summaries,
+                "windows": progress.windows,
+            },
+        )
+
+    def _failed(self, w: _Window, summary: str | None, progress: _Progress) -> Outcome:
+        assert w.failure is not None
+        if not w.failure.budget:
+            raise w.failure.error
+        outcome = self._outcome(w.text, summary, progress, "budget")
+        outcome.budget_limited = True
+        outcome.data["error"] = f"{type(w.failure.error).__name__}: {w.failure.error}"
+        return outcome

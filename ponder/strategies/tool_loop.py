@@ -1,0 +1,254 @@
+"""A tool-use loop with summarization-based context management (SUPO-style).
+
+Use ``ToolLoop`` when the model should call tools (OpenAI tools API, function calling) over many
+turns. Each turn the model either calls tools, whose results are appended as ``tool`` messages, or
+answers. When the working context (the last call's prompt + completion, as the backend counted
+them, plus a tiktoken estimate of the tool results appended since) passes ``context_limit``, the
+history is replaced by an LLM-written summary that keeps the task, the tool results that matter and
+the progress, and the loop continues from the question plus that summary. At most
+``max_summary_rounds`` rounds; it may be raised at test time beyond what a config was tuned for.
+
+Tools are names registered with ``@ponder.tools.tool`` (built in: ``calculator``,
+``search_problems``), ``Tool`` objects, or plain typed functions. Tools run in-process (they are
+local functions, not model calls); a tool error goes back to the model as a tool message. A reply
+that is only a JSON tool call written as text (small models do this) is run as a tool call too
+(``parse_text_tool_calls``). Every
+tool call, result and summary (with the dropped messages) is a ``decision`` event in the trace.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from ponder.answers import extract_answer, last_boxed
+from ponder.orchestrator.backends.base import CHAT_OVERHEAD_PER_MESSAGE, estimate_tokens
+from ponder.orchestrator.requests import Completion, GenerationRequest, Message, SamplingParams
+from ponder.prompts import load_template
+from ponder.strategies.base import Flow, Generate, Note, Outcome, Strategy, Task
+from ponder.strategies.registry import register_strategy
+from ponder.tools.base import Tool, resolve_tools
+
+SUMMARY_VARIABLES = {"question", "summary", "transcript"}
+RESTART_VARIABLES = {"question", "summary"}
+
+
+def transcript(messages: list[Message]) -> str:
+    """A plain-text rendering of a chat history with tool calls, for the summarizer."""
+    lines: list[str] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "system":
+            continue
+        if role == "tool":
+            lines.append(f"TOOL RESULT ({m.get('name', 'tool')}): {m.get('content')}")
+            continue
+        if m.get("content"):
+            lines.append(f"{str(role).upper()}: {m['content']}")
+        for tc in m.get("tool_calls") or []:
+            fn = tc.get("function", {})
+            lines.append(f"ASSISTANT CALLED {fn.get('name')}({fn.get('arguments')})")
+    return "\n".join(lines)
+
+
+_FENCE = re.compile(r"^\s*(?:```(?:json)?|<tool_call>)\s*(.*?)\s*(?:```|</tool_call>)?\s*$", re.S)
+
+
+def text_tool_calls(text: str, tools: dict[str, Tool], turn: int) -> list[dict[str, Any]]:
+    """A tool call written as plain text (``{"name": ..., "arguments": {...}}``, optionally in a
+    code fence or ``<tool_call>`` tags), as small models often do instead of the structured form.
+    Only a whole-reply JSON object naming a known tool counts."""
+    m = _FENCE.match(text)
+    body = m.group(1) if m else text.strip()
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(obj, dict) or obj.get("name") not in tools:
+        return []
+    args = obj.get("arguments", obj.get("parameters", {}))
+    return [
+        {
+            "id": f"text_call_{turn}",
+            "type": "function",
+            "function": {"name": obj["name"], "arguments": json.dumps(args)},
+        }
+    ]
+
+
+@register_strategy
+class ToolLoop(Strategy):
+    """Multi-turn tool use with LLM-written summaries when the context passes a limit."""
+
+    name: ClassVar[str] = "tool_loop"
+
+    tools: tuple[Any, ...] = ("calculator", "search_problems")
+    context_limit: int = Field(2048, gt=0)
+    max_summary_rounds: int = Field(2, ge=0)
+    max_turns: int = Field(8, gt=0)
+    max_tokens: int = Field(256, gt=0)
+    summary_max_tokens: int = Field(256, gt=0)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    seed: int | None = None
+    parse_text_tool_calls: bool = True
+    system_template: str = "tool_system"
+    user_template: str = "cot_user"
+    restart_template: str = "tool_restart_user"
+    summary_system_template: str = "tool_summary_system"
+    summary_template: str = "tool_summary_user"
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_resolve(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        resolve_tools(value)  # unknown names fail here, at config load, listing the valid ones
+        return value
+
+    @model_validator(mode="after")
+    def _templates_valid(self) -> ToolLoop:
+        load_template(self.system_template, allowed=())
+        load_template(self.user_template, allowed={"question"})
+        load_template(self.restart_template, allowed=RESTART_VARIABLES)
+        load_template(self.summary_system_template, allowed=())
+        load_template(self.summary_template, allowed=SUMMARY_VARIABLES)
+        return self
+
+    def _start(self, task: Task, summary: str | None) -> list[Message]:
+        system = task.system or load_template(self.system_template, allowed=()).render()
+        if summary is None:
+            user = load_template(self.user_template, allowed={"question"}).render(
+                question=task.question
+            )
+        else:
+            user = load_template(self.restart_template, allowed=RESTART_VARIABLES).render(
+                question=task.question, summary=summary
+            )
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def _params(self, max_tokens: int, offset: int) -> SamplingParams:
+        seed = None if self.seed is None else self.seed + offset
+        return SamplingParams(temperature=self.temperature, max_tokens=max_tokens, seed=seed)
+
+    def flow(self, task: Task) -> Flow:
+        tools = {t.name: t for t in resolve_tools(self.tools)}
+        schemas = tuple(t.schema() for t in tools.values())
+        messages = self._start(task, None)
+        summary: str | None = None
+        summaries: list[str] = []
+        tool_calls = 0
+        text = ""
+        for turn in range(self.max_turns):
+            request = GenerationRequest(
+                messages=tuple(messages),
+                tools=schemas,
+                params=self._params(self.max_tokens, turn),
+                purpose="tool_turn",
+            )
+            [result] = yield Generate.of(request)
+            if not isinstance(result, Completion):
+                if not result.budget:
+                    raise result.error
+                return self._outcome(text, "budget", turn, tool_calls, summaries, limited=True)
+            choice = result.choices[0]
+            text = choice.text
+            context = result.prompt_tokens + choice.completion_tokens
+            calls = choice.tool_calls
+            if not calls and self.parse_text_tool_calls:
+                calls = text_tool_calls(text, tools, turn)
+                if calls:
+                    text = ""
+                    yield Note("text_tool_call", {"parsed": calls})
+            if not calls:
+                return self._outcome(text, "answered", turn + 1, tool_calls, summaries)
+            messages.append({"role": "assistant", "content": text or None, "tool_calls": calls})
+            for call in calls:
+                tool_calls += 1
+                output = self._run_tool(tools, call)
+                fn = call.get("function", {})
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.get("id") or f"call_{tool_calls}",
+                        "name": fn.get("name"),
+                        "content": output,
+                    }
+                )
+                context += estimate_tokens(output) + CHAT_OVERHEAD_PER_MESSAGE
+                yield Note(
+                    "tool_call",
+                    {"tool": fn.get("name"), "arguments": fn.get("arguments"), "result": output},
+                )
+            if context <= self.context_limit:
+                continue
+            if len(summaries) >= self.max_summary_rounds:
+                yield Note("context_limit", {"context_tokens": context, "rounds": len(summaries)})
+                return self._outcome(text, "context_limit", turn + 1, tool_calls, summaries)
+            summarized = yield from self._summarize(task, summary, messages, len(summaries))
+            if not isinstance(summarized, Completion):
+                if not summarized.budget:
+                    raise summarized.error
+                return self._outcome(text, "budget", turn + 1, tool_calls, summaries, limited=True)
+            summary = summarized.choices[0].text.strip()
+            yield Note(
+                "summarized",
+                {
+                    "round": len(summaries) + 1,
+                    "context_tokens": context,
+                    "dropped_messages": messages[1:],
+                    "summary": summary,
+                },
+            )
+            summaries.append(summary)
+            messages = self._start(task, summary)
+        return self._outcome(text, "max_turns", self.max_turns, tool_calls, summaries)
+
+    def _summarize(
+        self, task: Task, summary: str | None, messages: list[Message], round_: int
+    ) -> Any:
+        system = load_template(self.summary_system_template, allowed=()).render()
+        user = load_template(self.summary_template, allowed=SUMMARY_VARIABLES).render(
+            question=task.question, summary=summary or "", transcript=transcript(messages)
+        )
+        request = GenerationRequest(
+            messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
+            params=self._params(self.summary_max_tokens, 1000 + round_),
+            purpose="summarize",
+        )
+        [result] = yield Generate.of(request)
+        return result
+
+    @staticmethod
+    def _run_tool(tools: dict[str, Tool], call: dict[str, Any]) -> str:
+        fn = call.get("function") or {}
+        name = fn.get("name")
+        tool = tools.get(str(name))
+        if tool is None:
+            return f"error: unknown tool {name!r}; available tools: {', '.join(sorted(tools))}"
+        args = fn.get("arguments")
+        return tool.call(args if isinstance(args, str | dict) else json.dumps(args))
+
+    @staticmethod
+    def _outcome(
+        text: str,
+        stop_reason: str,
+        turns: int,
+        tool_calls: int,
+        summaries: list[str],
+        limited: bool = False,
+    ) -> Outcome:
+        return Outcome(
+            answer=extract_answer(text) if stop_reason == "answered" else last_boxed(text),
+            text=text,
+            budget_limited=limited,
+            data={
+                "stop_reason": stop_reason,
+                "turns": turns,
+                "tool_calls": tool_calls,
+                "summaries": summaries,
+            },
+        )
+
+    def roles(self) -> set[str]:
+        return {"default"}
