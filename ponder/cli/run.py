@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ponder.api import arun, load_config
-from ponder.config import OpenAIBackendConfig, LocalBackendConfig
+from ponder.config import LocalBackendConfig, OpenAIBackendConfig
 from ponder.errors import InputError
 from ponder.strategies.registry import build_strategy
 

@@ -1,7 +1,7 @@
 """Reasoning strategies. Importing this package registers the built-in ones."""
 
-from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
 from ponder.strategies.adaptive import AdaptiveSample
+from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
 from ponder.strategies.cot import ChainOfThought
 from ponder.strategies.parallel import ParallelSample
 from ponder.strategies.registry import (

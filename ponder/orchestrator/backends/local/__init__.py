@@ -13,7 +13,11 @@ from pathlib import Path
 from ponder.errors import BackendError, ServerDiedError, ServerStartError
 from ponder.orchestrator.backends.base import Backend, Capabilities
 from ponder.orchestrator.backends.local.model import DEFAULT_MODEL, ensure_model, verify_model
-from ponder.orchestrator.backends.local.server import DEFAULT_CTX_PER_SLOT, DEFAULT_N_PARALLEL, LlamaServer
+from ponder.orchestrator.backends.local.server import (
+    DEFAULT_CTX_PER_SLOT,
+    DEFAULT_N_PARALLEL,
+    LlamaServer,
+)
 from ponder.orchestrator.backends.local.toolchain import find_llama_server
 from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
 from ponder.orchestrator.requests import Completion, GenerationRequest
