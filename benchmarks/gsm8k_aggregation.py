@@ -9,7 +9,8 @@ seeded samples: it draws exactly the first m of them, so its accuracy and tokens
 them. Resumable: re-running skips finished questions.
 
     python benchmarks/gsm8k_aggregation.py -n 30 --out results/bench_05b
-    python benchmarks/gsm8k_aggregation.py -n 20 --sampler qwen2.5-coder-1.5b-instruct --no-greedy --out results/bench_15b
+    python benchmarks/gsm8k_aggregation.py -n 20 --sampler qwen2.5-coder-1.5b-instruct \\
+        --no-greedy --out results/bench_15b
 """
 
 from __future__ import annotations
@@ -65,12 +66,18 @@ async def draw_samples(args: argparse.Namespace, items: list[Any], out: Path) ->
                 r = await orch.run(strat, it.question)
                 s = r.outcome.samples
                 rec = {
-                    "id": it.id, "idx": it.id, "question": it.question, "answer": it.gold,
-                    "responses": [x.text for x in s], "preds": [x.answer for x in s],
+                    "id": it.id,
+                    "idx": it.id,
+                    "question": it.question,
+                    "answer": it.gold,
+                    "responses": [x.text for x in s],
+                    "preds": [x.answer for x in s],
                     "confidences": [x.confidence for x in s],
                     "tokens": [x.data.get("tokens", 0) for x in s],
-                    "prompt_tokens": r.usage.prompt_tokens, "completion_tokens": r.usage.completion_tokens,
-                    "wall_time_s": r.usage.wall_time_s, "seeds": [x.data.get("seed") for x in s],
+                    "prompt_tokens": r.usage.prompt_tokens,
+                    "completion_tokens": r.usage.completion_tokens,
+                    "wall_time_s": r.usage.wall_time_s,
+                    "seeds": [x.data.get("seed") for x in s],
                 }
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
@@ -93,7 +100,11 @@ def adaptive_replay(rows: list[dict[str, Any]], k: int, threshold: float) -> dic
         correct.append(bool(pick) and is_equivalent(pick.answer, r["answer"]))
         tokens.append(per_prompt * m + sum(r["tokens"][:m]))
         drawn.append(m)
-    return {"accuracy": mean(correct), "mean_total_tokens": mean(tokens), "mean_samples": mean(drawn)}
+    return {
+        "accuracy": mean(correct),
+        "mean_total_tokens": mean(tokens),
+        "mean_samples": mean(drawn),
+    }
 
 
 async def main() -> None:
@@ -104,7 +115,9 @@ async def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--sampler", default="qwen2.5-coder-0.5b-instruct", choices=sorted(MODELS))
-    ap.add_argument("--aggregator-model", default="qwen2.5-coder-0.5b-instruct", choices=sorted(MODELS))
+    ap.add_argument(
+        "--aggregator-model", default="qwen2.5-coder-0.5b-instruct", choices=sorted(MODELS)
+    )
     ap.add_argument("--no-greedy", action="store_true")
     ap.add_argument("--threshold", type=float, default=0.75)
     ap.add_argument("--out", default="results/bench_gsm8k")
@@ -120,13 +133,17 @@ async def main() -> None:
     if not args.no_greedy:
         chain = ChainConfig(strategy=ChainOfThought(temperature=0.0, max_tokens=args.max_tokens))
         b = backend_for(args.sampler)
-        rows += await evaluate([EvalJob("greedy", chain)], items, out, concurrency=4, backends={"default": b})
+        rows += await evaluate(
+            [EvalJob("greedy", chain)], items, out, concurrency=4, backends={"default": b}
+        )
         await b.aclose()
 
     t0 = time.perf_counter()
     await draw_samples(args, items, out)
     print(f"sampling done in {time.perf_counter() - t0:.0f}s")
-    sample_rows = [r for r in read_records(out / "samples.jsonl") if r["id"] in {i.id for i in items}]
+    sample_rows = [
+        r for r in read_records(out / "samples.jsonl") if r["id"] in {i.id for i in items}
+    ]
     sample_tokens = mean(r["prompt_tokens"] + r["completion_tokens"] for r in sample_rows)
     sample_wall = mean(r["wall_time_s"] for r in sample_rows)
 
@@ -139,7 +156,9 @@ async def main() -> None:
     ]
     sets = load_sample_sets(str(out / "samples.jsonl"))
     sets = [s for s in sets if s.id in {i.id for i in items}]
-    agg_rows = await evaluate(offline_jobs(aggs), sets, out, concurrency=4, backends={"default": agg})
+    agg_rows = await evaluate(
+        offline_jobs(aggs), sets, out, concurrency=4, backends={"default": agg}
+    )
     await agg.aclose()
     for r in agg_rows:  # add the shared sampling cost to each aggregator's own cost
         r["aggregator_tokens"] = r["mean_total_tokens"]
@@ -149,15 +168,23 @@ async def main() -> None:
         r["median_wall_s"] += sample_wall
     rows += agg_rows
     ad = adaptive_replay(sample_rows, args.k, args.threshold)
-    rows.append({"config": f"adaptive<= {args.k} (t={args.threshold})", "n": len(sample_rows), **ad})
+    rows.append(
+        {"config": f"adaptive<= {args.k} (t={args.threshold})", "n": len(sample_rows), **ad}
+    )
     print(format_table(rows))
-    print("aggregator-only tokens/q:", {r["config"]: round(r.get("aggregator_tokens", 0)) for r in agg_rows})
+    print(
+        "aggregator-only tokens/q:",
+        {r["config"]: round(r.get("aggregator_tokens", 0)) for r in agg_rows},
+    )
     print(f"sampling: {sample_tokens:.0f} tokens/q, mean wall {sample_wall:.1f}s/q")
     (out / "bench_summary.json").write_text(json.dumps(rows, indent=2, default=str))
     try:
         from ponder.evaluation.plot import plot_scaling
 
-        print("plot:", plot_scaling(rows, out / "scaling.png", title=f"GSM8K first {args.n}, {args.sampler}"))
+        print(
+            "plot:",
+            plot_scaling(rows, out / "scaling.png", title=f"GSM8K first {args.n}, {args.sampler}"),
+        )
     except Exception as exc:  # plotting is optional here
         print("no plot:", exc)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from pydantic import Field
+
 from ponder.aggregator.base import Aggregator
 from ponder.aggregator.registry import register_aggregator
 from ponder.aggregator.scorers import Scorer
@@ -32,7 +34,7 @@ class BestOfN(Aggregator):
     """The answer of the candidate with the highest score (first on ties)."""
 
     name: ClassVar[str] = "best_of_n"
-    scorer: Scorer = Scorer()
+    scorer: Scorer = Field(default_factory=lambda: Scorer.model_validate({}))
 
     def roles(self) -> set[str]:
         return {self.scorer.role} if self.scorer.kind == "judge" else set()
@@ -40,7 +42,8 @@ class BestOfN(Aggregator):
     def flow(self, task: Task, samples: Sequence[Outcome]) -> Flow:
         scores = yield from self.scorer.score(task, samples)
         scored = [
-            (sc, i) for i, (s, sc) in enumerate(zip(samples, scores, strict=True))
+            (sc, i)
+            for i, (s, sc) in enumerate(zip(samples, scores, strict=True))
             if s.answer is not None and sc is not None
         ]
         if not scored:

@@ -70,7 +70,9 @@ class LLMSelect(Aggregator):
         [result] = yield Generate.of(req)
         pick = parse_pick(result.text, len(views)) if isinstance(result, Completion) else None
         if pick is None:
-            yield Note("llm_select_fallback", {"why": "no valid candidate number", "answer": vote.answer})
+            yield Note(
+                "llm_select_fallback", {"why": "no valid candidate number", "answer": vote.answer}
+            )
             vote.data.update({"aggregator": self.name, "fallback": "majority (no valid pick)"})
             return vote
         chosen = samples[views[pick - 1].index]

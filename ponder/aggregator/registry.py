@@ -37,7 +37,9 @@ def aggregator_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_aggregator(data: Mapping[str, Any] | Aggregator | str, field: str = "aggregator") -> Aggregator:
+def build_aggregator(
+    data: Mapping[str, Any] | Aggregator | str, field: str = "aggregator"
+) -> Aggregator:
     """Build an aggregator from ``{"name": ..., **params}`` or a bare name."""
     if isinstance(data, Aggregator):
         return data
@@ -49,7 +51,9 @@ def build_aggregator(data: Mapping[str, Any] | Aggregator | str, field: str = "a
     params = dict(data)
     name = params.pop("name", None)
     if name is None:
-        raise ConfigError(f"{field}.name", f"missing; valid choices: {', '.join(aggregator_names())}")
+        raise ConfigError(
+            f"{field}.name", f"missing; valid choices: {', '.join(aggregator_names())}"
+        )
     cls = _REGISTRY.get(str(name))
     if cls is None:
         raise UnknownNameError(f"{field}.name", "aggregator", str(name), list(_REGISTRY))

@@ -83,7 +83,9 @@ class Scorer(BaseModel):
                     {
                         "role": "user",
                         "content": tpl.render(
-                            question=task.question, solution=samples[i].text, answer=samples[i].answer
+                            question=task.question,
+                            solution=samples[i].text,
+                            answer=samples[i].answer,
                         ),
                     },
                 ),

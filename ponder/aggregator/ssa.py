@@ -52,7 +52,9 @@ class SSA(Aggregator):
     def roles(self) -> set[str]:
         return {self.role}
 
-    def request(self, task: Task, samples: Sequence[Outcome]) -> tuple[GenerationRequest, list[int]]:
+    def request(
+        self, task: Task, samples: Sequence[Outcome]
+    ) -> tuple[GenerationRequest, list[int]]:
         views = candidate_views(samples, self.max_candidates, self.max_candidate_tokens)
         user = load_template(self.user_template, allowed=SSA_VARIABLES).render(
             question=task.question, candidates=views

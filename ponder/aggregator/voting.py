@@ -98,7 +98,7 @@ def sample_weight(s: Outcome, by: str, temperature: float) -> float:
 
 @register_aggregator
 class Weighted(Aggregator):
-    """Votes weighted by ``confidence`` (mean token logprob) or ``score`` (a scorer's / reward model's).
+    """Votes weighted by ``confidence`` (mean token logprob) or ``score`` (scorer / reward model).
 
     A sample without a weight counts 0; if no sample has one, this degrades to majority (noted
     in the result's ``data``) rather than failing.

@@ -4,9 +4,11 @@ test-time-scaling plot.
 
 Examples::
 
-    ponder eval --data ../shared/data/gsm8k/test.jsonl -n 40 -c greedy.yaml -c maj8.yaml --out results/gsm8k
+    ponder eval --data ../shared/data/gsm8k/test.jsonl -n 40 \\
+        -c greedy.yaml -c maj8.yaml --out results/gsm8k
     ponder eval --offline ../shared/data/aggregation/math_cot_100.jsonl \\
-        --aggregator majority --aggregator best_of_n --aggregator '{"name": "weighted", "by": "score"}'
+        --aggregator majority --aggregator best_of_n \\
+        --aggregator '{"name": "weighted", "by": "score"}'
 """
 
 from __future__ import annotations
@@ -29,25 +31,54 @@ from ponder.evaluation.summary import format_table
 
 def register(sub: Any) -> None:
     p = sub.add_parser("eval", help="evaluate chain configs (or aggregators) on a dataset")
-    p.add_argument("--data", help="dataset JSONL (GSM8K, MATH-500, or any with --question-field/--answer-field)")
-    p.add_argument("--format", choices=FORMATS, default="auto", help="dataset format (default: detect)")
+    p.add_argument(
+        "--data",
+        help="dataset JSONL (GSM8K, MATH-500, or any with --question-field/--answer-field)",
+    )
+    p.add_argument(
+        "--format", choices=FORMATS, default="auto", help="dataset format (default: detect)"
+    )
     p.add_argument("--question-field", help="field holding the question (generic JSONL)")
     p.add_argument("--answer-field", help="field holding the gold answer (generic JSONL)")
-    p.add_argument("-c", "--config", action="append", default=[], metavar="[NAME=]PATH",
-                   help="chain config to evaluate; repeat to compare (default: the default chain)")
+    p.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="chain config to evaluate; repeat to compare (default: the default chain)",
+    )
     p.add_argument("-n", "--limit", type=int, help="number of questions (default: all)")
-    p.add_argument("--sample-seed", type=int, help="draw --limit questions at random with this seed")
-    p.add_argument("--concurrency", type=int, default=4, help="questions in flight at once (default 4)")
+    p.add_argument(
+        "--sample-seed", type=int, help="draw --limit questions at random with this seed"
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=4, help="questions in flight at once (default 4)"
+    )
     p.add_argument("--out", default="results/eval", help="output folder (default results/eval)")
-    p.add_argument("--plot", help="PNG path of the accuracy-vs-tokens plot (default OUT/scaling.png)")
+    p.add_argument(
+        "--plot", help="PNG path of the accuracy-vs-tokens plot (default OUT/scaling.png)"
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
-    p.add_argument("--traces", action="store_true", help="also write every run's trace to OUT/traces/")
+    p.add_argument(
+        "--traces", action="store_true", help="also write every run's trace to OUT/traces/"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--offline", metavar="PATH",
-                   help="sample-set JSONL (math_cot_100 format): run aggregators only, no sampling")
-    p.add_argument("--aggregator", action="append", default=[], metavar="[LABEL=]SPEC",
-                   help="offline: aggregator name or JSON config; repeat to compare")
-    p.add_argument("--aggregator-config", help="offline: chain config whose backends serve model aggregators")
+    p.add_argument(
+        "--offline",
+        metavar="PATH",
+        help="sample-set JSONL (math_cot_100 format): run aggregators only, no sampling",
+    )
+    p.add_argument(
+        "--aggregator",
+        action="append",
+        default=[],
+        metavar="[LABEL=]SPEC",
+        help="offline: aggregator name or JSON config; repeat to compare",
+    )
+    p.add_argument(
+        "--aggregator-config", help="offline: chain config whose backends serve model aggregators"
+    )
     p.set_defaults(handler=handle)
 
 
@@ -63,7 +94,7 @@ def _online_jobs(args: argparse.Namespace) -> list[EvalJob]:
     jobs = []
     for spec in specs:
         name, path = _named(spec)
-        chain = load_config(path) if path else ChainConfig()
+        chain = load_config(path) if path else ChainConfig.from_dict({})
         jobs.append(EvalJob(name or Path(path).stem, chain))
     _unique([j.name for j in jobs])
     return jobs
@@ -86,7 +117,10 @@ def _aggregators(args: argparse.Namespace) -> list[tuple[str, Any]]:
 def _unique(names: list[str]) -> None:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise InputError(f"two runs would write the same output file: {', '.join(sorted(dup))}; name them NAME=...")
+        raise InputError(
+            f"two runs would write the same output file: {', '.join(sorted(dup))}; "
+            "name them NAME=..."
+        )
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -94,7 +128,11 @@ def handle(args: argparse.Namespace) -> int:
     if args.offline:
         items = load_sample_sets(args.offline)
         aggs = _aggregators(args)
-        chain = load_config(args.aggregator_config) if args.aggregator_config else ChainConfig()
+        chain = (
+            load_config(args.aggregator_config)
+            if args.aggregator_config
+            else ChainConfig.from_dict({})
+        )
         jobs = offline_jobs(aggs, chain)
         if not any(a.roles() for _, a in aggs):
             backends = {"default": NoModel()}

@@ -1,4 +1,4 @@
-"""The evaluation harness behind ``ponder eval``: datasets, runner, summary table, plot, offline mode."""
+"""The evaluation harness behind ``ponder eval``: datasets, runner, summary, plot, offline mode."""
 
 from ponder.evaluation.datasets import Item, load_items, select
 from ponder.evaluation.runner import EvalJob, evaluate

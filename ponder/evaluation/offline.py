@@ -63,8 +63,12 @@ def load_sample_sets(path: str) -> list[Item]:
             for text, p, sc, conf in zip(responses, preds, scores, confs, strict=True)
         ]
         items.append(
-            Item(str(row.get("idx", row.get("id", i))), row["question"], str(row["answer"]),
-                 {"samples": samples})
+            Item(
+                str(row.get("idx", row.get("id", i))),
+                row["question"],
+                str(row["answer"]),
+                {"samples": samples},
+            )
         )
     return items
 
@@ -85,9 +89,10 @@ def offline_jobs(
     aggregators: Sequence[tuple[str, Aggregator]], chain: ChainConfig | None = None
 ) -> list[EvalJob]:
     """One job per (label, aggregator); ``chain`` supplies the backends for model aggregators."""
-    chain = chain or ChainConfig()
+    chain = chain or ChainConfig.from_dict({})
     jobs = []
     for label, agg in aggregators:
+
         def strategy_for(item: Item, agg: Aggregator = agg) -> Strategy:
             return Replay(aggregator=agg, samples=tuple(item.extra["samples"]))
 

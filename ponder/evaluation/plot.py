@@ -10,7 +10,7 @@ from ponder.errors import InputError
 
 
 def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Write a PNG of accuracy vs. mean total tokens/question. Needs ``pip install ponder[plot]``."""
+    """Write a PNG of accuracy vs. mean tokens/question. Needs ``pip install ponder[plot]``."""
     try:
         import matplotlib
 

@@ -32,7 +32,7 @@ StrategyFor = Callable[[Item], Strategy]
 
 @dataclass
 class EvalJob:
-    """One config to evaluate: a ``name`` (the output file stem) and a chain or a per-item strategy."""
+    """One config to evaluate: a ``name`` (output file stem), a chain, maybe a per-item strategy."""
 
     name: str
     chain: ChainConfig
@@ -82,7 +82,9 @@ async def run_job(
     if trace_file is not None:
         trace_file.parent.mkdir(parents=True, exist_ok=True)
     sem = asyncio.Semaphore(concurrency)
-    bar = tqdm(total=len(items), initial=len(items) - len(pending), desc=job.name, disable=not progress)
+    bar = tqdm(
+        total=len(items), initial=len(items) - len(pending), desc=job.name, disable=not progress
+    )
     t0 = time.perf_counter()
 
     async def one(item: Item) -> None:

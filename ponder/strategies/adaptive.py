@@ -61,7 +61,12 @@ class AdaptiveSample(Strategy):
     def _schedule_valid(self) -> AdaptiveSample:
         if self.schedule is not None:
             s = self.schedule
-            if not s or any(b <= a for a, b in zip(s, s[1:], strict=False)) or s[0] < 1 or s[-1] > self.k:
+            if (
+                not s
+                or any(b <= a for a, b in zip(s, s[1:], strict=False))
+                or s[0] < 1
+                or s[-1] > self.k
+            ):
                 raise ValueError(f"must be increasing counts between 1 and k={self.k}, got {s}")
         return self
 
@@ -75,10 +80,15 @@ class AdaptiveSample(Strategy):
         samples: list[Outcome] = []
         share = 0.0
         for target in schedule:
-            more = yield from draw(self.inner, task, len(samples), target - len(samples), base, self.mode)
+            more = yield from draw(
+                self.inner, task, len(samples), target - len(samples), base, self.mode
+            )
             samples.extend(more)
             stop, share = should_stop(samples, self.threshold, self.min_agree)
-            yield Note("adaptive_round", {"drawn": len(samples), "agreement": round(share, 4), "stop": stop})
+            yield Note(
+                "adaptive_round",
+                {"drawn": len(samples), "agreement": round(share, 4), "stop": stop},
+            )
             if stop:
                 break
         empty = ensure_some_answer(samples)

@@ -34,7 +34,9 @@ def _failed(error: str, seed: int, budget: bool = False) -> Outcome:
     return Outcome(answer=None, text="", budget_limited=budget, data={"error": error, "seed": seed})
 
 
-def draw(inner: Strategy, task: Task, start: int, count: int, base_seed: int, mode: str) -> SampleFlow:
+def draw(
+    inner: Strategy, task: Task, start: int, count: int, base_seed: int, mode: str
+) -> SampleFlow:
     """Draw samples ``start .. start+count-1``; returns one ``Outcome`` per sample."""
     seeds = [base_seed + start + i for i in range(count)]
     single = mode in ("auto", "n") and callable(getattr(inner, "request", None))
@@ -58,7 +60,9 @@ def draw(inner: Strategy, task: Task, start: int, count: int, base_seed: int, mo
         if o.answer is None:
             why = o.data.get("error") or "no extractable answer"
             o.data.setdefault("error", why)
-            yield Note("sample_failed", {"sample": start + i, "seed": o.data.get("seed"), "why": why})
+            yield Note(
+                "sample_failed", {"sample": start + i, "seed": o.data.get("seed"), "why": why}
+            )
     return outcomes
 
 
@@ -74,7 +78,11 @@ def _from_completion(result: Completion | GenerationFailure, seeds: list[int]) -
                 answer=extract_answer(ch.text),
                 text=ch.text,
                 confidence=ch.mean_logprob,
-                data={"seed": seed, "finish_reason": ch.finish_reason, "tokens": ch.completion_tokens},
+                data={
+                    "seed": seed,
+                    "finish_reason": ch.finish_reason,
+                    "tokens": ch.completion_tokens,
+                },
             )
         )
     for s in seeds[len(outcomes) :]:
