@@ -122,6 +122,7 @@ async def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.75)
     ap.add_argument("--out", default="results/bench_gsm8k")
     ap.add_argument("--threads", type=int, default=1, help="llama-server threads (default 1)")
+    ap.add_argument("--no-llm-select", action="store_true", help="skip the LLM-select baseline")
     args = ap.parse_args()
     global THREADS
     THREADS = args.threads
@@ -152,8 +153,9 @@ async def main() -> None:
         (f"majority@{args.k}", Majority()),
         (f"weighted@{args.k}", Weighted(by="confidence")),
         (f"ssa@{args.k}", SSA(max_tokens=args.max_tokens, max_candidate_tokens=256)),
-        (f"llm_select@{args.k}", LLMSelect(max_candidate_tokens=256, max_tokens=64)),
     ]
+    if not args.no_llm_select:
+        aggs.append((f"llm_select@{args.k}", LLMSelect(max_candidate_tokens=256, max_tokens=64)))
     sets = load_sample_sets(str(out / "samples.jsonl"))
     sets = [s for s in sets if s.id in {i.id for i in items}]
     agg_rows = await evaluate(
