@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ponder.errors import ConfigError, InputError, PonderError, PromptError
 
-SUBCOMMANDS = ("ponder.cli.run", "ponder.cli.setup", "ponder.cli.serve")
+SUBCOMMANDS = ("ponder.cli.run", "ponder.cli.setup", "ponder.cli.eval", "ponder.cli.serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

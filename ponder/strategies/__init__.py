@@ -1,7 +1,9 @@
 """Reasoning strategies. Importing this package registers the built-in ones."""
 
+from ponder.strategies.adaptive import AdaptiveSample
 from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
 from ponder.strategies.cot import ChainOfThought
+from ponder.strategies.parallel import ParallelSample
 from ponder.strategies.registry import (
     StrategyField,
     build_strategy,
@@ -12,6 +14,8 @@ from ponder.strategies.summarize import SummarizingReasoner
 from ponder.strategies.tool_loop import ToolLoop
 
 __all__ = [
+    "AdaptiveSample",
+    "ParallelSample",
     "ChainOfThought",
     "Flow",
     "Fork",

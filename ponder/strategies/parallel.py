@@ -1,0 +1,65 @@
+"""Parallel sampling: k samples of any inner strategy, then one aggregator.
+
+Use it for self-consistency (``aggregator: majority``), weighted voting, best-of-n or SSA::
+
+    strategy:
+      name: sample
+      k: 8
+      seed: 1234                 # sample i uses seed 1234 + i (random, and recorded, if unset)
+      inner: {name: cot, temperature: 0.7, max_tokens: 320}
+      aggregator: {name: majority}
+
+Failed samples are recorded in the trace and the rest are aggregated; only when every sample
+failed is the run an error (``AllSamplesFailed`` with all causes).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from ponder.aggregator.registry import AggregatorField, build_aggregator
+from ponder.strategies.base import Flow, Note, Strategy, Task
+from ponder.strategies.registry import StrategyField, build_strategy, register_strategy
+from ponder.strategies.sampling import draw, ensure_some_answer
+
+SEED_RANGE = 2**31 - 1024
+
+
+def _default_inner() -> Strategy:
+    return build_strategy({"name": "cot", "temperature": 0.7})
+
+
+def resolve_seed(seed: int | None) -> int:
+    return seed if seed is not None else random.randrange(SEED_RANGE)
+
+
+@register_strategy
+class ParallelSample(Strategy):
+    """Draw ``k`` samples of ``inner`` and aggregate them."""
+
+    name: ClassVar[str] = "sample"
+
+    k: int = Field(8, ge=1, le=256)
+    inner: StrategyField = Field(default_factory=_default_inner)
+    aggregator: AggregatorField = Field(default_factory=lambda: build_aggregator("majority"))
+    seed: int | None = None
+    mode: Literal["auto", "n", "fork"] = "auto"
+
+    def roles(self) -> set[str]:
+        return self.inner.roles() | self.aggregator.roles()
+
+    def flow(self, task: Task) -> Flow:
+        base = resolve_seed(self.seed)
+        yield Note("sampling", {"k": self.k, "base_seed": base, "mode": self.mode})
+        samples = yield from draw(self.inner, task, 0, self.k, base, self.mode)
+        empty = ensure_some_answer(samples)
+        if empty is not None:
+            return empty
+        out = yield from self.aggregator.flow(task, samples)
+        out.samples = samples
+        out.data.setdefault("base_seed", base)
+        out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
+        return out
