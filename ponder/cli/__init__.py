@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ponder.errors import ConfigError, InputError, PonderError, PromptError
 
-SUBCOMMANDS = ("ponder.cli.run", "ponder.cli.setup")
+SUBCOMMANDS = ("ponder.cli.run", "ponder.cli.setup", "ponder.cli.prepare_vllm")
 
 
 def build_parser() -> argparse.ArgumentParser:
