@@ -25,7 +25,7 @@ tree at one boundary, the backend that talked to the upstream; nothing above a b
     │   ├── ServerStartError        llama-server did not become healthy (carries its log tail)
     │   └── ServerDiedError         llama-server exited while a run was using it
     ├── BudgetExhausted             the run's token budget cannot fit another call
-    ├── MissingExtraError           an optional extra (e.g. ponder[vllm]) is not installed; also an ImportError
+    ├── MissingExtraError           an optional extra (ponder[vllm]) is missing; an ImportError
     └── AllSamplesFailed            every sample of a parallel strategy failed (carries ``causes``)
 """
 

@@ -13,7 +13,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("gguf", nargs="?", help="GGUF file (default: the default model)")
     p.add_argument("--out", help="target directory (default: ~/.cache/ponder/hf/<name>)")
-    p.add_argument("--force", action="store_true", help="convert again even if a verified copy exists")
+    p.add_argument(
+        "--force", action="store_true", help="convert again even if a verified copy exists"
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=handle)
 

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--base-url", help="use this OpenAI-compatible endpoint instead of the local model"
     )
-    p.add_argument("--model", help="model name at --base-url")
+    p.add_argument("--model", help="model name at --base-url, or model path for --backend vllm")
     p.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
     p.add_argument("--gguf", help="serve this GGUF file with the embedded llama-server")
     p.add_argument(

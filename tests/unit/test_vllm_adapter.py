@@ -1,4 +1,4 @@
-"""The vLLM adapter's logic against a small fake engine shaped like vLLM's outputs (no vllm here)."""
+"""The vLLM adapter's logic against a small fake engine shaped like vLLM's outputs."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ class FakeTokenizer:
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return [ord(c) for c in text]
 
-    def apply_chat_template(self, messages: list[dict[str, Any]], tokenize: bool, add_generation_prompt: bool) -> list[int]:
+    def apply_chat_template(
+        self, messages: list[dict[str, Any]], tokenize: bool, add_generation_prompt: bool
+    ) -> list[int]:
         text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
         return self.encode(text + ("<assistant>" if add_generation_prompt else ""))
 
@@ -75,7 +77,11 @@ class FakeEngine:
             ids = [ord(c) for c in text][: params["max_tokens"]]
             if len(ids) < len(text):
                 text, finish = text[: len(ids)], "length"
-            lps = [{t: Logprob(-0.5), t + 1: Logprob(-2.0)} for t in ids] if "logprobs" in params else None
+            lps = (
+                [{t: Logprob(-0.5), t + 1: Logprob(-2.0)} for t in ids]
+                if "logprobs" in params
+                else None
+            )
             outs.append(CompletionOutput(i, text, ids, finish, lps))
         yield RequestOutput(list(reversed(outs)), num_cached_tokens=3)
 
@@ -112,7 +118,9 @@ def chat(**params: Any) -> GenerationRequest:
     )
 
 
-async def test_chat_uses_chat_template_and_counts_tokens(engine: FakeEngine, model_dir: Path) -> None:
+async def test_chat_uses_chat_template_and_counts_tokens(
+    engine: FakeEngine, model_dir: Path
+) -> None:
     b = VLLMBackend(model_dir, quiet=True, api=fake_api(engine))
     c = await b.generate(chat(max_tokens=100))
     ids, params, _ = engine.calls[0]

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 def ask(question: str, **params: object) -> GenerationRequest:
     return GenerationRequest(
-        messages=({"role": "user", "content": question},), params=SamplingParams(**params)  # type: ignore[arg-type]
+        messages=({"role": "user", "content": question},),
+        params=SamplingParams(**params),  # type: ignore[arg-type]
     )
 
 
@@ -70,7 +71,9 @@ async def test_stop_string_on_raw_continuation(vllm_backend: VLLMBackend) -> Non
 
 
 async def test_cancellation_aborts_and_engine_keeps_serving(vllm_backend: VLLMBackend) -> None:
-    long = ask("Write a long story about a lighthouse keeper.", max_tokens=200, temperature=0.7, seed=1)
+    long = ask(
+        "Write a long story about a lighthouse keeper.", max_tokens=200, temperature=0.7, seed=1
+    )
     task = asyncio.create_task(vllm_backend.generate(long))
     await asyncio.sleep(1.0)
     task.cancel()

@@ -128,9 +128,14 @@ async def _acquire(api: VLLMApi, settings: EngineSettings, quiet: bool) -> _Shar
 async def _load(api: VLLMApi, settings: EngineSettings, quiet: bool) -> _Shared:
     from ponder.orchestrator.backends.local.progress import progress_bar, say
 
-    say(f"vLLM: loading {settings.model} (once per process; first compile can take minutes)", quiet=quiet)
+    say(
+        f"vLLM: loading {settings.model} (once per process; first compile can take minutes)",
+        quiet=quiet,
+    )
     start = time.monotonic()
-    bar = progress_bar(quiet=quiet, desc="vLLM engine start", unit="s", bar_format="{desc}: {elapsed}")
+    bar = progress_bar(
+        quiet=quiet, desc="vLLM engine start", unit="s", bar_format="{desc}: {elapsed}"
+    )
     task = asyncio.create_task(asyncio.to_thread(api.make_engine, settings))
     try:
         while not task.done():
@@ -247,7 +252,9 @@ class VLLMBackend(Backend):
                     list(request.messages), tokenize=True, add_generation_prompt=True
                 )
             except Exception as exc:  # a template that rejects the messages (roles, tools, ...)
-                raise BadRequestError(f"the model's chat template rejected the messages: {exc}") from exc
+                raise BadRequestError(
+                    f"the model's chat template rejected the messages: {exc}"
+                ) from exc
             if isinstance(ids, dict):  # newer transformers return a BatchEncoding
                 ids = ids["input_ids"]
             return list(ids)

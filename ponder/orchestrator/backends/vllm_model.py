@@ -125,7 +125,10 @@ def _convert(source: Path, target: Path, digest: str, *, quiet: bool) -> None:
             f"converting GGUF for vLLM needs transformers, gguf and torch: pip install "
             f"'ponder[vllm]' (or run scripts/setup-vllm-venv.sh) ({exc})"
         ) from exc
-    say(f"vLLM: converting {source.name} to a Hugging Face bf16 directory (once, ~1 min) ...", quiet=quiet)
+    say(
+        f"vLLM: converting {source.name} to a Hugging Face bf16 directory (once, ~1 min) ...",
+        quiet=quiet,
+    )
     started = time.monotonic()
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -148,7 +151,9 @@ def _convert(source: Path, target: Path, digest: str, *, quiet: bool) -> None:
         raise
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise LocalModelError(f"could not convert {source} for vLLM: {type(exc).__name__}: {exc}") from exc
+        raise LocalModelError(
+            f"could not convert {source} for vLLM: {type(exc).__name__}: {exc}"
+        ) from exc
     files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
     marker = {"format": FORMAT, "source": str(source), "source_sha256": digest, "files": files}
     (tmp / MARKER).write_text(json.dumps(marker, indent=1))
