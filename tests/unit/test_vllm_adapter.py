@@ -188,7 +188,7 @@ async def test_engine_is_shared_once_per_process(engine: FakeEngine, model_dir: 
     assert engine.shut_down == 0  # b still uses it
     await b.aclose()
     await b.aclose()  # twice is safe
-    assert engine.shut_down == 1 and not vllm_engine._ENGINES
+    assert engine.shut_down == 1 and made[0] not in vllm_engine._ENGINES
 
 
 async def test_orchestrated_chain_end_to_end(engine: FakeEngine, model_dir: Path) -> None:
