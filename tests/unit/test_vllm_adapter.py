@@ -27,9 +27,10 @@ class FakeTokenizer:
 
     def apply_chat_template(
         self, messages: list[dict[str, Any]], tokenize: bool, add_generation_prompt: bool
-    ) -> list[int]:
+    ) -> str:
+        assert not tokenize
         text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
-        return self.encode(text + ("<assistant>" if add_generation_prompt else ""))
+        return text + ("<assistant>" if add_generation_prompt else "")
 
 
 @dataclass

@@ -248,16 +248,14 @@ class VLLMBackend(Backend):
         tok = shared.tokenizer
         if request.messages is not None:
             try:
-                ids = tok.apply_chat_template(
-                    list(request.messages), tokenize=True, add_generation_prompt=True
+                text = tok.apply_chat_template(
+                    list(request.messages), tokenize=False, add_generation_prompt=True
                 )
             except Exception as exc:  # a template that rejects the messages (roles, tools, ...)
                 raise BadRequestError(
                     f"the model's chat template rejected the messages: {exc}"
                 ) from exc
-            if isinstance(ids, dict):  # newer transformers return a BatchEncoding
-                ids = ids["input_ids"]
-            return list(ids)
+            return list(tok.encode(text, add_special_tokens=False))
         return list(tok.encode(request.prompt or "", add_special_tokens=False))
 
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
