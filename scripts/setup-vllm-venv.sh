@@ -16,8 +16,14 @@ STAMP="$VENV/.ponder-vllm-ready"
 WANT="$VLLM_SPEC|$EXTRA|$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/ponder/pip-vllm}"
 
+prepare_model() {
+  # The default GGUF converted once to a cached HF directory (~/.cache/ponder/hf); verified reuse.
+  [[ "${PONDER_VLLM_SKIP_MODEL:-0}" == 1 ]] || "$VENV/bin/python" -m ponder prepare-vllm --quiet
+}
+
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$VENV/bin/python" -c "import vllm, ponder" 2>/dev/null; then
   echo "vllm venv ready: $VENV"
+  prepare_model
   exit 0
 fi
 echo "setting up vllm venv in $VENV ($VLLM_SPEC) ..."
@@ -31,3 +37,4 @@ echo "setting up vllm venv in $VENV ($VLLM_SPEC) ..."
 "$VENV/bin/python" -c "import vllm, ponder; print('vllm', vllm.__version__)"
 echo "$WANT" > "$STAMP"
 echo "vllm venv ready: $VENV"
+prepare_model
