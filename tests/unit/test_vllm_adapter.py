@@ -240,3 +240,35 @@ def test_nothing_else_imports_vllm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_backend_vllm_builds_a_vllm_config(tmp_path: Path) -> None:
+    from ponder.cli import build_parser
+    from ponder.cli.run import _config
+    from ponder.config import VLLMBackendConfig
+    from ponder.errors import InputError
+
+    args = build_parser().parse_args(["run", "--backend", "vllm", "--model", str(tmp_path), "q"])
+    cfg = _config(args)
+    assert isinstance(cfg.backend, VLLMBackendConfig) and cfg.backend.model == str(tmp_path)
+    bad = build_parser().parse_args(["run", "--backend", "vllm", "--base-url", "http://x", "q"])
+    with pytest.raises(InputError, match="--backend vllm"):
+        _config(bad)
+
+
+def test_converted_dir_is_verified_against_its_marker(tmp_path: Path) -> None:
+    import json
+
+    from ponder.orchestrator.backends.vllm_model import MARKER, check_converted, resolve_model_dir
+
+    d = tmp_path / "m"
+    d.mkdir()
+    for name in ("config.json", "tokenizer_config.json", "model.safetensors"):
+        (d / name).write_text("x" * 10)
+    files = {p.name: p.stat().st_size for p in d.iterdir()}
+    (d / MARKER).write_text(json.dumps({"format": 1, "source_sha256": "abc", "files": files}))
+    assert check_converted(d, "abc")
+    assert not check_converted(d, "other-source")
+    (d / "model.safetensors").write_text("truncated")
+    assert not check_converted(d, "abc")
+    assert resolve_model_dir(d) == d  # an HF directory is used as is
