@@ -23,6 +23,7 @@ import asyncio
 import os
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +110,14 @@ class _Shared:
 
 
 _ENGINES: dict[EngineSettings, _Shared] = {}
-_LOCK: asyncio.Lock | None = None
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _acquire(api: VLLMApi, settings: EngineSettings, quiet: bool) -> _Shared:
-    global _LOCK
-    if _LOCK is None:
-        _LOCK = asyncio.Lock()
-    async with _LOCK:
+    lock = _LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
         shared = _ENGINES.get(settings)
         if shared is None:
             shared = await _load(api, settings, quiet)
