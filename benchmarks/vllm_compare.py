@@ -31,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 ARMS = ("vllm", "llama", "serve")
+# --eager (default on): both vLLM arms skip torch.compile; a compiled start stalled for 15 min on
+# this (heavily shared) machine, eager starts in ~3 min here.
+EAGER = os.environ.get("PONDER_BENCH_EAGER", "1") == "1"
 
 
 # -- the arm (child process) ----------------------------------------------------------------------
@@ -95,7 +98,7 @@ async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
     if arm == "vllm":
         from ponder.orchestrator.backends.vllm_engine import VLLMBackend
 
-        backend: object = VLLMBackend(hf_dir, max_model_len=2048, quiet=True)
+        backend: object = VLLMBackend(hf_dir, max_model_len=2048, quiet=True, enforce_eager=EAGER)
     elif arm == "llama":
         from ponder.orchestrator.backends.local import LocalBackend
 
@@ -110,7 +113,8 @@ async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
         log = (ROOT / "results" / "vllm_serve.log").open("wb")  # noqa: SIM115 (lives with server)
         server = subprocess.Popen(
             [str(vllm_bin), "serve", hf_dir, "--dtype", "bfloat16", "--max-model-len", "2048",
-             "--port", str(port), "--host", "127.0.0.1", "--served-model-name", "default"],
+             "--port", str(port), "--host", "127.0.0.1", "--served-model-name", "default",
+             *(["--enforce-eager"] if EAGER else [])],
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         while True:
