@@ -98,6 +98,34 @@ class OpenAIBackendConfig(BackendConfig):
         )
 
 
+class VLLMBackendConfig(BackendConfig):
+    """vLLM in this process (needs ``ponder[vllm]``). ``model``: HF directory, GGUF file (converted
+    once and cached) or ``None`` for the default model. See docs/vllm.md."""
+
+    __kind__ = "vllm"
+    kind: Literal["vllm"] = "vllm"
+    model: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    max_model_len: int = Field(2048, ge=128)
+    enforce_eager: bool = False
+    enable_prefix_caching: bool = True
+    seed: int = 0
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+
+    def build(self) -> Backend:
+        from ponder.orchestrator.backends.vllm_engine import VLLMBackend
+
+        return VLLMBackend(
+            self.model,
+            dtype=self.dtype,
+            max_model_len=self.max_model_len,
+            enforce_eager=self.enforce_eager,
+            enable_prefix_caching=self.enable_prefix_caching,
+            seed=self.seed,
+            engine_args=self.engine_args,
+        )
+
+
 def build_backend_config(data: Any, field: str = "backend") -> BackendConfig:
     if isinstance(data, BackendConfig):
         return data

@@ -25,6 +25,7 @@ tree at one boundary, the backend that talked to the upstream; nothing above a b
     │   ├── ServerStartError        llama-server did not become healthy (carries its log tail)
     │   └── ServerDiedError         llama-server exited while a run was using it
     ├── BudgetExhausted             the run's token budget cannot fit another call
+    ├── MissingExtraError           an optional extra (ponder[vllm]) is missing; an ImportError
     └── AllSamplesFailed            every sample of a parallel strategy failed (carries ``causes``)
 """
 
@@ -144,3 +145,7 @@ class AllSamplesFailed(PonderError):
         lines = "; ".join(f"{type(c).__name__}: {c}" for c in self.causes[:8])
         more = f" (+{len(self.causes) - 8} more)" if len(self.causes) > 8 else ""
         super().__init__(f"all {len(self.causes)} samples failed: {lines}{more}")
+
+
+class MissingExtraError(PonderError, ImportError):
+    """An optional dependency is not installed; the message says what to ``pip install``."""

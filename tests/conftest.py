@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ponder.orchestrator.backends.local import LocalBackend
+
+# tests/vllm_real needs the separate vLLM venv; tests/integration/test_vllm_suite.py runs it there.
+collect_ignore = [] if os.environ.get("PONDER_VLLM_TESTS") == "1" else ["vllm_real"]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 from ponder.errors import ConfigError, InputError, PonderError, PromptError
 
-SUBCOMMANDS = ("ponder.cli.run", "ponder.cli.setup", "ponder.cli.eval", "ponder.cli.serve")
+SUBCOMMANDS = (
+    "ponder.cli.run",
+    "ponder.cli.setup",
+    "ponder.cli.eval",
+    "ponder.cli.serve",
+    "ponder.cli.prepare_vllm",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ponder.api import arun, load_config
-from ponder.config import LocalBackendConfig, OpenAIBackendConfig
+from ponder.config import LocalBackendConfig, OpenAIBackendConfig, VLLMBackendConfig
 from ponder.errors import InputError
 from ponder.strategies.registry import build_strategy
 
@@ -26,9 +26,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--base-url", help="use this OpenAI-compatible endpoint instead of the local model"
     )
-    p.add_argument("--model", help="model name at --base-url")
+    p.add_argument("--model", help="model name at --base-url, or model path for --backend vllm")
     p.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
     p.add_argument("--gguf", help="serve this GGUF file with the embedded llama-server")
+    p.add_argument(
+        "--backend",
+        choices=("vllm",),
+        help="vllm: run in-process vLLM on --model (HF dir or GGUF; default model if omitted)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--trace", help="write the run's trace as JSONL to this file")
     p.add_argument("--full", action="store_true", help="print the full reasoning, not a short form")
@@ -49,7 +54,11 @@ def _question(args: argparse.Namespace) -> str:
 def _config(args: argparse.Namespace) -> Any:
     cfg = load_config(args.config)
     update: dict[str, Any] = {}
-    if args.base_url or (args.model and not args.gguf):
+    if getattr(args, "backend", None) == "vllm":
+        if args.base_url or args.gguf:
+            raise InputError("--backend vllm takes --model PATH, not --base-url or --gguf")
+        update["backend"] = VLLMBackendConfig(model=args.model)
+    elif args.base_url or (args.model and not args.gguf):
         if args.api_key:
             import os
 
