@@ -80,7 +80,8 @@ async def fake_overhead(runs: int = 2000) -> None:
             await orch.run(cot, "What is 2 + 2?")
         samples.append((time.perf_counter() - t0) / runs)
     print(
-        f"orchestrator + CoT with FakeBackend: median {statistics.median(samples) * 1e6:.0f} us per run"
+        "orchestrator + CoT with FakeBackend: "
+        f"median {statistics.median(samples) * 1e6:.0f} us per run"
     )
 
 

@@ -25,7 +25,8 @@ async def main(question: str) -> None:
             strat = ParallelSample(k=4, seed=7, inner=inner, aggregator=agg)
             result = await orch.run(strat, question)
             answers = [s.answer for s in result.outcome.samples]
-            print(f"{agg.name:>10}: {result.answer}   samples={answers}   {result.usage.summary_line()}")
+            usage = result.usage.summary_line()
+            print(f"{agg.name:>10}: {result.answer}   samples={answers}   {usage}")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ SAMPLER_1_5B = ModelSpec(
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
 )
-"""Qwen2.5-Coder-1.5B-Instruct: the "larger sampler" of the SSA setting (slower than the default)."""
+"""Qwen2.5-Coder-1.5B-Instruct: the "larger sampler" of the SSA setting (slower than default)."""
 
 MODELS: dict[str, ModelSpec] = {DEFAULT_MODEL.name: DEFAULT_MODEL, SAMPLER_1_5B.name: SAMPLER_1_5B}
 
