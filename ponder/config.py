@@ -60,6 +60,7 @@ class LocalBackendConfig(BackendConfig):
     n_parallel: int = Field(8, ge=1, le=64)
     ctx_per_slot: int = Field(4096, ge=256)
     threads: int | None = Field(None, ge=1)
+    timeout_s: float = Field(3600.0, gt=0)
 
     def build(self) -> Backend:
         from ponder.orchestrator.backends.local import LocalBackend
@@ -70,6 +71,7 @@ class LocalBackendConfig(BackendConfig):
             n_parallel=self.n_parallel,
             ctx_per_slot=self.ctx_per_slot,
             threads=self.threads,
+            timeout_s=self.timeout_s,
         )
 
 

@@ -22,6 +22,10 @@ from ponder.orchestrator.backends.local.toolchain import find_llama_server
 from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
 from ponder.orchestrator.requests import Completion, GenerationRequest
 
+LOCAL_TIMEOUT_S = 3600.0
+"""Per-request timeout for the local server. Long, because a slow local generation that times out
+is retried from scratch (work lost), while a dead server is detected directly, not by timeout."""
+
 __all__ = ["LocalBackend", "LlamaServer", "ensure_model", "find_llama_server", "prepare_local"]
 
 
@@ -56,6 +60,7 @@ class LocalBackend(Backend):
         threads: int | None = None,
         quiet: bool = False,
         n_mode: str = "fanout",
+        timeout_s: float = LOCAL_TIMEOUT_S,
     ) -> None:
         self.model_path = model_path
         self.sha256 = sha256
@@ -64,6 +69,7 @@ class LocalBackend(Backend):
         self.threads = threads
         self.quiet = quiet
         self.n_mode = n_mode
+        self.timeout_s = timeout_s
         self.server: LlamaServer | None = None
         self._inner: OpenAICompatibleBackend | None = None
         self._lock = asyncio.Lock()
@@ -92,6 +98,7 @@ class LocalBackend(Backend):
             n_mode=self.n_mode,
             max_native_n=self.n_parallel,
             max_concurrency=self.n_parallel,
+            timeout_s=self.timeout_s,
             tokenize_url=f"{server.url}/tokenize",
             apply_template_url=f"{server.url}/apply-template",
         )
