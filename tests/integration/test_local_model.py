@@ -98,3 +98,36 @@ def test_cli_run_json_and_trace(tmp_path):
     assert out["usage"]["calls"] == 1
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     assert events[0]["type"] == "run_start" and events[-1]["type"] == "run_end"
+
+
+def test_killed_parent_leaves_no_orphaned_server(tmp_path):
+    import signal
+    import time
+
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "import asyncio\n"
+        "from ponder.orchestrator.backends.local import LocalBackend\n"
+        "async def main():\n"
+        "    b = LocalBackend(quiet=True, n_parallel=1, ctx_per_slot=512)\n"
+        "    await b.start()\n"
+        "    print(b.server._proc.pid, flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    server_pid = int(parent.stdout.readline())
+    os.kill(server_pid, 0)  # alive while its parent lives
+    parent.send_signal(signal.SIGKILL)  # no atexit, no cleanup
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(server_pid, signal.SIGKILL)
+        raise AssertionError("llama-server outlived its killed parent")

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,24 @@ from ponder.errors import ServerStartError
 DEFAULT_N_PARALLEL = 8
 DEFAULT_CTX_PER_SLOT = 4096
 START_TIMEOUT_S = 180.0
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when the parent dies, so a killed
+    Python process never leaves an orphaned llama-server behind (atexit does not run on SIGKILL
+    or an unhandled SIGTERM). No-op elsewhere."""
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -129,6 +148,7 @@ class LlamaServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout_s
         with httpx.Client(timeout=2.0) as client:
