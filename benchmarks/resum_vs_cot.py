@@ -60,6 +60,7 @@ async def main() -> None:
     ap.add_argument("--summary-max-tokens", type=int, default=160)
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--request-timeout", type=float, default=3600.0)
+    ap.add_argument("--threads", type=int, default=None, help="llama-server threads")
     ap.add_argument("--out", default="results/resum_vs_cot.jsonl")
     ap.add_argument(
         "--report-only", action="store_true", help="print the table from the rows in --out"
@@ -71,10 +72,14 @@ async def main() -> None:
         return
 
     items = load(args.gsm8k, args.math)
-    backend = LocalBackend(quiet=True, n_parallel=args.parallel, ctx_per_slot=4096)
-    inner = await backend.start()
-    # a contended CPU can take longer than the SDK's default 600 s for one long call
-    inner._client = inner._client.with_options(timeout=args.request_timeout)
+    backend = LocalBackend(
+        quiet=True,
+        n_parallel=args.parallel,
+        ctx_per_slot=4096,
+        threads=args.threads,
+        timeout_s=args.request_timeout,
+    )
+    await backend.start()
     orch = Orchestrator(backend, max_concurrency=args.parallel)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
