@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo
@@ -192,21 +192,7 @@ class ChainConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> ChainConfig:
         """Read and validate a ``.yaml``/``.yml``/``.json`` chain file."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(
-                "", f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
-            ) from None
-        try:
-            return cls.from_dict(data or {})
-        except ConfigError as exc:
-            raise ConfigError(exc.field, f"{exc.reason} (in {path})") from None
+        return load_config_file(cls, path)
 
     def build_backends(self) -> dict[str, Backend]:
         backends = {"default": self.backend.build()}
@@ -221,6 +207,28 @@ class ChainConfig(BaseModel):
             max_concurrency=self.max_concurrency,
             timeout_s=self.timeout_s,
         )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_config_file(model: type[M], path: str | Path) -> M:
+    """Read a YAML/JSON file and build ``model`` with its ``from_dict``; every error is a
+    ``ConfigError`` naming the field and the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
+    kind = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError("", f"{path} is not valid {kind}: {exc}") from None
+    try:
+        return model.from_dict(data or {})  # type: ignore[attr-defined, no-any-return]
+    except ConfigError as exc:
+        raise ConfigError(exc.field, f"{exc.reason} (in {path})") from None
 
 
 def _default_strategy() -> Strategy:

@@ -19,15 +19,19 @@ through to the upstream unchanged. Keys never live in this file, only the names 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from ponder.config import BackendConfig, BackendField, BudgetConfig, OpenAIBackendConfig
+from ponder.config import (
+    BackendConfig,
+    BackendField,
+    BudgetConfig,
+    OpenAIBackendConfig,
+    load_config_file,
+)
 from ponder.errors import ConfigError
 from ponder.strategies.base import Strategy
 from ponder.strategies.registry import StrategyField, format_validation_error
@@ -129,19 +133,7 @@ class ServeConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> ServeConfig:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError("", f"{path} is not valid JSON/YAML: {exc}") from None
-        try:
-            return cls.from_dict(data or {})
-        except ConfigError as exc:
-            raise ConfigError(exc.field, f"{exc.reason} (in {path})") from None
+        return load_config_file(cls, path)
 
     def chain_names(self) -> list[str]:
         return sorted(self.chains)
