@@ -7,11 +7,24 @@ are), using math-verify with a fast numeric path first. ``gold_from_gsm8k`` read
 
 from __future__ import annotations
 
+import logging
 import re
 from fractions import Fraction
 from functools import lru_cache
 
 from ponder.answers import normalize_answer
+
+
+class _NoTimeoutNotice(logging.Filter):
+    """math-verify warns once that timeouts are off; we turn them off on purpose (its signal-based
+    timeouts fail outside the main thread), so that one notice is noise for our users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
+for _name in ("math_verify.grader", "math_verify.parser"):
+    logging.getLogger(_name).addFilter(_NoTimeoutNotice())
 
 
 def gold_from_gsm8k(solution: str) -> str:
