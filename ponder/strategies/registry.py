@@ -13,29 +13,30 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, ValidationError, ValidationInfo
 
-from ponder.errors import ConfigError, UnknownNameError
+from ponder.errors import ConfigError
+from ponder.named_registry import NamedRegistry
 from ponder.strategies.base import Strategy
 
-_REGISTRY: dict[str, type[Strategy]] = {}
+
+def _load_builtins() -> None:
+    import ponder.strategies  # noqa: F401  (registers the built-in strategies)
+
+
+_REGISTRY: NamedRegistry[Strategy] = NamedRegistry(
+    "strategy",
+    Strategy,  # type: ignore[type-abstract]
+    _load_builtins,
+)
 
 S = TypeVar("S", bound=type[Strategy])
 
 
 def register_strategy(cls: S) -> S:
-    name = cls.name
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"strategy name {name!r} is already registered by {_REGISTRY[name]}")
-    _REGISTRY[name] = cls
-    return cls
+    return _REGISTRY.register(cls)
 
 
 def strategy_names() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    import ponder.strategies  # noqa: F401  (registers the built-in strategies)
+    return _REGISTRY.names()
 
 
 def format_validation_error(exc: ValidationError, prefix: str) -> ConfigError:
@@ -51,26 +52,7 @@ def format_validation_error(exc: ValidationError, prefix: str) -> ConfigError:
 
 def build_strategy(data: Mapping[str, Any] | Strategy, field: str = "strategy") -> Strategy:
     """Build a strategy from ``{"name": ..., **params}``; errors name ``field`` and its path."""
-    if isinstance(data, Strategy):
-        return data
-    if isinstance(data, str):
-        data = {"name": data}
-    if not isinstance(data, Mapping):
-        raise ConfigError(field, f"expected a mapping with a 'name', got {type(data).__name__}")
-    _load_builtins()
-    params = dict(data)
-    name = params.pop("name", None)
-    if name is None:
-        raise ConfigError(f"{field}.name", f"missing; valid choices: {', '.join(strategy_names())}")
-    cls = _REGISTRY.get(str(name))
-    if cls is None:
-        raise UnknownNameError(f"{field}.name", "strategy", str(name), list(_REGISTRY))
-    try:
-        return cls.model_validate(params)
-    except ValidationError as exc:
-        raise format_validation_error(exc, field) from None
-    except ConfigError as exc:  # from a nested strategy: prefix our own path
-        raise ConfigError(f"{field}.{exc.field}", exc.reason) from None
+    return _REGISTRY.build(data, field)
 
 
 def _resolve_nested(value: Any, info: ValidationInfo) -> Any:
