@@ -2,8 +2,8 @@
 
     python examples/summarize_checkpoints.py
 
-Runs on the embedded local model; every reasoning call stays under ``checkpoint_tokens``; the
-trace shows each dropped window and the summary that replaced it.
+Runs on the embedded local model; every call, summaries included, stays under
+``checkpoint_tokens``; the trace shows each dropped window and the summary that replaced it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ QUESTION = (
 
 
 async def main() -> None:
-    strategy = SummarizingReasoner(checkpoint_tokens=200, max_summaries=3, summary_max_tokens=96)
+    strategy = SummarizingReasoner(checkpoint_tokens=400, max_summaries=3, summary_max_tokens=96)
     async with LocalBackend() as backend:
         result = await Orchestrator(backend).run(strategy, QUESTION)
     print("answer:", result.answer)

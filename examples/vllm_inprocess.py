@@ -22,7 +22,7 @@ QUESTION = "A shop sells pens at 3 dollars each. How much do 7 pens cost?"
 
 
 async def main(model: str | None) -> None:
-    async with VLLMBackend(model, max_model_len=2048, enforce_eager=True) as backend:
+    async with VLLMBackend(model, max_model_len=2048) as backend:
         await backend.start()  # slow once per process; progress on stderr
         result = await Orchestrator({"default": backend}).run(
             ChainOfThought(max_tokens=200), QUESTION

@@ -109,7 +109,7 @@ class VLLMBackendConfig(BackendConfig):
     model: str | None = None
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
     max_model_len: int = Field(2048, ge=128)
-    enforce_eager: bool = False
+    enforce_eager: bool | None = None  # None: eager on CPU, compiled on GPU
     enable_prefix_caching: bool = True
     seed: int = 0
     engine_args: dict[str, Any] = Field(default_factory=dict)

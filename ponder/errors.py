@@ -23,7 +23,7 @@ tree at one boundary, the backend that talked to the upstream; nothing above a b
     │   ├── BuildError              building llama-server failed
     │   ├── ModelIntegrityError     an assembled model file has the wrong sha256; it is refused
     │   ├── ServerStartError        llama-server did not become healthy (carries its log tail)
-    │   └── ServerDiedError         llama-server exited while a run was using it
+    │   └── ServerDiedError         llama-server or the vLLM engine died while a run used it
     ├── BudgetExhausted             the run's token budget cannot fit another call
     ├── MissingExtraError           an optional extra (ponder[vllm]) is missing; an ImportError
     └── AllSamplesFailed            every sample of a parallel strategy failed (carries ``causes``)
@@ -125,7 +125,8 @@ class ServerStartError(LocalModelError):
 
 
 class ServerDiedError(LocalModelError, BackendError):
-    """llama-server exited mid-run. Also a ``BackendError`` so a call fails, but never retried."""
+    """llama-server or the vLLM engine died mid-run. Also a ``BackendError`` so a call fails,
+    but never retried."""
 
     retryable = False
 

@@ -9,6 +9,12 @@ are written (a window always gets at least ``min_window_tokens``); raise it at t
 (``strategy.model_copy(update={"max_summaries": 8})``) to let a config tuned for fewer rounds
 think longer. The final answer is extracted as usual.
 
+``checkpoint_tokens`` is a limit on *every* call's working context, summary calls included: with
+``reserve_for_summary`` (the default) a window that will be summarized stops early enough that the
+summary call (its instructions, the window's reasoning and ``summary_max_tokens``) fits under it
+too; the last window, which no summary follows, may use the whole limit. Compare it with plain CoT
+under the same limit. Turn the reserve off to let summary calls exceed the limit.
+
 Token counts come from the backend's own usage numbers (its tokenizer where it has one); only the
 first call of a window is sized with a tiktoken estimate of its prompt. If that call stops short of
 the checkpoint, the partial answer is *continued* (``GenerationRequest.assistant_prefix``), which
@@ -22,6 +28,7 @@ user can audit what was dropped. It is an ordinary sans-I/O strategy, so paralle
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -47,6 +54,8 @@ SUMMARY_VARIABLES = {"question", "summary", "reasoning"}
 RESTART_VARIABLES = {"question", "summary"}
 MIN_CONTINUATION_TOKENS = 16
 """A window that stops this close to its checkpoint is summarized rather than continued."""
+SUMMARY_MARGIN_TOKENS = 8
+"""Slack left for the reasoning re-tokenizing slightly differently inside the summary prompt."""
 
 T = TypeVar("T")
 _SubFlow = Generator[Action, Any, T]
@@ -82,6 +91,7 @@ class SummarizingReasoner(Strategy):
     summary_max_tokens: int = Field(256, gt=0)
     min_window_tokens: int = Field(64, gt=0)
     continuation: bool = True
+    reserve_for_summary: bool = True
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = None
@@ -95,6 +105,18 @@ class SummarizingReasoner(Strategy):
     def _valid(self) -> SummarizingReasoner:
         if self.checkpoint_tokens is None and self.summarize_every is None:
             raise ValueError("set checkpoint_tokens, summarize_every, or both")
+        if (
+            self.reserve_for_summary
+            and self.checkpoint_tokens is not None
+            and self.max_summaries > 0
+            and self.summary_max_tokens + self.min_window_tokens >= self.checkpoint_tokens
+        ):
+            raise ValueError(
+                f"summary_max_tokens ({self.summary_max_tokens}) + min_window_tokens "
+                f"({self.min_window_tokens}) must be below checkpoint_tokens "
+                f"({self.checkpoint_tokens}) so that a window and its summary call both fit; "
+                "lower them, raise checkpoint_tokens, or set reserve_for_summary: false"
+            )
         load_template(self.system_template, allowed=())
         load_template(self.user_template, allowed=PROMPT_VARIABLES)
         load_template(self.restart_template, allowed=RESTART_VARIABLES)
@@ -119,15 +141,41 @@ class SummarizingReasoner(Strategy):
             temperature=self.temperature, top_p=self.top_p, max_tokens=max_tokens, seed=seed
         )
 
-    def _room(self, messages: tuple[Message, ...], w: _Window) -> int:
+    def _summary_overhead(self, task: Task, summary: str | None, index: int) -> int | None:
+        """Estimated tokens the summary call needs besides the window's reasoning, or None."""
+        if (
+            self.checkpoint_tokens is None
+            or not self.reserve_for_summary
+            or index >= self.max_summaries  # the last window is never summarized
+        ):
+            return None
+        return estimate_chat_tokens(self._summary_messages(task, summary, ""))
+
+    def _reasoning_budget(self, overhead: int | None, scale: float) -> int | None:
+        """Most reasoning tokens a window may hold so that its summary call fits the limit.
+
+        ``scale`` calibrates the (rough, offline) estimate against the backend's exact count of
+        the window's own prompt, once the first call has reported it.
+        """
+        if overhead is None or self.checkpoint_tokens is None:
+            return None
+        needed = math.ceil(overhead * scale) + self.summary_max_tokens + SUMMARY_MARGIN_TOKENS
+        return self.checkpoint_tokens - needed
+
+    def _room(self, messages: tuple[Message, ...], w: _Window, budget: int | None) -> int:
         """Tokens the next call of window ``w`` may generate before the checkpoint."""
         rooms: list[int] = []
         if self.checkpoint_tokens is not None:
             if w.calls:
                 rooms.append(self.checkpoint_tokens - w.context)
+                if budget is not None:
+                    rooms.append(budget - w.generated)
             else:  # a window always reasons a little, even after a long summary
                 estimate = estimate_chat_tokens(messages)
-                rooms.append(max(self.checkpoint_tokens - estimate, self.min_window_tokens))
+                room = self.checkpoint_tokens - estimate
+                if budget is not None:
+                    room = min(room, budget)
+                rooms.append(max(room, self.min_window_tokens))
         if self.summarize_every is not None:
             rooms.append(self.summarize_every - w.generated)
         return min(rooms)
@@ -137,9 +185,11 @@ class SummarizingReasoner(Strategy):
     def _window(self, task: Task, summary: str | None, index: int) -> _SubFlow[_Window]:
         """Reason from question (+ summary) until done, a checkpoint, or a failure."""
         messages = self._messages(task, summary)
+        overhead = self._summary_overhead(task, summary, index)
+        budget = self._reasoning_budget(overhead, 1.0)
         w = _Window()
         while True:
-            room = self._room(messages, w)
+            room = self._room(messages, w, budget)
             if w.calls and room < MIN_CONTINUATION_TOKENS:
                 w.finish_reason = "checkpoint"
                 return w
@@ -157,6 +207,9 @@ class SummarizingReasoner(Strategy):
             w.text += choice.text
             w.generated += choice.completion_tokens
             w.context = result.prompt_tokens + choice.completion_tokens
+            if not w.calls and result.prompt_tokens > 0:
+                scale = result.prompt_tokens / estimate_chat_tokens(messages)
+                budget = self._reasoning_budget(overhead, scale)
             w.calls += 1
             if choice.finish_reason != "length":
                 w.finish_reason = choice.finish_reason or "stop"
@@ -165,15 +218,20 @@ class SummarizingReasoner(Strategy):
                 w.finish_reason = "checkpoint"
                 return w
 
-    def _summarize(
-        self, task: Task, summary: str | None, reasoning: str, index: int
-    ) -> _SubFlow[Result]:
+    def _summary_messages(
+        self, task: Task, summary: str | None, reasoning: str
+    ) -> tuple[Message, ...]:
         system = load_template(self.summary_system_template, allowed=()).render()
         user = load_template(self.summary_template, allowed=SUMMARY_VARIABLES).render(
             question=task.question, summary=summary or "", reasoning=reasoning
         )
+        return ({"role": "system", "content": system}, {"role": "user", "content": user})
+
+    def _summarize(
+        self, task: Task, summary: str | None, reasoning: str, index: int
+    ) -> _SubFlow[Result]:
         request = GenerationRequest(
-            messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
+            messages=self._summary_messages(task, summary, reasoning),
             params=self._params(self.summary_max_tokens, index * 100 + 99),
             purpose="summarize",
         )

@@ -32,7 +32,9 @@ async def test_answer_in_first_window_needs_no_summary():
 
 async def test_checkpoint_summarizes_and_restarts_from_question_plus_summary():
     backend = FakeBackend(responder)
-    strategy = SummarizingReasoner(checkpoint_tokens=150, max_summaries=3, continuation=False)
+    strategy = SummarizingReasoner(
+        checkpoint_tokens=400, summary_max_tokens=40, max_summaries=3, continuation=False
+    )
     result = await Orchestrator(backend).run(strategy, QUESTION)
     assert result.answer == "10"
     purposes = [r.purpose for r in backend.requests]
@@ -51,16 +53,39 @@ async def test_checkpoint_summarizes_and_restarts_from_question_plus_summary():
 
 async def test_window_calls_stay_under_checkpoint():
     backend = FakeBackend(responder)
-    strategy = SummarizingReasoner(checkpoint_tokens=150, max_summaries=2)
+    strategy = SummarizingReasoner(checkpoint_tokens=400, summary_max_tokens=40, max_summaries=2)
     result = await Orchestrator(backend).run(strategy, QUESTION)
     for e in result.trace.of_type("completion"):
         if e["purpose"] == "reason":
-            assert e["prompt_tokens"] + e["completion_tokens"] <= 150
+            assert e["prompt_tokens"] + e["completion_tokens"] <= 400
+
+
+async def test_summary_calls_fit_the_same_limit_as_reasoning_calls():
+    backend = FakeBackend(responder)
+    strategy = SummarizingReasoner(checkpoint_tokens=400, summary_max_tokens=40, max_summaries=2)
+    result = await Orchestrator(backend).run(strategy, QUESTION)
+    assert result.usage.by_purpose["summarize"].calls == 1
+    assert result.usage.peak_context_tokens <= 400
+    summary_call = [e for e in result.trace.of_type("completion") if e["purpose"] == "summarize"]
+    assert summary_call[0]["prompt_tokens"] + 40 <= 400
+    # without the reserve the window fills the limit and the summary call overflows it
+    loose = strategy.model_copy(update={"reserve_for_summary": False})
+    result2 = await Orchestrator(FakeBackend(responder)).run(loose, QUESTION)
+    assert result2.usage.peak_context_tokens > 400
+
+
+async def test_last_window_is_not_reserved_for_a_summary():
+    backend = FakeBackend(lambda r, i: "Progress: 12." if r.purpose == "summarize" else LONG)
+    strategy = SummarizingReasoner(checkpoint_tokens=400, summary_max_tokens=40, max_summaries=1)
+    result = await Orchestrator(backend).run(strategy, QUESTION)
+    first, last = result.outcome.data["windows"]
+    assert first["generated_tokens"] < last["generated_tokens"]
+    assert last["context_tokens"] >= 400 - 16  # the last window may use the whole limit
 
 
 async def test_continuation_continues_the_partial_answer_up_to_the_checkpoint():
     backend = FakeBackend(responder)
-    strategy = SummarizingReasoner(checkpoint_tokens=200, max_summaries=1)
+    strategy = SummarizingReasoner(checkpoint_tokens=450, summary_max_tokens=40, max_summaries=1)
     result = await Orchestrator(backend).run(strategy, QUESTION)
     first, second = backend.requests[0], backend.requests[1]
     assert first.assistant_prefix is None
@@ -69,13 +94,13 @@ async def test_continuation_continues_the_partial_answer_up_to_the_checkpoint():
     assert second.messages == first.messages
     window = result.outcome.data["windows"][0]
     assert window["calls"] == 2
-    assert window["context_tokens"] <= 200
+    assert window["context_tokens"] <= 450
     assert result.answer == "10"
 
 
 async def test_missing_continuation_capability_is_named():
     backend = FakeBackend(responder, capabilities=Capabilities(continuation=False))
-    strategy = SummarizingReasoner(checkpoint_tokens=200, max_summaries=1)
+    strategy = SummarizingReasoner(checkpoint_tokens=450, summary_max_tokens=40, max_summaries=1)
     with pytest.raises(CapabilityMissing, match="continuation"):
         await Orchestrator(backend).run(strategy, QUESTION)
     # without continuation the same backend works
@@ -101,7 +126,9 @@ async def test_max_summaries_caps_rounds_and_can_be_raised_at_test_time():
     always_long = FakeBackend(
         lambda r, i: "Progress so far: 12 apples." if r.purpose == "summarize" else LONG
     )
-    tuned = SummarizingReasoner(checkpoint_tokens=120, max_summaries=1, continuation=False)
+    tuned = SummarizingReasoner(
+        checkpoint_tokens=380, summary_max_tokens=40, max_summaries=1, continuation=False
+    )
     r1 = await Orchestrator(always_long).run(tuned, QUESTION)
     assert r1.outcome.data["stop_reason"] == "max_summaries"
     assert len(r1.outcome.data["summaries"]) == 1
@@ -129,7 +156,9 @@ async def test_composes_under_fork():
             outcomes = yield Fork([self.inner.flow(task) for _ in range(2)])
             return Outcome(answer=outcomes[0].answer, text="", samples=list(outcomes))
 
-    strategy = TwoSamples(inner=SummarizingReasoner(checkpoint_tokens=150, continuation=False))
+    strategy = TwoSamples(
+        inner=SummarizingReasoner(checkpoint_tokens=400, summary_max_tokens=40, continuation=False)
+    )
     result = await Orchestrator(FakeBackend(responder)).run(strategy, QUESTION)
     assert [s.answer for s in result.outcome.samples] == ["10", "10"]
     spans = {e["span"] for e in result.trace.of_type("decision")}
@@ -138,7 +167,9 @@ async def test_composes_under_fork():
 
 async def test_budget_cut_returns_best_so_far():
     backend = FakeBackend(responder)
-    strategy = SummarizingReasoner(checkpoint_tokens=150, max_summaries=3, continuation=False)
+    strategy = SummarizingReasoner(
+        checkpoint_tokens=400, summary_max_tokens=40, max_summaries=3, continuation=False
+    )
     result = await Orchestrator(backend, budget_tokens=200).run(strategy, QUESTION)
     assert result.budget_limited
     assert result.usage.total_tokens <= 200
@@ -147,9 +178,11 @@ async def test_budget_cut_returns_best_so_far():
 def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="strategy"):
         build_strategy({"name": "summarize", "checkpoint_tokens": None})
+    with pytest.raises(ConfigError, match="summary_max_tokens .* checkpoint_tokens"):
+        build_strategy({"name": "summarize", "checkpoint_tokens": 300, "summary_max_tokens": 256})
     with pytest.raises(ConfigError, match="max_summaries"):
         build_strategy({"name": "summarize", "max_summaries": -1})
     with pytest.raises(Exception, match="no_such_template"):
         build_strategy({"name": "summarize", "summary_template": "no_such_template"})
-    s = build_strategy({"name": "summarize", "checkpoint_tokens": 300, "max_summaries": 2})
+    s = build_strategy({"name": "summarize", "checkpoint_tokens": 600, "max_summaries": 2})
     assert isinstance(s, SummarizingReasoner) and s.max_summaries == 2

