@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = {"tests/vllm_real": 7, "tests/unit/test_vllm_adapter.py": 14}
+EXPECTED = {"tests/vllm_real": 8, "tests/unit/test_vllm_adapter.py": 14}
 
 
 def vllm_python() -> Path:

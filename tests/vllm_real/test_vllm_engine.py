@@ -52,6 +52,25 @@ async def test_n8_with_seeds(vllm_backend: VLLMBackend) -> None:
     assert same >= 6, [(a.text, b.text) for a, b in zip(first.choices, again.choices, strict=True)]
 
 
+async def test_concurrent_long_seeded_prompts_keep_the_engine_alive(
+    vllm_backend: VLLMBackend,
+) -> None:
+    """Several long seeded prompts at once: with chunked prefill the CPU worker died here
+    ("CPU Generator does not use offset"); the CPU defaults prefill whole prompts."""
+    filler = " ".join(f"item {i} costs {i % 7} dollars;" for i in range(120))
+    reqs = [
+        ask(f"{filler} Question {j}: what does item 3 cost?", n=4, temperature=0.8, max_tokens=4,
+            seed=50 + j)
+        for j in range(4)
+    ]  # fmt: skip
+    assert all(await vllm_backend.count_prompt_tokens(r) > 600 for r in reqs)
+    outs = await asyncio.gather(*(vllm_backend.generate(r) for r in reqs))
+    assert [len(c.choices) for c in outs] == [4, 4, 4, 4]
+    after = await vllm_backend.generate(ask("What is 2 + 3? Reply with only the number.",
+                                            max_tokens=8))  # fmt: skip
+    assert "5" in after.text
+
+
 async def test_logprobs(vllm_backend: VLLMBackend) -> None:
     c = await vllm_backend.generate(ask("Say hello.", max_tokens=10, logprobs=True))
     lps = c.choices[0].token_logprobs
