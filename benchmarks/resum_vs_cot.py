@@ -6,8 +6,9 @@ strategy and data set, and writes one JSON line per run to ``--out``::
     python benchmarks/resum_vs_cot.py --gsm8k 50 --math 10 --limit 512 --max-summaries 3
 
 CoT gets ``max_tokens = limit - prompt_tokens`` (the prompt measured with the server's tokenizer),
-so its reasoning is cut at the limit. The summarizer gets ``checkpoint_tokens = limit`` for its
-reasoning windows; its summary calls are reported as they are (their context is in the peak).
+so its reasoning is cut at the limit. The summarizer gets ``checkpoint_tokens = limit``, which
+bounds every one of its calls, summary calls included (``reserve_for_summary``; ``--no-reserve``
+lets summary calls exceed it, as before 2026-11-23). The peak column proves the limit held.
 MATH-500 "long-solution" problems are approximated by the intermediate-algebra and precalculus
 subsets (the data set carries no solutions to measure).
 """
@@ -59,6 +60,7 @@ async def main() -> None:
     ap.add_argument("--max-summaries", type=int, default=3)
     ap.add_argument("--summary-max-tokens", type=int, default=160)
     ap.add_argument("--parallel", type=int, default=8)
+    ap.add_argument("--no-reserve", action="store_true", help="let summary calls exceed the limit")
     ap.add_argument("--request-timeout", type=float, default=3600.0)
     ap.add_argument("--threads", type=int, default=None, help="llama-server threads")
     ap.add_argument("--out", default="results/resum_vs_cot.jsonl")
@@ -87,6 +89,7 @@ async def main() -> None:
         checkpoint_tokens=args.limit,
         max_summaries=args.max_summaries,
         summary_max_tokens=args.summary_max_tokens,
+        reserve_for_summary=not args.no_reserve,
     )
     sem = asyncio.Semaphore(args.parallel)
     rows: list[dict[str, object]] = []
