@@ -5,6 +5,7 @@ Example ``chain.yaml``::
     backend: {kind: local}                # or {kind: openai, base_url: ..., model: ...}
     roles:                                # optional: other backends for other roles
       aggregator: {kind: local}
+      reward: {kind: reward_model, base_url: "http://localhost:8001"}   # reward_model scorers
     strategy: {name: cot, max_tokens: 400}
     budget: {total_tokens: 4000}
 
@@ -26,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ponder.errors import ConfigError, UnknownNameError
 from ponder.orchestrator.backends.base import Backend
+from ponder.orchestrator.backends.reward import ApiFormat
 from ponder.orchestrator.engine import Orchestrator
 from ponder.strategies.base import Strategy
 from ponder.strategies.registry import StrategyField, format_validation_error
@@ -125,6 +127,36 @@ class VLLMBackendConfig(BackendConfig):
             enable_prefix_caching=self.enable_prefix_caching,
             seed=self.seed,
             engine_args=self.engine_args,
+        )
+
+
+class RewardModelBackendConfig(BackendConfig):
+    """A reward model over HTTP, for ``scorer: {kind: reward_model}`` (role ``reward``). It scores
+    and never generates. ``api_format`` names the wire format (``vllm_pooling``: ``POST
+    {base_url}/pooling``; ``vllm_classify``: ``POST {base_url}/classify``); see
+    ``ponder.orchestrator.backends.reward``."""
+
+    __kind__ = "reward_model"
+    kind: Literal["reward_model"] = "reward_model"
+    base_url: str = Field(min_length=1)
+    model: str | None = None
+    api_format: ApiFormat = "vllm_pooling"
+    label_index: int = -1
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    api_key_env: str | None = None
+    timeout_s: float = Field(120.0, gt=0)
+
+    def build(self) -> Backend:
+        from ponder.orchestrator.backends.reward import RewardModelBackend
+
+        return RewardModelBackend(
+            base_url=self.base_url,
+            model=self.model,
+            api_format=self.api_format,
+            label_index=self.label_index,
+            extra_body=self.extra_body,
+            api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
+            timeout_s=self.timeout_s,
         )
 
 

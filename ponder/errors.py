@@ -11,7 +11,7 @@ tree at one boundary, the backend that talked to the upstream; nothing above a b
     │   └── UnknownNameError        a registry lookup failed (carries the valid ``choices``)
     ├── PromptError                 a template is missing, malformed or uses undefined variables
     ├── InputError                  bad user input (an empty question, an unreadable file)
-    ├── BackendError                a generation call failed (carries ``url`` and ``retryable``)
+    ├── BackendError                a generation or reward call failed (``url``, ``retryable``)
     │   ├── EndpointUnreachable     nothing answered at the URL (connection refused, DNS, ...)
     │   ├── AuthenticationFailed    401/403 from the upstream; never retried
     │   ├── BadRequestError         another 4xx: the request itself is wrong; never retried
@@ -67,7 +67,7 @@ class InputError(PonderError):
 
 
 class BackendError(PonderError):
-    """A call to a generation backend failed.
+    """A call to a backend (generation or reward model) failed.
 
     ``retryable`` tells the orchestrator's retry policy whether trying again can help.
     """

@@ -1,7 +1,8 @@
 """Best-of-n: keep the single highest-scoring candidate.
 
-Use it with a reward model (``scorer: {kind: precomputed}`` offline, ``function`` for an endpoint
-you wrap, or ``judge`` for an LLM judge). Candidates without an answer or a score never win.
+Use it with a reward model (``scorer: {kind: precomputed}`` offline, ``reward_model`` for an HTTP
+reward model, ``function`` for a local score, or ``judge`` for an LLM judge). Candidates without an
+answer or a score never win.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class BestOfN(Aggregator):
     scorer: Scorer = Field(default_factory=lambda: Scorer.model_validate({}))
 
     def roles(self) -> set[str]:
-        return {self.scorer.role} if self.scorer.kind == "judge" else set()
+        return self.scorer.roles()
 
     def flow(self, task: Task, samples: Sequence[Outcome]) -> Flow:
         scores = yield from self.scorer.score(task, samples)

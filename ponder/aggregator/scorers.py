@@ -1,15 +1,22 @@
 """Scorers: a number per candidate, for best-of-n and score-weighted voting.
 
-Three kinds, chosen by ``kind``:
+Four kinds, chosen by ``kind``:
 
 - ``precomputed``: the score already in each sample's ``data["score"]`` (offline sets with
   reward-model scores, or a strategy that scored its own samples);
 - ``function``: a Python callable named ``"package.module:function"``, called as
-  ``f(question, text, answer) -> float`` (wrap a reward-model HTTP endpoint this way);
+  ``f(question, text, answer) -> float`` (local, cheap scores; it must not do I/O);
+- ``reward_model``: a reward model behind HTTP; one ``RewardRequest`` per candidate (the question
+  as the user turn, the candidate's text as the assistant turn, after ``system`` if set) with
+  ``role`` (default ``"reward"``), which the chain routes to a ``kind: reward_model`` backend
+  (``ponder.orchestrator.backends.reward``: vLLM's ``/pooling`` or ``/classify``). A failed call
+  leaves that candidate unscored; if *every* call failed (not for budget) the run fails with the
+  translated error, naming the URL, rather than silently falling back to majority;
 - ``judge``: an LLM judge; one request per candidate with ``role`` (default ``"aggregator"``) asking
   for a 0–10 rating, parsed from the reply. Any OpenAI-compatible reward/judge model can serve it.
 
-Scoring is sans-I/O: ``score`` is a generator that may yield ``Generate`` and returns the list.
+Candidates without an answer are never scored (and so never win). Scoring is sans-I/O: ``score``
+is a generator that may yield ``Generate`` or ``Score`` and returns the list.
 """
 
 from __future__ import annotations
@@ -22,11 +29,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ponder.errors import ConfigError
-from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
+from ponder.orchestrator.requests import (
+    Completion,
+    GenerationRequest,
+    Message,
+    Reward,
+    RewardFailure,
+    RewardRequest,
+    SamplingParams,
+)
 from ponder.prompts import load_template
-from ponder.strategies.base import Generate, Note, Outcome, Task
+from ponder.strategies.base import Generate, Note, Outcome, Score, Task
 
 JUDGE_VARIABLES = {"question", "solution", "answer"}
+DEFAULT_ROLES = {"judge": "aggregator", "reward_model": "reward"}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -48,11 +64,14 @@ class Scorer(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["precomputed", "function", "judge"] = "precomputed"
+    kind: Literal["precomputed", "function", "judge", "reward_model"] = "precomputed"
     function: str | None = None
-    role: str = "aggregator"
+    role: str | None = None
+    """The backend role of ``judge`` ("aggregator" if unset) or ``reward_model`` ("reward")."""
     template: str = "judge_user"
     max_tokens: int = Field(16, gt=0)
+    system: str | None = None
+    """``reward_model``: a system message sent before the question (some reward models want one)."""
 
     @model_validator(mode="after")
     def _check(self) -> Scorer:
@@ -63,6 +82,16 @@ class Scorer(BaseModel):
         if self.kind == "judge":
             load_template(self.template, allowed=JUDGE_VARIABLES)
         return self
+
+    @property
+    def backend_role(self) -> str | None:
+        """The role this scorer's calls go to; ``None`` for kinds that call no model."""
+        default = DEFAULT_ROLES.get(self.kind)
+        return (self.role or default) if default else None
+
+    def roles(self) -> set[str]:
+        role = self.backend_role
+        return {role} if role else set()
 
     def score(
         self, task: Task, samples: Sequence[Outcome]
@@ -75,6 +104,42 @@ class Scorer(BaseModel):
                 _as_float(fn(task.question, s.text, s.answer)) if s.answer is not None else None
                 for s in samples
             ]
+        if self.kind == "reward_model":
+            return (yield from self._reward_scores(task, samples))
+        return (yield from self._judge_scores(task, samples))
+
+    def _reward_scores(
+        self, task: Task, samples: Sequence[Outcome]
+    ) -> Generator[Any, Any, list[float | None]]:
+        idx = [i for i, s in enumerate(samples) if s.answer is not None]
+        head: tuple[Message, ...] = (
+            ({"role": "system", "content": self.system},) if self.system else ()
+        )
+        reqs = [
+            RewardRequest(
+                messages=(
+                    *head,
+                    {"role": "user", "content": task.question},
+                    {"role": "assistant", "content": samples[i].text},
+                ),
+                role=self.backend_role or "reward",
+            )
+            for i in idx
+        ]
+        results = (yield Score(tuple(reqs))) if reqs else []
+        scores: list[float | None] = [None] * len(samples)
+        failures = [r for r in results if isinstance(r, RewardFailure)]
+        for i, r in zip(idx, results, strict=True):
+            if isinstance(r, Reward):
+                scores[i] = r.score
+        yield Note("reward_scores", {"scores": scores, "failed": len(failures)})
+        if results and len(failures) == len(results) and not any(f.budget for f in failures):
+            raise failures[0].error  # the reward model is down or misconfigured: say so
+        return scores
+
+    def _judge_scores(
+        self, task: Task, samples: Sequence[Outcome]
+    ) -> Generator[Any, Any, list[float | None]]:
         idx = [i for i, s in enumerate(samples) if s.answer is not None]
         tpl = load_template(self.template, allowed=JUDGE_VARIABLES)
         reqs = [
@@ -90,7 +155,7 @@ class Scorer(BaseModel):
                     },
                 ),
                 params=SamplingParams(temperature=0.0, max_tokens=self.max_tokens),
-                role=self.role,
+                role=self.backend_role or "aggregator",
                 purpose="judge",
             )
             for i in idx

@@ -110,7 +110,7 @@ class Weighted(Aggregator):
     scorer: Scorer | None = None
 
     def roles(self) -> set[str]:
-        return {self.scorer.role} if self.scorer and self.scorer.kind == "judge" else set()
+        return self.scorer.roles() if self.scorer else set()
 
     def flow(self, task: Task, samples: Sequence[Outcome]) -> Flow:
         if self.by == "score" and self.scorer is not None:

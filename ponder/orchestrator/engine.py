@@ -1,17 +1,18 @@
 """The orchestrator: drives sans-I/O strategies and performs every call they ask for.
 
 Use ``Orchestrator(backend).run(strategy, question)`` (async) or ``ponder.run(...)`` (sync).
-Because every request passes through ``_RunState.perform``, this is the one place that enforces the
-token budget, limits concurrency, retries, counts tokens and writes the trace.
+Because every request passes through ``_RunState.perform`` (generation) or ``_RunState.score``
+(reward models), this is the one place that enforces the token budget, limits concurrency,
+retries, counts tokens and writes the trace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -21,14 +22,22 @@ from tenacity import (
 )
 
 from ponder.errors import BackendError, BudgetExhausted, ConfigError, InputError, PonderError
-from ponder.orchestrator.backends.base import Backend
+from ponder.orchestrator.backends.base import Backend, estimate_chat_tokens
 from ponder.orchestrator.budget import TokenBudget
-from ponder.orchestrator.requests import Completion, GenerationFailure, GenerationRequest, Result
+from ponder.orchestrator.requests import (
+    GenerationFailure,
+    GenerationRequest,
+    Result,
+    RewardFailure,
+    RewardRequest,
+    RewardResult,
+)
 from ponder.orchestrator.trace import Trace
 from ponder.orchestrator.usage import Usage
-from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
+from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Score, Strategy, Task
 
 DEFAULT_MAX_CONCURRENCY = 16
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,9 @@ class _RunState:
         if isinstance(action, Note):
             self.trace.record("decision", span, event=action.event, **action.data)
             return None
-        raise TypeError(f"a strategy yielded {action!r}; expected Generate, Fork or Note")
+        if isinstance(action, Score):
+            return list(await asyncio.gather(*(self.score(r, span) for r in action.requests)))
+        raise TypeError(f"a strategy yielded {action!r}; expected Generate, Fork, Note or Score")
 
     async def perform(self, request: GenerationRequest, span: str) -> Result:
         backend = self.orch.backend_for(request.role)
@@ -202,12 +213,9 @@ class _RunState:
                 request = request.with_params(max_tokens=granted)
         self.trace.record("request", span, **request.describe())
         try:
-            completion = await self._call_with_retries(backend, request, span)
+            completion = await self._with_retries(lambda: backend.generate(request), span)
         except PonderError as exc:
-            if self.budget is not None:
-                self.budget.settle(reserved, 0)
-            self.usage.failed_calls += 1
-            self.trace.record("failure", span, purpose=request.purpose, error=_describe(exc))
+            self._failed(reserved, request.purpose, exc, span)
             return GenerationFailure(request, exc)
         except BaseException:
             if self.budget is not None:
@@ -248,9 +256,51 @@ class _RunState:
         )
         return completion
 
-    async def _call_with_retries(
-        self, backend: Backend, request: GenerationRequest, span: str
-    ) -> Completion:
+    async def score(self, request: RewardRequest, span: str) -> RewardResult:
+        """One reward-model call, under the same budget, retries, accounting and trace."""
+        backend = self.orch.backend_for(request.role)
+        reserved = 0
+        if self.budget is not None:
+            try:  # a reward call costs its prompt only: reserve that, with no completion
+                _, reserved = self.budget.reserve(estimate_chat_tokens(request.messages), 1, 0)
+            except BudgetExhausted as exc:
+                self.budget_hit = True
+                self.trace.record(
+                    "budget_exhausted", span, purpose=request.purpose, reason=str(exc)
+                )
+                return RewardFailure(request, exc)
+        self.trace.record("reward_request", span, **request.describe())
+        try:
+            reward = await self._with_retries(lambda: backend.reward(request), span)
+        except PonderError as exc:
+            self._failed(reserved, request.purpose, exc, span)
+            return RewardFailure(request, exc)
+        except BaseException:
+            if self.budget is not None:
+                self.budget.settle(reserved, 0)
+            raise
+        if self.budget is not None:
+            self.budget.settle(reserved, reward.prompt_tokens)
+        self.usage.add(request.purpose, reward.prompt_tokens, 0, 1, context=reward.prompt_tokens)
+        self.trace.record(
+            "reward",
+            span,
+            purpose=request.purpose,
+            model=reward.model,
+            score=reward.score,
+            prompt_tokens=reward.prompt_tokens,
+            calls=1,
+            latency_s=round(reward.latency_s, 4),
+        )
+        return reward
+
+    def _failed(self, reserved: int, purpose: str, exc: PonderError, span: str) -> None:
+        if self.budget is not None:
+            self.budget.settle(reserved, 0)
+        self.usage.failed_calls += 1
+        self.trace.record("failure", span, purpose=purpose, error=_describe(exc))
+
+    async def _with_retries(self, call: Callable[[], Awaitable[T]], span: str) -> T:
         policy = self.orch.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
@@ -271,7 +321,7 @@ class _RunState:
         async for attempt in retrying:
             with attempt:
                 async with self.orch._semaphore:
-                    return await backend.generate(request)
+                    return await call()
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -1,7 +1,7 @@
 """The vocabulary shared by strategies, the orchestrator and backends.
 
 Strategies build ``GenerationRequest`` objects; backends turn them into ``Completion`` objects.
-Nothing here does I/O.
+A ``RewardRequest`` asks a reward model for one score and gets a ``Reward``. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -145,3 +145,45 @@ class GenerationFailure:
 
 
 Result = Completion | GenerationFailure
+
+
+@dataclass(frozen=True)
+class RewardRequest:
+    """Score one conversation (typically the question, then a candidate solution as the assistant
+    turn) with a reward model. ``role`` picks the backend ("reward" by default); that backend must
+    implement ``Backend.reward`` (``RewardModelBackend`` does)."""
+
+    messages: tuple[Message, ...]
+    role: str = "reward"
+    purpose: str = "score"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready view for traces."""
+        return {"role": self.role, "purpose": self.purpose, "messages": list(self.messages)}
+
+
+@dataclass
+class Reward:
+    """What a reward backend returns: the score and what it cost (prompt tokens only)."""
+
+    score: float
+    prompt_tokens: int
+    model: str = ""
+    latency_s: float = 0.0
+
+
+@dataclass
+class RewardFailure:
+    """A ``RewardRequest`` that produced no score; flows receive it in place of a ``Reward``."""
+
+    request: RewardRequest
+    error: Exception
+
+    @property
+    def budget(self) -> bool:
+        from ponder.errors import BudgetExhausted
+
+        return isinstance(self.error, BudgetExhausted)
+
+
+RewardResult = Reward | RewardFailure

@@ -31,7 +31,15 @@ from ponder.serve.wire import (
 )
 
 CONTENT_PIECE_CHARS = 64
-PROGRESS_EVENTS = {"completion", "failure", "retry", "decision", "fork", "budget_exhausted"}
+PROGRESS_EVENTS = {
+    "completion",
+    "reward",
+    "failure",
+    "retry",
+    "decision",
+    "fork",
+    "budget_exhausted",
+}
 
 
 def progress_line(event: dict[str, Any], calls_done: int, tokens: int) -> str:
@@ -63,7 +71,7 @@ class ProgressFeed:
     def __call__(self, event: dict[str, Any]) -> None:
         if event["type"] not in PROGRESS_EVENTS:
             return
-        if event["type"] == "completion":
+        if event["type"] in ("completion", "reward"):
             self.calls_done += int(event.get("calls", 1))
             self.tokens += int(event.get("prompt_tokens", 0)) + int(
                 event.get("completion_tokens", 0)

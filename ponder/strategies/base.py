@@ -7,11 +7,13 @@ their results*; the orchestrator performs every action::
         [result] = yield Generate.of(request)       # -> list[Completion | GenerationFailure]
         outcomes = yield Fork([inner.flow(task) for _ in range(k)])  # -> list[Outcome | Exception]
         yield Note("decision", {"why": ...})        # -> None, recorded in the trace
+        rewards = yield Score.of(reward_request)    # -> list[Reward | RewardFailure]
         return Outcome(answer=..., text=...)
 
 ``Generate`` asks for calls made concurrently; ``Fork`` runs whole sub-flows concurrently (parallel
-sampling over a multi-step reasoner); ``Note`` records a decision. Failures arrive as values
-(``GenerationFailure`` or the exception), never thrown into the flow, so a strategy decides what a
+sampling over a multi-step reasoner); ``Note`` records a decision; ``Score`` asks reward-model
+backends for a score per request. Failures arrive as values (``GenerationFailure``,
+``RewardFailure`` or the exception), never thrown into the flow, so a strategy decides what a
 failure means. Strategies are pydantic models: the same class is the Python API and the config
 schema, and ``ponder.config`` builds them from YAML/JSON by registered ``name``.
 """
@@ -25,7 +27,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ponder.orchestrator.requests import GenerationRequest, Result
+from ponder.orchestrator.requests import GenerationRequest, Result, RewardRequest
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,18 @@ class Generate:
 
 
 @dataclass(frozen=True)
+class Score:
+    """Score these conversations with reward models, concurrently; the flow receives one
+    ``Reward`` or ``RewardFailure`` per request."""
+
+    requests: tuple[RewardRequest, ...]
+
+    @classmethod
+    def of(cls, *requests: RewardRequest) -> Score:
+        return cls(tuple(requests))
+
+
+@dataclass(frozen=True)
 class Fork:
     """Run these sub-flows concurrently; the flow receives one ``Outcome`` or exception each."""
 
@@ -98,7 +112,7 @@ class Note:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Action = Generate | Fork | Note
+Action = Generate | Fork | Note | Score
 Flow = Generator[Action, Any, Outcome]
 GenerateResults = list[Result]
 

@@ -3,8 +3,16 @@
 from ponder.orchestrator.backends.base import Backend, Capabilities, estimate_tokens
 from ponder.orchestrator.backends.fake import FakeBackend
 from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
+from ponder.orchestrator.backends.reward import RewardModelBackend
 
-__all__ = ["Backend", "Capabilities", "FakeBackend", "OpenAICompatibleBackend", "estimate_tokens"]
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "FakeBackend",
+    "OpenAICompatibleBackend",
+    "RewardModelBackend",
+    "estimate_tokens",
+]
 
 
 def __getattr__(name: str) -> object:

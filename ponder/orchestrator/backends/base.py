@@ -1,6 +1,8 @@
 """The one seam between Ponder and a model: the ``Backend`` protocol.
 
 Implement ``generate`` (and optionally ``count_tokens`` / ``capabilities``) to plug in any model.
+Reward models implement ``reward`` instead (see ``reward.RewardModelBackend``); every other
+backend refuses it with ``CapabilityMissing``.
 A backend translates upstream failures into ``ponder.errors.BackendError`` subclasses and marks
 which are retryable; the orchestrator owns the retry loop, budget and accounting.
 """
@@ -12,7 +14,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ponder.orchestrator.requests import Completion, GenerationRequest, Message
+from ponder.errors import CapabilityMissing
+from ponder.orchestrator.requests import (
+    Completion,
+    GenerationRequest,
+    Message,
+    Reward,
+    RewardRequest,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class Capabilities:
     continuation: bool | None = None
     context_length: int | None = None
     exact_token_count: bool = False
+    reward: bool | None = None
 
 
 class Backend(ABC):
@@ -48,6 +58,14 @@ class Backend(ABC):
             return await self.count_tokens(request.prompt)
         prefix = estimate_tokens(request.assistant_prefix) if request.assistant_prefix else 0
         return estimate_chat_tokens(request.messages or ()) + prefix
+
+    async def reward(self, request: RewardRequest) -> Reward:
+        """Score ``request.messages`` with a reward model. Only reward backends implement it."""
+        raise CapabilityMissing(
+            f"the {self.name!r} backend serving role {request.role!r} lacks capability 'reward' "
+            "(scoring with a reward model); give that role a reward model, e.g. roles: "
+            f"{{{request.role}: {{kind: reward_model, base_url: http://host:8000}}}}"
+        )
 
     async def capabilities(self) -> Capabilities:
         return Capabilities()
