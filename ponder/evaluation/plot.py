@@ -9,6 +9,15 @@ from typing import Any
 from ponder.errors import InputError
 
 
+def pareto_front(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The configs no cheaper config matches in accuracy, cheapest first."""
+    front: list[dict[str, Any]] = []
+    for r in sorted(rows, key=lambda r: (r["mean_total_tokens"], -r["accuracy"])):
+        if not front or r["accuracy"] > front[-1]["accuracy"]:
+            front.append(r)
+    return front
+
+
 def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Write a PNG of accuracy vs. mean tokens/question. Needs ``pip install ponder[plot]``."""
     try:
@@ -26,9 +35,16 @@ def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = 
         x, y = r["mean_total_tokens"], 100 * r["accuracy"]
         ax.scatter([x], [y], s=40)
         ax.annotate(r["config"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    if len(pts) > 1:
-        s = sorted(pts, key=lambda r: r["mean_total_tokens"])
-        ax.plot([r["mean_total_tokens"] for r in s], [100 * r["accuracy"] for r in s], alpha=0.3)
+    front = pareto_front(pts)
+    if len(front) > 1:
+        ax.plot(
+            [r["mean_total_tokens"] for r in front],
+            [100 * r["accuracy"] for r in front],
+            alpha=0.4,
+            linestyle="--",
+            label="best accuracy for the tokens",
+        )
+        ax.legend(loc="best", fontsize=8)
     if pts and all(r["mean_total_tokens"] > 0 for r in pts):
         ax.set_xscale("log")
     ax.set_xlabel("mean tokens per question (prompt + completion)")

@@ -111,6 +111,19 @@ def test_summary_table_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_pareto_front_keeps_only_configs_no_cheaper_one_beats():
+    from ponder.evaluation.plot import pareto_front
+
+    rows = [
+        {"config": "ssa", "mean_total_tokens": 5000, "accuracy": 0.40},
+        {"config": "greedy", "mean_total_tokens": 400, "accuracy": 0.20},
+        {"config": "maj", "mean_total_tokens": 3000, "accuracy": 0.50},
+        {"config": "adaptive", "mean_total_tokens": 2000, "accuracy": 0.50},
+        {"config": "select", "mean_total_tokens": 4500, "accuracy": 0.25},
+    ]
+    assert [r["config"] for r in pareto_front(rows)] == ["greedy", "adaptive"]
+
+
 def test_cli_offline_aggregation_on_math_cot_100(tmp_path, capsys):
     rc = main(
         [
