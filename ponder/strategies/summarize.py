@@ -210,6 +210,12 @@ class SummarizingReasoner(Strategy):
             if not w.calls and result.prompt_tokens > 0:
                 scale = result.prompt_tokens / estimate_chat_tokens(messages)
                 budget = self._reasoning_budget(overhead, scale)
+                if budget is not None and budget < self.min_window_tokens:
+                    yield Note(  # question (+ summary) nearly fill the limit on their own
+                        "summary_may_exceed_limit",
+                        {"window": index, "reasoning_budget": budget,
+                         "min_window_tokens": self.min_window_tokens},
+                    )  # fmt: skip
             w.calls += 1
             if choice.finish_reason != "length":
                 w.finish_reason = choice.finish_reason or "stop"

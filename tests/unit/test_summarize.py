@@ -74,6 +74,18 @@ async def test_summary_calls_fit_the_same_limit_as_reasoning_calls():
     assert result2.usage.peak_context_tokens > 400
 
 
+async def test_a_limit_too_small_for_window_and_summary_is_flagged_in_the_trace():
+    long_question = QUESTION + " " + " ".join(f"fact{i}" for i in range(300))
+    strategy = SummarizingReasoner(checkpoint_tokens=400, summary_max_tokens=40, max_summaries=1)
+    result = await Orchestrator(FakeBackend(responder)).run(strategy, long_question)
+    flags = [
+        e for e in result.trace.of_type("decision") if e["event"] == "summary_may_exceed_limit"
+    ]
+    assert flags and flags[0]["window"] == 0 and flags[0]["reasoning_budget"] < 64
+    ok = await Orchestrator(FakeBackend(responder)).run(strategy, QUESTION)
+    assert not [e for e in ok.trace.of_type("decision") if e["event"] == "summary_may_exceed_limit"]
+
+
 async def test_last_window_is_not_reserved_for_a_summary():
     backend = FakeBackend(lambda r, i: "Progress: 12." if r.purpose == "summarize" else LONG)
     strategy = SummarizingReasoner(checkpoint_tokens=400, summary_max_tokens=40, max_summaries=1)
