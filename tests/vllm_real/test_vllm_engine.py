@@ -63,7 +63,8 @@ async def test_concurrent_long_seeded_prompts_keep_the_engine_alive(
             seed=50 + j)
         for j in range(4)
     ]  # fmt: skip
-    assert all(await vllm_backend.count_prompt_tokens(r) > 600 for r in reqs)
+    counts = [await vllm_backend.count_prompt_tokens(r) for r in reqs]
+    assert min(counts) > 600, counts
     outs = await asyncio.gather(*(vllm_backend.generate(r) for r in reqs))
     assert [len(c.choices) for c in outs] == [4, 4, 4, 4]
     after = await vllm_backend.generate(ask("What is 2 + 3? Reply with only the number.",
