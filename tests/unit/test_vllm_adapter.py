@@ -13,7 +13,7 @@ import pytest
 
 from ponder.config import ChainConfig
 from ponder.errors import BadRequestError, MissingExtraError, ServerDiedError
-from ponder.orchestrator.backends import vllm_engine
+from ponder.orchestrator.backends import vllm_engine, vllm_settings
 from ponder.orchestrator.backends.vllm_engine import EngineSettings, VLLMApi, VLLMBackend
 from ponder.orchestrator.requests import GenerationRequest, SamplingParams
 from ponder.strategies.cot import ChainOfThought
@@ -224,13 +224,13 @@ async def test_engine_death_fails_waiting_and_new_requests(
 
 def test_cpu_defaults_eager_and_whole_prompt_prefill_user_args_win() -> None:
     s = EngineSettings(model="m", max_model_len=4096)
-    cpu = vllm_engine.engine_kwargs(s, on_cpu=True)
+    cpu = vllm_settings.engine_kwargs(s, on_cpu=True)
     assert cpu["enforce_eager"] is True
     assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == 4096
-    gpu = vllm_engine.engine_kwargs(s, on_cpu=False)
+    gpu = vllm_settings.engine_kwargs(s, on_cpu=False)
     assert gpu["enforce_eager"] is False and "enable_chunked_prefill" not in gpu
     mine = EngineSettings(model="m", enforce_eager=False, extra=(("enable_chunked_prefill", True),))
-    kw = vllm_engine.engine_kwargs(mine, on_cpu=True)
+    kw = vllm_settings.engine_kwargs(mine, on_cpu=True)
     assert kw["enforce_eager"] is False and kw["enable_chunked_prefill"] is True
 
 
