@@ -135,7 +135,11 @@ async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
                 pass
             time.sleep(1)
         backend = OpenAICompatibleBackend(
-            base_url=f"http://127.0.0.1:{port}/v1", model="default", api_key="x", n_mode="native"
+            base_url=f"http://127.0.0.1:{port}/v1",
+            model="default",
+            api_key="x",
+            n_mode="native",
+            timeout_s=3600,  # all questions are in flight at once; the last ones finish late
         )
     try:
         await backend.start()  # type: ignore[attr-defined]
