@@ -198,29 +198,19 @@ class _RunState:
         reserved = 0
         if self.budget is not None:
             prompt_tokens = await backend.count_prompt_tokens(request)
-            try:
-                granted, reserved = self.budget.reserve(
-                    prompt_tokens, request.params.n, request.params.max_tokens
-                )
-            except BudgetExhausted as exc:
-                self.budget_hit = True
-                self.trace.record(
-                    "budget_exhausted", span, purpose=request.purpose, reason=str(exc)
-                )
-                return GenerationFailure(request, exc)
+            grant = self._reserve(
+                prompt_tokens, request.params.n, request.params.max_tokens, request.purpose, span
+            )
+            if isinstance(grant, BudgetExhausted):
+                return GenerationFailure(request, grant)
+            granted, reserved = grant
             if granted < request.params.max_tokens:
                 self.budget_hit = True
                 request = request.with_params(max_tokens=granted)
         self.trace.record("request", span, **request.describe())
-        try:
-            completion = await self._with_retries(lambda: backend.generate(request), span)
-        except PonderError as exc:
-            self._failed(reserved, request.purpose, exc, span)
-            return GenerationFailure(request, exc)
-        except BaseException:
-            if self.budget is not None:
-                self.budget.settle(reserved, 0)
-            raise
+        completion = await self._attempt(lambda: backend.generate(request), reserved, request, span)
+        if isinstance(completion, PonderError):
+            return GenerationFailure(request, completion)
         used = completion.prompt_tokens + completion.completion_tokens
         if self.budget is not None:
             self.budget.settle(reserved, used)
@@ -260,25 +250,16 @@ class _RunState:
         """One reward-model call, under the same budget, retries, accounting and trace."""
         backend = self.orch.backend_for(request.role)
         reserved = 0
-        if self.budget is not None:
-            try:  # a reward call costs its prompt only: reserve that, with no completion
-                _, reserved = self.budget.reserve(estimate_chat_tokens(request.messages), 1, 0)
-            except BudgetExhausted as exc:
-                self.budget_hit = True
-                self.trace.record(
-                    "budget_exhausted", span, purpose=request.purpose, reason=str(exc)
-                )
-                return RewardFailure(request, exc)
+        if self.budget is not None:  # a reward call costs its prompt only, with no completion
+            estimate = estimate_chat_tokens(request.messages)
+            grant = self._reserve(estimate, 1, 0, request.purpose, span)
+            if isinstance(grant, BudgetExhausted):
+                return RewardFailure(request, grant)
+            reserved = grant[1]
         self.trace.record("reward_request", span, **request.describe())
-        try:
-            reward = await self._with_retries(lambda: backend.reward(request), span)
-        except PonderError as exc:
-            self._failed(reserved, request.purpose, exc, span)
-            return RewardFailure(request, exc)
-        except BaseException:
-            if self.budget is not None:
-                self.budget.settle(reserved, 0)
-            raise
+        reward = await self._attempt(lambda: backend.reward(request), reserved, request, span)
+        if isinstance(reward, PonderError):
+            return RewardFailure(request, reward)
         if self.budget is not None:
             self.budget.settle(reserved, reward.prompt_tokens)
         self.usage.add(request.purpose, reward.prompt_tokens, 0, 1, context=reward.prompt_tokens)
@@ -294,11 +275,38 @@ class _RunState:
         )
         return reward
 
-    def _failed(self, reserved: int, purpose: str, exc: PonderError, span: str) -> None:
-        if self.budget is not None:
-            self.budget.settle(reserved, 0)
-        self.usage.failed_calls += 1
-        self.trace.record("failure", span, purpose=purpose, error=_describe(exc))
+    def _reserve(
+        self, prompt_tokens: int, n: int, max_tokens: int, purpose: str, span: str
+    ) -> tuple[int, int] | BudgetExhausted:
+        """Reserve budget for a call: ``(granted max_tokens, reserved)``, or the refusal."""
+        assert self.budget is not None
+        try:
+            return self.budget.reserve(prompt_tokens, n, max_tokens)
+        except BudgetExhausted as exc:
+            self.budget_hit = True
+            self.trace.record("budget_exhausted", span, purpose=purpose, reason=str(exc))
+            return exc
+
+    async def _attempt(
+        self,
+        call: Callable[[], Awaitable[T]],
+        reserved: int,
+        request: GenerationRequest | RewardRequest,
+        span: str,
+    ) -> T | PonderError:
+        """Run ``call`` with retries; on failure release the reservation and return the error."""
+        try:
+            return await self._with_retries(call, span)
+        except PonderError as exc:
+            if self.budget is not None:
+                self.budget.settle(reserved, 0)
+            self.usage.failed_calls += 1
+            self.trace.record("failure", span, purpose=request.purpose, error=_describe(exc))
+            return exc
+        except BaseException:
+            if self.budget is not None:
+                self.budget.settle(reserved, 0)
+            raise
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]], span: str) -> T:
         policy = self.orch.retry
