@@ -14,6 +14,8 @@ Four kinds, chosen by ``kind``:
   translated error, naming the URL, rather than silently falling back to majority;
 - ``judge``: an LLM judge; one request per candidate with ``role`` (default ``"aggregator"``) asking
   for a 0–10 rating, parsed from the reply. Any OpenAI-compatible reward/judge model can serve it.
+  Failures are handled as for ``reward_model``: a failed or unparsable reply leaves that candidate
+  unscored, and if every call failed (not for budget) the run fails with the translated error.
 
 Candidates without an answer are never scored (and so never win). Scoring is sans-I/O: ``score``
 is a generator that may yield ``Generate`` or ``Score`` and returns the list.
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ponder.errors import ConfigError
 from ponder.orchestrator.requests import (
     Completion,
+    GenerationFailure,
     GenerationRequest,
     Message,
     Reward,
@@ -162,11 +165,14 @@ class Scorer(BaseModel):
         ]
         results = (yield Generate(tuple(reqs))) if reqs else []
         scores: list[float | None] = [None] * len(samples)
+        failures = [r for r in results if isinstance(r, GenerationFailure)]
         for i, r in zip(idx, results, strict=True):
             if isinstance(r, Completion):
                 m = _NUMBER.search(r.text)
                 scores[i] = float(m.group()) if m else None
-        yield Note("judge_scores", {"scores": scores})
+        yield Note("judge_scores", {"scores": scores, "failed": len(failures)})
+        if results and len(failures) == len(results) and not any(f.budget for f in failures):
+            raise failures[0].error  # the judge endpoint is down or misconfigured: say so
         return scores
 
 

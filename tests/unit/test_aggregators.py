@@ -13,7 +13,7 @@ from ponder.aggregator import (
 )
 from ponder.aggregator.candidates import TRUNCATION_MARK, candidate_views
 from ponder.aggregator.llm_select import parse_pick
-from ponder.errors import AllSamplesFailed, ConfigError, UnknownNameError
+from ponder.errors import AllSamplesFailed, ConfigError, UnknownNameError, UpstreamServerError
 from ponder.evaluation.offline import Replay
 from ponder.strategies.base import Outcome, Task
 
@@ -88,6 +88,29 @@ async def test_judge_scorer_goes_to_the_aggregator_backend():
     assert result.answer == "7"  # 9 > 2 + 2
     assert len(judge.requests) == 3 and not sampler.requests
     assert {r.purpose for r in judge.requests} == {"judge"}
+
+
+async def test_judge_scorer_failing_on_every_candidate_fails_the_run_with_the_cause():
+    judge = FakeBackend(lambda req, i: UpstreamServerError("judge at http://judge:9/v1 said 500"))
+    agg = build_aggregator({"name": "best_of_n", "scorer": {"kind": "judge"}})
+    strat = Replay(aggregator=agg, samples=tuple(outs("3", "7")))
+    with pytest.raises(UpstreamServerError, match="http://judge:9/v1"):
+        await Orchestrator({"default": FakeBackend([]), "aggregator": judge}).run(strat, "q")
+
+
+async def test_judge_scorer_with_some_failures_scores_the_rest():
+    def reply(req, i):
+        if "answer: 3" in req.messages[0]["content"]:
+            return UpstreamServerError("judge at http://judge:9/v1 said 500")
+        return "8"
+
+    agg = build_aggregator({"name": "best_of_n", "scorer": {"kind": "judge"}})
+    strat = Replay(aggregator=agg, samples=tuple(outs("3", "7")))
+    orch = Orchestrator({"default": FakeBackend([]), "aggregator": FakeBackend(reply)})
+    result = await orch.run(strat, "q")
+    assert result.answer == "7"
+    [note] = [e for e in result.trace.of_type("decision") if e["event"] == "judge_scores"]
+    assert note["failed"] == 1 and note["scores"] == [None, 8.0]
 
 
 async def test_ssa_prompt_numbers_candidates_and_routes_to_aggregator_role():
