@@ -188,6 +188,9 @@ def _roles_field(value: Any, info: ValidationInfo) -> Any:
 
 
 BackendField = Annotated[BackendConfig, BeforeValidator(_backend_field)]
+RolesField = Annotated[dict[str, BackendConfig], BeforeValidator(_roles_field)]
+"""Backends for roles other than ``default`` (``aggregator``, ``reward``, ...), each validated as
+a backend config; a request for a role not listed goes to the default backend."""
 
 
 # -- the chain ----------------------------------------------------------------------------------
@@ -204,9 +207,7 @@ class ChainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     backend: BackendField = Field(default_factory=LocalBackendConfig)
-    roles: Annotated[dict[str, BackendConfig], BeforeValidator(_roles_field)] = Field(
-        default_factory=dict
-    )
+    roles: RolesField = Field(default_factory=dict)
     strategy: StrategyField = Field(default_factory=lambda: _default_strategy())
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     max_concurrency: int = Field(16, ge=1)

@@ -68,10 +68,35 @@ class ProxyState:
         )
         self.active_runs = 0
         self.tasks: set[asyncio.Future[Any]] = set()
+        self.role_backends: dict[str, dict[str, Backend]] = {
+            name: {role: cfg.build() for role, cfg in spec.roles.items()}
+            for name, spec in config.chains.items()
+        }
+
+    def backends_for(self, chain: str, default: Backend) -> dict[str, Backend]:
+        """The orchestrator's role map for ``chain``: its own roles, the upstream as default."""
+        return {**self.role_backends.get(chain, {}), "default": default}
+
+    async def start_roles(self) -> None:
+        for roles in self.role_backends.values():
+            for backend in roles.values():
+                await backend.start()
+
+    async def close_roles(self) -> None:
+        for roles in self.role_backends.values():
+            for backend in roles.values():
+                await backend.aclose()
 
     @property
     def secrets(self) -> list[str | None]:
-        return [*self.upstream.secrets, self.proxy_key]
+        """Every key this proxy holds, scrubbed from error messages and written traces."""
+        role_keys = [
+            os.environ.get(env)
+            for spec in self.config.chains.values()
+            for cfg in spec.roles.values()
+            if (env := getattr(cfg, "api_key_env", None))
+        ]
+        return [*self.upstream.secrets, self.proxy_key, *role_keys]
 
 
 def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAPI:
@@ -81,15 +106,20 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ProxyState(config, backend)
         holder["state"] = state
-        await state.upstream.start()
-        log.info(
-            "ponder serve: %d chain(s): %s", len(config.chains), ", ".join(config.chain_names())
-        )
+        started = False
         try:
+            await state.upstream.start()
+            await state.start_roles()
+            log.info(
+                "ponder serve: %d chain(s): %s", len(config.chains), ", ".join(config.chain_names())
+            )
+            started = True
             yield
         finally:
-            await _drain(state, config.shutdown_grace_s)
+            if started:
+                await _drain(state, config.shutdown_grace_s)
             await state.http.aclose()
+            await state.close_roles()
             if backend is None:
                 await state.upstream.aclose()
 
@@ -278,7 +308,7 @@ async def _run_chain(
     backend = await s.upstream.backend_for(upstream_model)
     r = cfg.retry
     orch = Orchestrator(
-        backend,
+        s.backends_for(name, backend),
         budget_tokens=budget,
         max_concurrency=spec.max_concurrency,
         retry=RetryPolicy(

@@ -6,7 +6,10 @@ Example ``serve.yaml``::
                api_key_env: UPSTREAM_API_KEY}       # or {kind: local}
     chains:
       cot: {strategy: {name: cot, max_tokens: 400}}
-      sc8: {strategy: {name: self_consistency, k: 8}, budget: {total_tokens: 20000}}
+      sc8: {strategy: {name: sample, k: 8}, budget: {total_tokens: 20000}}
+      ssa8:                            # per-chain roles: samples upstream, aggregation elsewhere
+        strategy: {name: sample, k: 8, aggregator: {name: ssa}}
+        roles: {aggregator: {kind: openai, base_url: http://localhost:8081/v1, model: small}}
     api_key_env: PONDER_PROXY_KEY      # optional: clients must send this key
     trace_dir: traces/                 # optional: one JSONL trace per run
     limits: {max_body_bytes: 1000000, max_n: 8, max_tokens: 8192, max_concurrent_runs: 32}
@@ -30,6 +33,7 @@ from ponder.config import (
     BackendField,
     BudgetConfig,
     OpenAIBackendConfig,
+    RolesField,
     load_config_file,
 )
 from ponder.errors import ConfigError
@@ -40,14 +44,25 @@ CHAIN_PREFIX = "ponder:"
 
 
 class ChainSpec(BaseModel):
-    """One named chain: a strategy (any registered name) plus its budget and timeout."""
+    """One named chain: a strategy (any registered name) plus its budget and timeout, and
+    optionally ``roles``: backends for its other roles (an SSA aggregator, a reward model), built
+    once when the proxy starts. The ``default`` role is always the proxy's upstream."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     strategy: StrategyField
+    roles: RolesField = Field(default_factory=dict)
     budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig.model_validate({}))
     timeout_s: float | None = Field(None, gt=0)
     max_concurrency: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _default_is_the_upstream(self) -> ChainSpec:
+        if "default" in self.roles:
+            raise ConfigError(
+                "roles.default", "the default role is the proxy's upstream; set 'upstream' instead"
+            )
+        return self
 
 
 def _chains_field(value: Any) -> Any:

@@ -7,11 +7,6 @@ a deliberately simple "reward model" whose preferences the tests can predict.
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +26,10 @@ from ponder.orchestrator import RetryPolicy
 from ponder.orchestrator.backends import RewardModelBackend
 from ponder.orchestrator.backends.local.server import free_port
 from ponder.strategies.base import Outcome
+from tests.unit.loopback import Reply
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.002, jitter_s=0)
 RIGHT = "\\boxed{9}"
-
-Reply = tuple[int, dict[str, Any]]
 
 
 def reward_of(body: dict[str, Any]) -> float:
@@ -65,55 +59,6 @@ def vllm_pooling(body: dict[str, Any], path: str, n: int) -> Reply:
     if path != "/pooling":
         return 404, {"detail": "Not Found"}
     return 200, pooling_reply(reward_of(body))
-
-
-@dataclass
-class Server:
-    url: str
-    seen: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-
-
-Handler = Callable[[dict[str, Any], str, int], Reply]
-
-
-@pytest.fixture
-def rm() -> Iterator[Callable[[Handler], Server]]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(handler: Handler) -> Server:
-        lock = threading.Lock()
-        box: list[Server] = []
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    body["_path"] = self.path
-                    box[0].seen.append(body)
-                    box[0].headers.append(dict(self.headers))
-                    n = len(box[0].seen)
-                status, payload = handler(body, self.path, n)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        box.append(Server(f"http://127.0.0.1:{srv.server_address[1]}"))
-        return box[0]
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
 
 
 def candidates(*answers: str | None) -> tuple[Outcome, ...]:

@@ -384,3 +384,49 @@ def test_client_can_lower_a_chains_budget(fake_server):
             messages=[{"role": "user", "content": "Hi"}],
             extra_body={"ponder": {"budget_tokens": -1}},
         )
+
+
+def test_a_chains_own_roles_score_its_samples_on_another_backend(rm):
+    """Per-chain roles: samples from the upstream, best-of-n scored by the chain's reward model."""
+
+    def reward(body, path, n):
+        right = "\\boxed{9}" in body["messages"][-1]["content"]
+        data = [{"index": 0, "object": "pooling", "data": [2.0 if right else 0.5]}]
+        return 200, {"data": data, "usage": {"prompt_tokens": 7, "total_tokens": 7}}
+
+    scorer = rm(reward)
+    answers = ["It is \\boxed{5}.", "It is \\boxed{5}.", "Careful: \\boxed{9}."]
+    upstream = FakeBackend(lambda req, i: answers[i])
+    chains = {
+        "bon3": {
+            "strategy": {
+                "name": "sample",
+                "k": 3,
+                "inner": {"name": "cot", "temperature": 0.7},
+                "aggregator": {"name": "best_of_n", "scorer": {"kind": "reward_model"}},
+            },
+            "roles": {"reward": {"kind": "reward_model", "base_url": scorer.url, "model": "rm"}},
+        },
+        "sc3": {"strategy": {"name": "sample", "k": 3, "inner": {"name": "cot"}}},
+    }
+    with ServerThread(cfg(chains=chains), backend=upstream) as srv:
+        ask = [{"role": "user", "content": "What is 4 + 5?"}]
+        best = client(srv).chat.completions.create(model="ponder:bon3", messages=ask)
+        assert "\\boxed{9}" in best.choices[0].message.content  # majority would say 5
+        assert len(scorer.seen) == 3 and {b["model"] for b in scorer.seen} == {"rm"}
+        vote = client(srv).chat.completions.create(model="ponder:sc3", messages=ask)
+        assert "\\boxed{5}" in vote.choices[0].message.content
+        assert len(scorer.seen) == 3  # the other chain has no reward role and never calls it
+
+
+@pytest.mark.parametrize(
+    ("roles", "field", "says"),
+    [
+        ({"reward": {"kind": "nope"}}, "chains.c.roles.reward.kind", "reward_model"),
+        ({"default": {"kind": "local"}}, "chains.c.roles.default", "upstream"),
+    ],
+)
+def test_bad_chain_roles_name_the_field(roles, field, says):
+    with pytest.raises(ConfigError) as exc:
+        cfg(chains={"c": {"strategy": {"name": "cot"}, "roles": roles}})
+    assert exc.value.field == field and says in str(exc.value)
