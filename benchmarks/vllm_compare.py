@@ -139,6 +139,7 @@ async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
             model="default",
             api_key="x",
             n_mode="native",
+            tokenize_url=f"http://127.0.0.1:{port}/tokenize",  # exact counts for n=8 choices
             timeout_s=3600,  # all questions are in flight at once; the last ones finish late
         )
     try:

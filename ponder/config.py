@@ -88,6 +88,10 @@ class OpenAIBackendConfig(BackendConfig):
     timeout_s: float = Field(600.0, gt=0)
     max_concurrency: int = Field(16, ge=1)
     n_mode: Literal["auto", "native", "fanout"] = "auto"
+    tokenize_url: str | None = None
+    """A tokenizer endpoint for exact token counts where the server's usage does not give them
+    (each of n > 1 choices): llama.cpp's or vLLM's ``/tokenize``, e.g.
+    ``http://127.0.0.1:8000/tokenize``. Without it such counts are estimates."""
 
     def build(self) -> Backend:
         from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
@@ -99,6 +103,7 @@ class OpenAIBackendConfig(BackendConfig):
             timeout_s=self.timeout_s,
             max_concurrency=self.max_concurrency,
             n_mode=self.n_mode,
+            tokenize_url=self.tokenize_url,
         )
 
 

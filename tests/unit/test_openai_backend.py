@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import pytest
 
@@ -41,36 +38,21 @@ def chat_response(texts: list[str], completion_tokens: int = 5) -> dict:
 
 
 @pytest.fixture
-def upstream() -> Iterator[Callable[[Handler], tuple[str, list[dict]]]]:
-    servers: list[ThreadingHTTPServer] = []
+def upstream(rm) -> Callable[[Handler], tuple[str, list[dict]]]:
+    """``upstream(handler)`` -> (base URL ending in /v1, bodies seen, each with ``_auth``)."""
 
     def start(handler: Handler) -> tuple[str, list[dict]]:
         seen: list[dict] = []
 
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                body["_auth"] = self.headers.get("Authorization")
-                seen.append(body)
-                status, payload = handler(body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def reply(body: dict, path: str, n: int) -> tuple[int, dict]:
+            headers = {k.lower(): v for k, v in server.headers[n - 1].items()}
+            seen.append({**body, "_auth": headers.get("authorization")})
+            return handler(body)
 
-            def log_message(self, *args: object) -> None:
-                pass
+        server = rm(reply)
+        return f"{server.url}/v1", seen
 
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}/v1", seen
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
+    return start
 
 
 def _req(n: int = 1) -> GenerationRequest:
@@ -148,3 +130,26 @@ def test_missing_model_is_a_config_error(monkeypatch):
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
     with pytest.raises(ConfigError, match="backend.model"):
         OpenAICompatibleBackend(base_url="http://x/v1")
+
+
+async def test_tokenize_url_gives_exact_counts_per_choice_from_a_vllm_style_tokenizer(upstream):
+    """vLLM's ``/tokenize`` reads ``prompt`` (llama.cpp's reads ``content``); usage for n > 1 is
+    not split per choice, so each choice is counted there."""
+
+    def handler(body: dict) -> tuple[int, dict]:
+        if body["_path"] == "/tokenize":
+            if "prompt" not in body:
+                return 422, {"detail": "prompt: field required"}
+            ids = list(range(len(body["prompt"].split())))
+            return 200, {"count": len(ids), "max_model_len": 2048, "tokens": ids}
+        return 200, chat_response(["a b c", "d e f g h"], completion_tokens=8)
+
+    url, seen = upstream(handler)
+    backend = OpenAICompatibleBackend(
+        base_url=url, model="m", n_mode="native", tokenize_url=url.removesuffix("/v1") + "/tokenize"
+    )
+    completion = await backend.generate(_req(n=2))
+    assert [c.completion_tokens for c in completion.choices] == [3, 5]
+    tok = [b for b in seen if b["_path"] == "/tokenize"]
+    assert tok and tok[0]["add_special_tokens"] is False and tok[0]["model"] == "m"
+    assert (await backend.capabilities()).exact_token_count

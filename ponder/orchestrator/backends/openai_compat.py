@@ -124,12 +124,24 @@ class OpenAICompatibleBackend(Backend):
     async def count_tokens(self, text: str) -> int:
         if self._tokenize_url:
             try:
-                resp = await self._http.post(self._tokenize_url, json={"content": text})
+                resp = await self._http.post(self._tokenize_url, json=self._tokenize_body(text))
                 resp.raise_for_status()
                 return len(resp.json()["tokens"])
             except (httpx.HTTPError, KeyError, ValueError):
                 pass
         return estimate_tokens(text)
+
+    def _tokenize_body(self, text: str) -> dict[str, Any]:
+        """One body both tokenizer endpoints accept: llama.cpp's ``/tokenize`` reads ``content``
+        (``add_special``), vLLM's reads ``prompt`` (``add_special_tokens``, ``model``); each
+        ignores the other's fields. Both answer ``{"tokens": [...]}``."""
+        return {
+            "content": text,
+            "add_special": False,
+            "prompt": text,
+            "add_special_tokens": False,
+            "model": self.model,
+        }
 
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
         if request.is_chat and self._apply_template_url and self._tokenize_url:
