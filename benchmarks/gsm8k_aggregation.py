@@ -133,6 +133,7 @@ async def main() -> None:
     ap.add_argument("--out", default="results/bench_gsm8k")
     ap.add_argument("--threads", type=int, default=1, help="llama-server threads (default 1)")
     ap.add_argument("--no-llm-select", action="store_true", help="skip the LLM-select baseline")
+    ap.add_argument("--no-ssa", action="store_true", help="skip SSA (the slowest aggregator)")
     ap.add_argument(
         "--sample-concurrency",
         type=int,
@@ -169,8 +170,9 @@ async def main() -> None:
     aggs = [
         (f"majority@{args.k}", Majority()),
         (f"weighted@{args.k}", Weighted(by="confidence")),
-        (f"ssa@{args.k}", SSA(max_tokens=args.max_tokens, max_candidate_tokens=256)),
     ]
+    if not args.no_ssa:
+        aggs.append((f"ssa@{args.k}", SSA(max_tokens=args.max_tokens, max_candidate_tokens=256)))
     if not args.no_llm_select:
         aggs.append((f"llm_select@{args.k}", LLMSelect(max_candidate_tokens=256, max_tokens=64)))
     sets = load_sample_sets(str(out / "samples.jsonl"))
