@@ -131,14 +131,10 @@ class Scorer(BaseModel):
         ]
         results = (yield Score(tuple(reqs))) if reqs else []
         scores: list[float | None] = [None] * len(samples)
-        failures = [r for r in results if isinstance(r, RewardFailure)]
         for i, r in zip(idx, results, strict=True):
             if isinstance(r, Reward):
                 scores[i] = r.score
-        yield Note("reward_scores", {"scores": scores, "failed": len(failures)})
-        if results and len(failures) == len(results) and not any(f.budget for f in failures):
-            raise failures[0].error  # the reward model is down or misconfigured: say so
-        return scores
+        return (yield from _settle("reward_scores", scores, results))
 
     def _judge_scores(
         self, task: Task, samples: Sequence[Outcome]
@@ -165,15 +161,23 @@ class Scorer(BaseModel):
         ]
         results = (yield Generate(tuple(reqs))) if reqs else []
         scores: list[float | None] = [None] * len(samples)
-        failures = [r for r in results if isinstance(r, GenerationFailure)]
         for i, r in zip(idx, results, strict=True):
             if isinstance(r, Completion):
                 m = _NUMBER.search(r.text)
                 scores[i] = float(m.group()) if m else None
-        yield Note("judge_scores", {"scores": scores, "failed": len(failures)})
-        if results and len(failures) == len(results) and not any(f.budget for f in failures):
-            raise failures[0].error  # the judge endpoint is down or misconfigured: say so
-        return scores
+        return (yield from _settle("judge_scores", scores, results))
+
+
+def _settle(
+    event: str, scores: list[float | None], results: Sequence[Any]
+) -> Generator[Any, Any, list[float | None]]:
+    """Trace the scores and the failure count; if every call failed (not for budget), raise the
+    first cause: the endpoint is down or misconfigured, and a silent unscored pick would hide it."""
+    failures = [r for r in results if isinstance(r, GenerationFailure | RewardFailure)]
+    yield Note(event, {"scores": scores, "failed": len(failures)})
+    if results and len(failures) == len(results) and not any(f.budget for f in failures):
+        raise failures[0].error
+    return scores
 
 
 def _as_float(v: Any) -> float | None:
