@@ -98,6 +98,9 @@ class Choice:
     token_logprobs: list[float] | None = None
     tool_calls: list[dict[str, Any]] | None = None
     seed: int | None = None
+    top_logprobs: list[dict[str, float]] | None = None
+    """Per generated token, the ``top_logprobs`` alternatives (token text -> logprob), when the
+    request asked for ``top_logprobs`` > 0 and the backend returns them."""
 
     @property
     def mean_logprob(self) -> float | None:

@@ -304,19 +304,16 @@ class OpenAICompatibleBackend(Backend):
                     if getattr(c.message, "tool_calls", None)
                     else None
                 )
-                lps = (
-                    [t.logprob for t in c.logprobs.content]
-                    if c.logprobs is not None and c.logprobs.content
-                    else None
-                )
+                content = c.logprobs.content if c.logprobs is not None else None
             else:
                 text = c.text or ""
                 tool_calls = None
-                lps = (
-                    [x for x in c.logprobs.token_logprobs if x is not None]
-                    if c.logprobs is not None and c.logprobs.token_logprobs
-                    else None
-                )
+                content = None
+                if c.logprobs is not None:
+                    # OpenAI's legacy shape has token_logprobs; llama.cpp answers raw
+                    # completions in the chat shape (``content``), kept as an extra field.
+                    content = getattr(c.logprobs, "content", None)
+            lps, tops = _logprobs_of(c.logprobs, content)
             choices.append(
                 Choice(
                     text=text,
@@ -325,6 +322,7 @@ class OpenAICompatibleBackend(Backend):
                     token_logprobs=lps,
                     tool_calls=tool_calls,
                     seed=request.params.seed,
+                    top_logprobs=tops if request.params.top_logprobs else None,
                 )
             )
         reported = getattr(usage, "completion_tokens", None) if usage else None
@@ -388,3 +386,29 @@ def _error_detail(exc: openai.APIStatusError) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:500]
     return str(exc.message)[:500]
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _logprobs_of(
+    logprobs: Any, content: Any
+) -> tuple[list[float] | None, list[dict[str, float]] | None]:
+    """Chosen-token logprobs and per-token top alternatives, from either wire shape."""
+    if content:
+        lps = [float(_field(t, "logprob")) for t in content]
+        tops = [
+            {
+                str(_field(a, "token")): float(_field(a, "logprob"))
+                for a in _field(t, "top_logprobs") or []
+            }
+            for t in content
+        ]
+        return lps, tops
+    if logprobs is None or not getattr(logprobs, "token_logprobs", None):
+        return None, None
+    lps = [x for x in logprobs.token_logprobs if x is not None]
+    legacy = getattr(logprobs, "top_logprobs", None) or []
+    tops = [{str(k): float(v) for k, v in (d or {}).items()} for d in legacy] or None
+    return lps, tops
