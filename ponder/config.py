@@ -53,10 +53,13 @@ class BackendConfig(BaseModel):
 
 
 class LocalBackendConfig(BackendConfig):
-    """The embedded llama-server. ``model_path`` defaults to the verified default model."""
+    """The embedded llama.cpp server. ``model_path`` defaults to the verified default model;
+    ``runtime`` is ``auto`` (the prebuilt wheel, or the native build once measured faster),
+    ``prebuilt`` or ``native`` (see ``ponder/orchestrator/backends/local/runtime.py``)."""
 
     __kind__ = "local"
     kind: Literal["local"] = "local"
+    runtime: Literal["auto", "prebuilt", "native"] = "auto"
     model_path: str | None = None
     sha256: str | None = None
     n_parallel: int = Field(8, ge=1, le=64)
@@ -74,6 +77,7 @@ class LocalBackendConfig(BackendConfig):
             ctx_per_slot=self.ctx_per_slot,
             threads=self.threads,
             timeout_s=self.timeout_s,
+            runtime=self.runtime,
         )
 
 

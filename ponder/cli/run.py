@@ -30,6 +30,12 @@ def register(sub: Any) -> None:
     p.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
     p.add_argument("--gguf", help="serve this GGUF file with the embedded llama-server")
     p.add_argument(
+        "--runtime",
+        choices=("auto", "prebuilt", "native"),
+        help="llama.cpp runtime of the embedded model: the prebuilt wheel, the native build "
+        "(`ponder setup --native`), or auto (default: native only once measured faster)",
+    )
+    p.add_argument(
         "--backend",
         choices=("vllm",),
         help="vllm: run in-process vLLM on --model (HF dir or GGUF; default model if omitted)",
@@ -54,11 +60,17 @@ def _question(args: argparse.Namespace) -> str:
 def _config(args: argparse.Namespace) -> Any:
     cfg = load_config(args.config)
     update: dict[str, Any] = {}
+    remote = args.base_url or (args.model and not args.gguf)
+    if args.runtime and (remote or getattr(args, "backend", None) == "vllm"):
+        raise InputError(
+            "--runtime applies to the embedded local model only, not to --base-url, "
+            "--model or --backend vllm"
+        )
     if getattr(args, "backend", None) == "vllm":
         if args.base_url or args.gguf:
             raise InputError("--backend vllm takes --model PATH, not --base-url or --gguf")
         update["backend"] = VLLMBackendConfig(model=args.model)
-    elif args.base_url or (args.model and not args.gguf):
+    elif remote:
         if args.api_key:
             import os
 
@@ -68,8 +80,14 @@ def _config(args: argparse.Namespace) -> Any:
             model=args.model or "default",
             api_key_env="PONDER_CLI_API_KEY" if args.api_key else "OPENAI_API_KEY",
         )
-    elif args.gguf:
-        update["backend"] = LocalBackendConfig(model_path=args.gguf)
+    elif args.gguf or args.runtime:
+        base = cfg.backend if isinstance(cfg.backend, LocalBackendConfig) else LocalBackendConfig()
+        local: dict[str, Any] = {}
+        if args.gguf:
+            local["model_path"] = args.gguf
+        if args.runtime:
+            local["runtime"] = args.runtime
+        update["backend"] = base.model_copy(update=local)
     strategy = cfg.strategy
     if args.strategy:
         strategy = build_strategy({"name": args.strategy}, field="--strategy")
@@ -108,6 +126,9 @@ def handle(args: argparse.Namespace) -> int:
     )
     print(f"Answer: {result.answer if result.answer is not None else '(none found)'}{marker}")
     print(f"Usage: {result.usage.summary_line()}")
+    served = result.backends.get("default", {})
+    if served.get("runtime"):
+        print(f"Runtime: {served['runtime']} llama.cpp ({served.get('runtime_version', '?')})")
     if args.trace:
         print(f"Trace: {args.trace} (run {result.run_id})")
     return 0

@@ -63,6 +63,8 @@ class RunResult:
     usage: Usage
     trace: Trace
     outcome: Outcome
+    backends: dict[str, dict[str, object]] = field(default_factory=dict)
+    """What served each role (``Backend.describe()``), e.g. the local backend's runtime."""
 
     @property
     def run_id(self) -> str:
@@ -76,6 +78,7 @@ class RunResult:
             "budget_limited": self.budget_limited,
             "usage": self.usage.to_dict(),
             "outcome": self.outcome.to_dict(),
+            "backends": self.backends,
         }
 
 
@@ -130,12 +133,14 @@ class Orchestrator:
         state.usage.wall_time_s = time.perf_counter() - t0
         limited = outcome.budget_limited or state.budget_hit
         outcome.budget_limited = limited
+        served = {role: b.describe() for role, b in self.backends.items()}  # after the calls
         state.trace.record(
             "run_end",
             "",
             answer=outcome.answer,
             budget_limited=limited,
             usage=state.usage.to_dict(),
+            backends=served,
         )
         return RunResult(
             answer=outcome.answer,
@@ -144,6 +149,7 @@ class Orchestrator:
             usage=state.usage,
             trace=state.trace,
             outcome=outcome,
+            backends=served,
         )
 
 

@@ -70,6 +70,11 @@ class Backend(ABC):
     async def capabilities(self) -> Capabilities:
         return Capabilities()
 
+    def describe(self) -> dict[str, object]:
+        """What serves this backend, for the trace and ``--json`` (no secrets); e.g. the local
+        backend adds which llama.cpp runtime it runs."""
+        return {"backend": self.name}
+
     async def start(self) -> object:
         """Prepare for calls (start a process, load an engine). Optional; calls start lazily."""
         return self

@@ -1,8 +1,12 @@
-"""The embedded default backend: a llama-server process managed by Ponder.
+"""The embedded default backend: a llama.cpp server process managed by Ponder.
 
-Use ``LocalBackend()`` for a model with no API key and no GPU. On first use it builds llama-server
-and assembles the default model (both cached, with progress), starts the server on a free loopback
-port, and talks to it through ``OpenAICompatibleBackend``. Pass ``model_path=`` for any other GGUF.
+Use ``LocalBackend()`` for a model with no API key and no GPU. On first use it assembles the
+default model (cached, with progress), starts llama.cpp's server on a free loopback port and talks
+to it through ``OpenAICompatibleBackend``. Pass ``model_path=`` for any other GGUF.
+
+The server comes from one of two runtimes (``runtime.py``): the prebuilt ``xllamacpp`` wheel (the
+default: nothing to compile) or a native ``llama-server`` built by ``ponder setup --native``,
+preferred once it is built and measured faster. ``describe()`` says which one served.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from pathlib import Path
 from ponder.errors import BackendError, ServerDiedError, ServerStartError
 from ponder.orchestrator.backends.base import Backend, Capabilities
 from ponder.orchestrator.backends.local.model import DEFAULT_MODEL, ensure_model, verify_model
+from ponder.orchestrator.backends.local.progress import say
+from ponder.orchestrator.backends.local.runtime import Runtime, RuntimeChoice, choose_runtimes
 from ponder.orchestrator.backends.local.server import (
     DEFAULT_CTX_PER_SLOT,
     DEFAULT_N_PARALLEL,
@@ -26,14 +32,20 @@ LOCAL_TIMEOUT_S = 3600.0
 """Per-request timeout for the local server. Long, because a slow local generation that times out
 is retried from scratch (work lost), while a dead server is detected directly, not by timeout."""
 
-__all__ = ["LocalBackend", "LlamaServer", "ensure_model", "find_llama_server", "prepare_local"]
+__all__ = [
+    "LocalBackend",
+    "LlamaServer",
+    "ensure_model",
+    "find_llama_server",
+    "prepare_local",
+    "prepare_model",
+]
 
 
-def prepare_local(
+def prepare_model(
     model_path: str | Path | None = None, *, sha256: str | None = None, quiet: bool = False
-) -> tuple[Path, Path]:
-    """Build/find llama-server and assemble/verify the model; return ``(binary, model)``."""
-    binary = find_llama_server(quiet=quiet)
+) -> Path:
+    """Assemble/verify the default model, or check a user's GGUF file; return its path."""
     if model_path is None:
         model = ensure_model(DEFAULT_MODEL, quiet=quiet)
     else:
@@ -42,11 +54,28 @@ def prepare_local(
             raise ServerStartError(f"model file {model} does not exist")
         if sha256:
             verify_model(model, sha256, quiet=quiet)
-    return binary, model
+    return model
+
+
+def prepare_local(
+    model_path: str | Path | None = None,
+    *,
+    sha256: str | None = None,
+    runtime: RuntimeChoice | str | None = "auto",
+    quiet: bool = False,
+) -> tuple[list[Runtime], Path]:
+    """Choose the runtime(s) to try (building only for an explicit ``native``) and prepare the
+    model; return ``(runtimes, model)``, best runtime first."""
+    runtimes = choose_runtimes(runtime, quiet=quiet)
+    return runtimes, prepare_model(model_path, sha256=sha256, quiet=quiet)
 
 
 class LocalBackend(Backend):
-    """llama-server + a GGUF model, started lazily on the first call and stopped on ``aclose``."""
+    """llama.cpp's server + a GGUF model, started lazily on the first call, stopped on ``aclose``.
+
+    ``runtime``: ``"auto"`` (the prebuilt wheel, or the native build once it is measured faster;
+    ``$PONDER_LOCAL_RUNTIME`` can set it), ``"prebuilt"`` or ``"native"`` (built if needed).
+    """
 
     name = "local"
 
@@ -61,7 +90,9 @@ class LocalBackend(Backend):
         quiet: bool = False,
         n_mode: str = "fanout",
         timeout_s: float = LOCAL_TIMEOUT_S,
+        runtime: RuntimeChoice | str = "auto",
     ) -> None:
+        self.runtime = runtime
         self.model_path = model_path
         self.sha256 = sha256
         self.n_parallel = n_parallel
@@ -81,15 +112,28 @@ class LocalBackend(Backend):
         return self._inner
 
     def _start_blocking(self) -> OpenAICompatibleBackend:
-        binary, model = prepare_local(self.model_path, sha256=self.sha256, quiet=self.quiet)
-        server = LlamaServer(
-            binary,
-            model,
-            n_parallel=self.n_parallel,
-            ctx_per_slot=self.ctx_per_slot,
-            threads=self.threads,
+        runtimes, model = prepare_local(
+            self.model_path, sha256=self.sha256, runtime=self.runtime, quiet=self.quiet
         )
-        server.start()
+        failures: list[str] = []
+        for runtime in runtimes:  # the first that starts serves; a fallback only under "auto"
+            server = LlamaServer(
+                runtime,
+                model,
+                n_parallel=self.n_parallel,
+                ctx_per_slot=self.ctx_per_slot,
+                threads=self.threads,
+            )
+            try:
+                server.start()
+            except ServerStartError as exc:
+                failures.append(str(exc))
+                continue
+            break
+        else:
+            raise ServerStartError("\n\n".join(failures))
+        if failures:
+            say(f"warning: fell back to the {runtime.name} runtime:\n{failures[0]}", quiet=False)
         self.server = server
         return OpenAICompatibleBackend(
             base_url=server.base_url,
@@ -103,11 +147,24 @@ class LocalBackend(Backend):
             apply_template_url=f"{server.url}/apply-template",
         )
 
+    def describe(self) -> dict[str, object]:
+        """Which runtime and model serve this backend (``runtime: null`` until started)."""
+        server = self.server
+        info: dict[str, object] = {"backend": self.name, "runtime": None}
+        if server is not None and server.runtime is not None:
+            info.update(server.runtime.describe())
+        elif server is not None:
+            info["runtime"] = "native"
+        if server is not None:
+            info["model"] = server.model.name
+        return info
+
     def _check_alive(self) -> None:
-        if self.server is not None and not self.server.alive():
+        server = self.server
+        if server is not None and not server.alive():
             raise ServerDiedError(
-                f"llama-server at {self.server.url} exited (code {self.server.returncode()}); "
-                f"last log lines:\n{self.server.log_tail()}"
+                f"{server.what} at {server.url} exited (code {server.returncode()}); "
+                f"last log lines:\n{server.log_tail()}"
             )
 
     async def generate(self, request: GenerationRequest) -> Completion:

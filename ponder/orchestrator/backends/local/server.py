@@ -1,7 +1,9 @@
-"""Run ``llama-server`` as a child process on a free loopback port.
+"""Run llama.cpp's HTTP server as a child process on a free loopback port.
 
-Use ``LlamaServer(binary, model).start()``; it waits until ``/health`` answers, and ``stop()`` (also
-registered with ``atexit``) ends it. If the CPU advertises instructions the VM does not enable,
+Use ``LlamaServer(runtime, model).start()``, where ``runtime`` is a ``Runtime`` (the prebuilt
+xllamacpp wheel or the native binary, see ``runtime.py``) or the path of a ``llama-server``
+binary; it waits until ``/health`` answers, and ``stop()`` (also registered with ``atexit``) ends
+it. Both runtimes take the same flags. If the CPU advertises instructions the VM does not enable,
 llama.cpp's weight repacking dies with SIGILL at start; that is detected and retried once with
 ``--no-repack``.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from ponder.errors import ServerStartError
+from ponder.orchestrator.backends.local.runtime import Runtime
 
 DEFAULT_N_PARALLEL = 8
 DEFAULT_CTX_PER_SLOT = 4096
@@ -52,11 +55,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class LlamaServer:
-    """One llama-server process. ``n_parallel`` slots of ``ctx_per_slot`` tokens each."""
+    """One llama.cpp server process. ``n_parallel`` slots of ``ctx_per_slot`` tokens each."""
 
     def __init__(
         self,
-        binary: Path,
+        binary: Path | Runtime,
         model: Path,
         *,
         n_parallel: int = DEFAULT_N_PARALLEL,
@@ -66,7 +69,10 @@ class LlamaServer:
         extra_args: Sequence[str] = (),
         log_path: Path | None = None,
     ) -> None:
-        self.binary = binary
+        self.runtime: Runtime | None = binary if isinstance(binary, Runtime) else None
+        self.launcher: list[str] = (
+            list(binary.launcher) if isinstance(binary, Runtime) else [str(binary)]
+        )
         self.model = model
         self.n_parallel = n_parallel
         self.ctx_per_slot = ctx_per_slot
@@ -82,6 +88,11 @@ class LlamaServer:
         self.no_repack = False
 
     @property
+    def what(self) -> str:
+        """How messages name this server: ``llama-server (prebuilt runtime)`` etc."""
+        return f"llama-server ({self.runtime.name} runtime)" if self.runtime else "llama-server"
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -91,7 +102,7 @@ class LlamaServer:
 
     def command(self) -> list[str]:
         cmd = [
-            str(self.binary),
+            *self.launcher,
             "-m",
             str(self.model),
             "--host",
@@ -110,6 +121,22 @@ class LlamaServer:
         if self.no_repack:
             cmd.append("--no-repack")
         return cmd + self.extra_args
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def peak_rss_mb(self) -> float | None:
+        """The server process's peak resident memory so far (Linux ``VmHWM``), in MB."""
+        if self.pid is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -156,7 +183,7 @@ class LlamaServer:
                 rc = self._proc.poll()
                 if rc is not None:
                     raise ServerStartError(
-                        f"llama-server exited with code {rc} during start-up "
+                        f"{self.what} exited with code {rc} during start-up "
                         f"(command: {' '.join(self.command())}); last log lines:\n{self.log_tail()}"
                     )
                 try:
@@ -167,7 +194,7 @@ class LlamaServer:
                 time.sleep(0.25)
         self.stop()
         raise ServerStartError(
-            f"llama-server did not become healthy at {self.url} within {timeout_s:.0f}s; "
+            f"{self.what} did not become healthy at {self.url} within {timeout_s:.0f}s; "
             f"last log lines:\n{self.log_tail()}"
         )
 
