@@ -96,6 +96,10 @@ class OpenAIBackendConfig(BackendConfig):
     """A tokenizer endpoint for exact token counts where the server's usage does not give them
     (each of n > 1 choices): llama.cpp's or vLLM's ``/tokenize``, e.g.
     ``http://127.0.0.1:8000/tokenize``. Without it such counts are estimates."""
+    apply_template_url: str | None = None
+    """llama.cpp's ``/apply-template``: lets strategies continue a partial answer (probes,
+    segments, summaries) with raw completions in the model's own chat template."""
+    continuation: Literal["auto", "none", "prefill", "template"] = "auto"
 
     def build(self) -> Backend:
         from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
@@ -108,6 +112,8 @@ class OpenAIBackendConfig(BackendConfig):
             max_concurrency=self.max_concurrency,
             n_mode=self.n_mode,
             tokenize_url=self.tokenize_url,
+            apply_template_url=self.apply_template_url,
+            continuation=self.continuation,
         )
 
 

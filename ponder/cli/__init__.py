@@ -14,6 +14,7 @@ SUBCOMMANDS = (
     "ponder.cli.eval",
     "ponder.cli.serve",
     "ponder.cli.prepare_vllm",
+    "ponder.cli.collect",
 )
 
 

@@ -1,0 +1,102 @@
+"""``ponder collect``: record the reasoner's behaviour on labelled questions (resumable).
+
+One collection serves the DRR judge, the learned aggregator and SSA training (see
+``ponder.learning``). ``ponder drr collect`` is the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUT = "~/.cache/ponder/behaviour"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="JSONL with question/answer (GSM8K format ok)")
+    p.add_argument("--first", type=int, help="only the first N questions")
+    p.add_argument("--out", help=f"collection directory (default {DEFAULT_OUT}/<dataset>-<N>)")
+    p.add_argument("--config", "-c", help="chain file whose backend is the reasoner")
+    p.add_argument("--model-file", help="GGUF of the reasoner, hashed into the manifest")
+    p.add_argument("-k", type=int, default=8, help="samples per question (default 8)")
+    p.add_argument("--max-tokens", type=int, default=320)
+    p.add_argument("--probe-every", type=int, default=64, help="tokens between probes")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--greedy", action="store_true", help="also record the greedy trace")
+    p.add_argument("--no-self-critique", action="store_true")
+    p.add_argument("--questions-at-once", type=int, default=2)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("collect", help="record the reasoner's behaviour on labelled questions")
+    add_arguments(p)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from ponder.config import ChainConfig, LocalBackendConfig
+    from ponder.evaluation.datasets import load_items, select
+    from ponder.learning.collect_strategy import BehaviourCollector
+    from ponder.learning.collector import build_manifest, collect, file_sha256
+
+    items_all = load_items(args.dataset)
+    items = select(items_all, args.first)
+    cfg = ChainConfig.load(args.config) if args.config else ChainConfig()
+    strategy = BehaviourCollector(
+        k=args.k,
+        max_tokens=args.max_tokens,
+        probe_every=args.probe_every,
+        temperature=args.temperature,
+        seed=args.seed,
+        greedy=args.greedy,
+        self_critique=not args.no_self_critique,
+    )
+    model = _model_info(cfg.backend, args.model_file, LocalBackendConfig, file_sha256)
+    manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)
+    out = Path(args.out or f"{DEFAULT_OUT}/{Path(args.dataset).stem}-{len(items)}").expanduser()
+    backends = cfg.build_backends()
+    try:
+        for b in backends.values():
+            await b.start()
+        orch = cfg.build_orchestrator(backends)
+        summary = await collect(
+            items,
+            out,
+            orch,
+            strategy,
+            manifest,
+            questions_at_once=args.questions_at_once,
+            progress=not args.quiet,
+        )
+    finally:
+        for b in backends.values():
+            await b.aclose()
+    print(summary.line())
+    for qid, why in summary.failed[:5]:
+        print(f"  failed {qid}: {why}")
+    return 1 if summary.failed else 0
+
+
+def _model_info(backend: Any, model_file: str | None, local_cls: Any, sha: Any) -> Any:
+    from ponder.learning.records import ModelInfo
+    from ponder.orchestrator.backends.local.model import DEFAULT_MODEL
+
+    if model_file:
+        path = Path(model_file).expanduser()
+        return ModelInfo(name=path.stem, file=str(path), sha256=sha(path))
+    if isinstance(backend, local_cls):
+        if backend.model_path is None:
+            return ModelInfo(
+                name=DEFAULT_MODEL.name, file=DEFAULT_MODEL.file_name, sha256=DEFAULT_MODEL.sha256
+            )
+        path = Path(backend.model_path).expanduser()
+        return ModelInfo(name=path.stem, file=str(path), sha256=backend.sha256 or sha(path))
+    return ModelInfo(name=str(getattr(backend, "model", None) or backend.kind))
