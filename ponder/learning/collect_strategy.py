@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer
+from ponder.confidence import token_confidence
 from ponder.orchestrator.requests import Choice, Completion, GenerationRequest, SamplingParams
 from ponder.prompts import load_template
 from ponder.strategies.base import Flow, Fork, Generate, Outcome, Strategy, Task
@@ -33,13 +34,6 @@ from ponder.strategies.registry import register_strategy
 
 CUE_SEPARATOR = "\n\n"
 """Put between the partial trace and the answer cue of a probe."""
-
-
-def token_confidence(top: dict[str, float]) -> float:
-    """DeepConf's token confidence: minus the mean logprob of the top-k alternatives."""
-    if not top:
-        return 0.0
-    return -sum(top.values()) / len(top)
 
 
 def p_yes(top: dict[str, float]) -> float | None:

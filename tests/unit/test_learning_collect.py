@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ponder.confidence import token_confidence
 from ponder.errors import ConfigError
 from ponder.evaluation.datasets import Item
-from ponder.learning.collect_strategy import (
-    BehaviourCollector,
-    p_yes,
-    probe_answer,
-    token_confidence,
-)
+from ponder.learning.collect_strategy import BehaviourCollector, p_yes, probe_answer
 from ponder.learning.collector import build_manifest, collect
 from ponder.learning.records import ModelInfo, read_collection
 from ponder.orchestrator.backends.fake import FakeBackend
@@ -102,7 +98,7 @@ def _responder(request: GenerationRequest, i: int) -> Choice:
 async def test_collect_writes_grades_and_resumes(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text(
-        "".join(json.dumps({"question": f"q{i}", "answer": f"x\n#### 4"}) + "\n" for i in range(3))
+        "".join(json.dumps({"question": f"q{i}", "answer": "x\n#### 4"}) + "\n" for i in range(3))
     )
     items = [Item(str(i), f"q{i}", "4") for i in range(3)]
     strat = BehaviourCollector(k=2, max_tokens=8, probe_every=3)
