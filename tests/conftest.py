@@ -1,4 +1,4 @@
-"""Shared fixtures. Integration tests use one real llama-server (default model) per session."""
+"""Shared fixtures. Integration tests use one real llama.cpp server (default model) per session."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ collect_ignore = [] if os.environ.get("PONDER_VLLM_TESTS") == "1" else ["vllm_re
 
 @pytest.fixture(scope="session")
 async def local_backend():
-    """The embedded backend on the real default model: built/assembled by `ponder setup` or CI."""
+    """The embedded backend on the real default model (assembled by `ponder setup` or CI), on the
+    default runtime, or the one ``$PONDER_LOCAL_RUNTIME`` names (CI reruns a subset on native)."""
     backend = LocalBackend(quiet=True, n_parallel=8, ctx_per_slot=4096)
     await backend.start()
     yield backend

