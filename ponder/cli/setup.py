@@ -53,9 +53,13 @@ def handle(args: argparse.Namespace) -> int:
             f"measured {speed.name}: {speed.single_tok_s:.1f} tok/s one stream, "
             f"{speed.parallel_tok_s:.1f} tok/s over {speed.parallel_slots} slots"
         )
-    order = rt.auto_order()
-    used = order[0] if order else "native (will be built on first use)"
-    print(f"runtime used by default (auto): {used}")
+    choice = rt.resolve_choice("auto")
+    if choice != "auto":
+        print(f"runtime used by default: {choice} (${rt.RUNTIME_ENV})")
+    else:
+        order = rt.auto_order()
+        used = order[0] if order else "native (will be built on first use)"
+        print(f"runtime used by default (auto): {used}")
     print(f"model: {model}")
     return 0
 

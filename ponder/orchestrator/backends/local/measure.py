@@ -84,7 +84,9 @@ def measure_runtime(
         runtime, model, n_parallel=slots, ctx_per_slot=ctx_per_slot, threads=threads
     )
     try:
+        t = time.perf_counter()
         server.start()
+        start_s = time.perf_counter() - t
         single, parallel = measure_server(server.url, tokens=tokens, slots=slots)
         peak = server.peak_rss_mb()
     except httpx.HTTPError as exc:
@@ -101,4 +103,5 @@ def measure_runtime(
         parallel_tok_s=round(parallel, 2),
         parallel_slots=slots,
         peak_rss_mb=None if peak is None else round(peak, 1),
+        start_s=round(start_s, 2),
     )

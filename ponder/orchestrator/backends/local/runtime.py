@@ -131,11 +131,13 @@ class RuntimeSpeed:
     parallel_tok_s: float
     parallel_slots: int
     peak_rss_mb: float | None = None
+    start_s: float | None = None
 
     @property
     def score(self) -> float:
-        """One number to compare runtimes by: the mean of the two throughputs."""
-        return (self.single_tok_s + self.parallel_tok_s) / 2
+        """One number to compare runtimes by: the geometric mean of the two throughputs, so a
+        runtime must be faster overall, not only at one of them."""
+        return float((self.single_tok_s * self.parallel_tok_s) ** 0.5)
 
 
 def preference_file() -> Path:
