@@ -11,12 +11,14 @@ tree at one boundary, the backend that talked to the upstream; nothing above a b
     │   └── UnknownNameError        a registry lookup failed (carries the valid ``choices``)
     ├── PromptError                 a template is missing, malformed or uses undefined variables
     ├── InputError                  bad user input (an empty question, an unreadable file)
-    ├── BackendError                a generation or reward call failed (``url``, ``retryable``)
+    ├── BackendError                a generation or reward call failed (``url``, ``status``,
+    │   │                           ``retryable``, ``retry_after_s``, ``param``, ``generated``)
     │   ├── EndpointUnreachable     nothing answered at the URL (connection refused, DNS, ...)
-    │   ├── AuthenticationFailed    401/403 from the upstream; never retried
+    │   ├── AuthenticationFailed    401/403 from the upstream; never retried, never its text
     │   ├── BadRequestError         another 4xx: the request itself is wrong; never retried
-    │   ├── RateLimited             429; retried with backoff
+    │   ├── RateLimited             429; retried with backoff (at least its Retry-After)
     │   ├── UpstreamServerError     5xx; retried with backoff
+    │   │   └── MalformedResponse   a 200 whose body is not the expected JSON; retried
     │   ├── GenerationTimeout       the upstream did not answer in time; retried
     │   └── CapabilityMissing       the backend cannot do what a strategy needs (says which)
     ├── LocalModelError             the embedded local model could not be prepared or run
@@ -25,8 +27,16 @@ tree at one boundary, the backend that talked to the upstream; nothing above a b
     │   ├── ServerStartError        llama-server did not become healthy (carries its log tail)
     │   └── ServerDiedError         llama-server or the vLLM engine died while a run used it
     ├── BudgetExhausted             the run's token budget cannot fit another call
+    ├── RunTimeout                  a run passed its ``timeout_s`` (also a ``TimeoutError``)
+    ├── NoAnswer                    a sample finished without an extractable answer
     ├── MissingExtraError           an optional extra (ponder[vllm]) is missing; an ImportError
-    └── AllSamplesFailed            every sample of a parallel strategy failed (carries ``causes``)
+    └── AllSamplesFailed            every sample of a parallel strategy failed (carries ``causes``,
+                                    the typed exceptions, never strings; ``primary`` is the one
+                                    to answer with)
+
+Failures travel as these exception objects all the way up (a failed sample's ``Outcome.error``,
+``AllSamplesFailed.causes``), so the proxy and the CLI answer an upstream 401 behind a ``sample``
+chain exactly as behind ``cot``.
 """
 
 from __future__ import annotations
@@ -70,13 +80,31 @@ class BackendError(PonderError):
     """A call to a backend (generation or reward model) failed.
 
     ``retryable`` tells the orchestrator's retry policy whether trying again can help.
+    ``generated`` is true when the upstream may have generated tokens before the failure (a
+    timeout, a dropped connection, a malformed body): the budget charges such an attempt in full.
+    ``retry_after_s`` is the upstream's Retry-After, when it sent one; ``param`` the request
+    parameter an upstream 400 named.
     """
 
     retryable: bool = False
+    generated: bool = False
 
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        param: str | None = None,
+        generated: bool | None = None,
+    ) -> None:
         self.url = url
         self.status = status
+        self.retry_after_s = retry_after_s
+        self.param = param
+        if generated is not None:
+            self.generated = generated
         super().__init__(message)
 
 
@@ -100,8 +128,15 @@ class UpstreamServerError(BackendError):
     retryable = True
 
 
+class MalformedResponse(UpstreamServerError):
+    """The upstream answered 200 with a body that is not the completion JSON it should be."""
+
+    generated = True
+
+
 class GenerationTimeout(BackendError):
     retryable = True
+    generated = True
 
 
 class CapabilityMissing(BackendError):
@@ -138,14 +173,47 @@ class BudgetExhausted(PonderError):
     """The run's token budget has no room for another call."""
 
 
+class RunTimeout(PonderError, TimeoutError):
+    """A run did not finish within its ``timeout_s``; in-flight calls were cancelled."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(f"the run did not finish within {timeout_s:g}s")
+
+
+class NoAnswer(PonderError):
+    """A sample finished (``finish_reason``) but no final answer could be extracted from it."""
+
+    def __init__(self, finish_reason: str | None = None) -> None:
+        self.finish_reason = finish_reason
+        cut = " (cut off at max_tokens)" if finish_reason == "length" else ""
+        super().__init__(f"no extractable answer{cut}")
+
+
 class AllSamplesFailed(PonderError):
-    """Every sample failed; ``causes`` holds each sample's error."""
+    """Every sample failed; ``causes`` holds each sample's error, as the typed exception."""
 
     def __init__(self, causes: Sequence[BaseException]) -> None:
         self.causes = list(causes)
         lines = "; ".join(f"{type(c).__name__}: {c}" for c in self.causes[:8])
         more = f" (+{len(self.causes) - 8} more)" if len(self.causes) > 8 else ""
         super().__init__(f"all {len(self.causes)} samples failed: {lines}{more}")
+
+    @property
+    def primary(self) -> BaseException:
+        """The cause to answer with: the first that is not a mere ``NoAnswer``."""
+        for c in self.causes:
+            if not isinstance(c, NoAnswer):
+                return c
+        return self.causes[0] if self.causes else NoAnswer()
+
+    def summary(self) -> str:
+        """Counts by error type, with no upstream text (safe to show a client)."""
+        counts: dict[str, int] = {}
+        for c in self.causes:
+            counts[type(c).__name__] = counts.get(type(c).__name__, 0) + 1
+        parts = ", ".join(f"{n} x {k}" for k, n in counts.items())
+        return f"all {len(self.causes)} samples failed ({parts})"
 
 
 class MissingExtraError(PonderError, ImportError):

@@ -16,9 +16,10 @@ from typing import ClassVar, Literal
 from ponder.aggregator.base import Aggregator, valid
 from ponder.aggregator.registry import register_aggregator
 from ponder.aggregator.scorers import Scorer
-from ponder.errors import AllSamplesFailed
+from ponder.errors import AllSamplesFailed, NoAnswer
 from ponder.grading import is_equivalent
 from ponder.strategies.base import Flow, Outcome, Task
+from ponder.strategies.sampling import failure_of
 
 
 @dataclass
@@ -67,8 +68,8 @@ def _result(samples: Sequence[Outcome], groups: list[Group], best: Group, how: s
 
 
 def _no_answer(samples: Sequence[Outcome]) -> Outcome:
-    causes = [RuntimeError(str(s.data.get("error", "no extractable answer"))) for s in samples]
-    raise AllSamplesFailed(causes or [RuntimeError("no samples")])
+    causes = [failure_of(s) for s in samples]
+    raise AllSamplesFailed(causes or [NoAnswer()])
 
 
 @register_aggregator

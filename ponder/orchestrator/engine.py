@@ -9,20 +9,21 @@ retries, counts tokens and writes the trace.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
+from ponder.errors import (
+    BackendError,
+    BudgetExhausted,
+    ConfigError,
+    InputError,
+    PonderError,
+    RunTimeout,
 )
-
-from ponder.errors import BackendError, BudgetExhausted, ConfigError, InputError, PonderError
-from ponder.orchestrator.backends.base import Backend, estimate_chat_tokens
+from ponder.orchestrator.backends.base import Backend, bound_chat_tokens
 from ponder.orchestrator.budget import TokenBudget
 from ponder.orchestrator.requests import (
     GenerationFailure,
@@ -38,16 +39,21 @@ from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Score, S
 
 DEFAULT_MAX_CONCURRENCY = 16
 T = TypeVar("T")
+R = TypeVar("R", GenerationRequest, RewardRequest)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of retryable backend errors (429, 5xx, timeouts, connection errors)."""
+    """Retries of retryable backend errors (429, 5xx, timeouts, connection errors).
+
+    A retry waits at least the upstream's Retry-After; one longer than ``max_retry_after_s``
+    is not waited for (the call fails at once and the proxy relays the Retry-After)."""
 
     max_attempts: int = 4
     initial_backoff_s: float = 0.5
     max_backoff_s: float = 8.0
     jitter_s: float = 0.5
+    max_retry_after_s: float = 30.0
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -125,7 +131,11 @@ class Orchestrator:
         t0 = time.perf_counter()
         try:
             coro = state.drive(strategy.flow(task), "")
-            outcome = await (asyncio.wait_for(coro, self.timeout_s) if self.timeout_s else coro)
+            try:
+                outcome = await (asyncio.wait_for(coro, self.timeout_s) if self.timeout_s else coro)
+            except TimeoutError:
+                assert self.timeout_s is not None
+                raise RunTimeout(self.timeout_s) from None
         except BaseException as exc:
             state.usage.wall_time_s = time.perf_counter() - t0
             state.trace.record("run_error", "", error=f"{type(exc).__name__}: {exc}")
@@ -201,22 +211,27 @@ class _RunState:
 
     async def perform(self, request: GenerationRequest, span: str) -> Result:
         backend = self.orch.backend_for(request.role)
-        reserved = 0
-        if self.budget is not None:
+        prompt_tokens = 0
+        if self.budget is not None:  # a safe upper bound, or exact where the backend counts
             prompt_tokens = await backend.count_prompt_tokens(request)
-            grant = self._reserve(
-                prompt_tokens, request.params.n, request.params.max_tokens, request.purpose, span
-            )
+        p = request.params
+
+        def reserve() -> tuple[GenerationRequest, int] | BudgetExhausted:
+            if self.budget is None:
+                return request, 0
+            grant = self._reserve(prompt_tokens, p.n, p.max_tokens, request.purpose, span)
             if isinstance(grant, BudgetExhausted):
-                return GenerationFailure(request, grant)
+                return grant
             granted, reserved = grant
-            if granted < request.params.max_tokens:
+            if granted < p.max_tokens:
                 self.budget_hit = True
-                request = request.with_params(max_tokens=granted)
-        self.trace.record("request", span, **request.describe())
-        completion = await self._attempt(lambda: backend.generate(request), reserved, request, span)
-        if isinstance(completion, PonderError):
-            return GenerationFailure(request, completion)
+                return request.with_params(max_tokens=granted), reserved
+            return request, reserved
+
+        got = await self._retrying(backend.generate, reserve, request, span, "request")
+        if isinstance(got, BaseException):
+            return GenerationFailure(request, got)
+        completion, sent, reserved = got
         used = completion.prompt_tokens + completion.completion_tokens
         if self.budget is not None:
             self.budget.settle(reserved, used)
@@ -255,17 +270,19 @@ class _RunState:
     async def score(self, request: RewardRequest, span: str) -> RewardResult:
         """One reward-model call, under the same budget, retries, accounting and trace."""
         backend = self.orch.backend_for(request.role)
-        reserved = 0
-        if self.budget is not None:  # a reward call costs its prompt only, with no completion
-            estimate = estimate_chat_tokens(request.messages)
-            grant = self._reserve(estimate, 1, 0, request.purpose, span)
-            if isinstance(grant, BudgetExhausted):
-                return RewardFailure(request, grant)
-            reserved = grant[1]
-        self.trace.record("reward_request", span, **request.describe())
-        reward = await self._attempt(lambda: backend.reward(request), reserved, request, span)
-        if isinstance(reward, PonderError):
-            return RewardFailure(request, reward)
+        # a reward call costs its prompt only, with no completion; reserve a safe upper bound
+        bound = bound_chat_tokens(request.messages)
+
+        def reserve() -> tuple[RewardRequest, int] | BudgetExhausted:
+            if self.budget is None:
+                return request, 0
+            grant = self._reserve(bound, 1, 0, request.purpose, span)
+            return grant if isinstance(grant, BudgetExhausted) else (request, grant[1])
+
+        got = await self._retrying(backend.reward, reserve, request, span, "reward_request")
+        if isinstance(got, BaseException):
+            return RewardFailure(request, got)
+        reward, _, reserved = got
         if self.budget is not None:
             self.budget.settle(reserved, reward.prompt_tokens)
         self.usage.add(request.purpose, reward.prompt_tokens, 0, 1, context=reward.prompt_tokens)
@@ -293,50 +310,81 @@ class _RunState:
             self.trace.record("budget_exhausted", span, purpose=purpose, reason=str(exc))
             return exc
 
-    async def _attempt(
+    async def _retrying(
         self,
-        call: Callable[[], Awaitable[T]],
-        reserved: int,
+        call: Callable[[R], Awaitable[T]],
+        reserve: Callable[[], tuple[R, int] | BudgetExhausted],
         request: GenerationRequest | RewardRequest,
         span: str,
-    ) -> T | PonderError:
-        """Run ``call`` with retries; on failure release the reservation and return the error."""
-        try:
-            return await self._with_retries(call, span)
-        except PonderError as exc:
-            if self.budget is not None:
-                self.budget.settle(reserved, 0)
+        event: str,
+    ) -> tuple[T, R, int] | PonderError:
+        """Make ``call`` with retries: ``(result, request sent, reservation)`` or the error.
+
+        Every attempt takes its own reservation. An attempt that failed after the upstream may
+        have generated (``BackendError.generated``: a timeout, a dropped connection, a malformed
+        body) is charged its whole reservation, never 0, so retries cannot spend past the budget;
+        one refused before generating (429, 5xx, connection refused) is charged nothing. Retries
+        wait the policy's jittered backoff, or the upstream's Retry-After when that is longer.
+        """
+        policy = self.orch.retry
+        attempt = 0
+        last: BackendError | None = None
+        while True:
+            attempt += 1
+            grant = reserve()
+            if isinstance(grant, BudgetExhausted):  # no room for this (or another) attempt
+                return self._failed(last or grant, request, span)
+            sent, reserved = grant
+            if attempt == 1:
+                self.trace.record(event, span, **sent.describe())
+            try:
+                async with self.orch._semaphore:
+                    result = await call(sent)
+            except PonderError as exc:
+                charge = reserved if isinstance(exc, BackendError) and exc.generated else 0
+                if self.budget is not None:
+                    self.budget.settle(reserved, charge)
+                if not (isinstance(exc, BackendError) and exc.retryable):
+                    return self._failed(exc, request, span)
+                last = exc
+                delay = retry_delay(policy, attempt, exc.retry_after_s)
+                if attempt >= policy.max_attempts or delay is None:
+                    return self._failed(exc, request, span)
+                self.trace.record(
+                    "retry",
+                    span,
+                    attempt=attempt,
+                    error=_describe(exc),
+                    wait_s=round(delay, 3),
+                    charged=charge,
+                )
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:  # cancelled mid-call: the upstream may have generated
+                if self.budget is not None:
+                    self.budget.settle(reserved, reserved)
+                raise
+            return result, sent, reserved
+
+    def _failed(
+        self, exc: PonderError, request: GenerationRequest | RewardRequest, span: str
+    ) -> PonderError:
+        if not isinstance(exc, BudgetExhausted):
             self.usage.failed_calls += 1
             self.trace.record("failure", span, purpose=request.purpose, error=_describe(exc))
-            return exc
-        except BaseException:
-            if self.budget is not None:
-                self.budget.settle(reserved, 0)
-            raise
+        return exc
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]], span: str) -> T:
-        policy = self.orch.retry
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=policy.initial_backoff_s,
-                max=policy.max_backoff_s,
-                jitter=policy.jitter_s,
-            ),
-            retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.retryable),
-            before_sleep=lambda rs: self.trace.record(
-                "retry",
-                span,
-                attempt=rs.attempt_number,
-                error=_describe(rs.outcome.exception()) if rs.outcome else None,
-            ),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                async with self.orch._semaphore:
-                    return await call()
-        raise AssertionError("unreachable")  # pragma: no cover
+
+def retry_delay(policy: RetryPolicy, attempt: int, retry_after_s: float | None) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``: jittered exponential backoff, at least
+    the upstream's Retry-After; ``None`` (give up now) when Retry-After passes the policy's cap."""
+    backoff = min(policy.max_backoff_s, policy.initial_backoff_s * 2 ** (attempt - 1))
+    backoff += random.uniform(0, policy.jitter_s)
+    if retry_after_s is None:
+        return backoff
+    if retry_after_s > policy.max_retry_after_s:
+        return None
+    return max(backoff, retry_after_s)
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -28,7 +28,7 @@ from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import Orchestrator, RetryPolicy, RunResult
 from ponder.orchestrator.trace import Trace
 from ponder.serve.config import CHAIN_PREFIX, ChainSpec, ServeConfig
-from ponder.serve.errors import redact, to_api_error
+from ponder.serve.errors import redact, shutting_down_error, to_api_error
 from ponder.serve.passthrough import forward_chat
 from ponder.serve.streaming import ProgressFeed, stream_chain
 from ponder.serve.upstream import Upstream
@@ -68,6 +68,7 @@ class ProxyState:
         )
         self.active_runs = 0
         self.tasks: set[asyncio.Future[Any]] = set()
+        self.shutting_down = False
         self.role_backends: dict[str, dict[str, Backend]] = {
             name: {role: cfg.build() for role, cfg in spec.roles.items()}
             for name, spec in config.chains.items()
@@ -127,6 +128,14 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
         title="ponder serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
 
+    async def drain() -> None:
+        """Called by the server at SIGTERM/SIGINT, before it cancels request tasks: runs get
+        ``shutdown_grace_s``, then are cancelled and their clients answered 503."""
+        if "state" in holder:
+            await _drain(holder["state"], config.shutdown_grace_s)
+
+    app.state.drain = drain
+
     def st() -> ProxyState:
         return holder["state"]
 
@@ -174,9 +183,9 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
         _check_limits(config, req)
         chain = _resolve_chain(config, req)
         if chain is None:
-            return await forward_chat(s.http, s.upstream, req, body)
+            return await forward_chat(s.http, s.upstream, req, body, s.secrets)
         name, spec, upstream_model = chain
-        return await _run_chain(s, req, name, spec, upstream_model)
+        return await _run_chain(s, request, req, name, spec, upstream_model)
 
     return app
 
@@ -280,95 +289,162 @@ def _task(messages: list[dict[str, Any]]) -> Task:
 
 
 def _budget(spec: ChainSpec, req: ChatRequest) -> int | None:
+    """Each run's budget. A chain budget bounds one *request*: its ``n`` runs share it equally
+    (``budget // n`` each), so a client's ``n`` never multiplies what the operator allowed."""
     asked = req.ponder.get("budget_tokens")
-    if asked is None:
-        return spec.budget.total_tokens
-    if not isinstance(asked, int) or isinstance(asked, bool) or asked <= 0:
-        raise ApiError(
-            400, "ponder.budget_tokens must be a positive integer", param="ponder.budget_tokens"
-        )
     cap = spec.budget.total_tokens
-    return asked if cap is None else min(asked, cap)
+    if asked is not None:
+        if not isinstance(asked, int) or isinstance(asked, bool) or asked <= 0:
+            raise ApiError(
+                400, "ponder.budget_tokens must be a positive integer", param="ponder.budget_tokens"
+            )
+        cap = asked if cap is None else min(asked, cap)
+    if cap is None:
+        return None
+    share = cap // req.n
+    if share < 1:
+        raise ApiError(
+            400,
+            f"the chain's token budget of {cap} cannot be shared by n={req.n} runs",
+            param="n",
+            code="budget_too_small",
+        )
+    return share
 
 
 async def _run_chain(
-    s: ProxyState, req: ChatRequest, name: str, spec: ChainSpec, upstream_model: str | None
+    s: ProxyState,
+    request: Request,
+    req: ChatRequest,
+    name: str,
+    spec: ChainSpec,
+    upstream_model: str | None,
 ) -> Response:
     cfg = s.config
     task = _task(req.messages)
     budget = _budget(spec, req)
-    if s.active_runs + req.n > cfg.limits.max_concurrent_runs:
+    limit = cfg.limits.max_concurrent_runs
+    if req.n > limit:
+        raise ApiError(
+            400,
+            f"n={req.n} runs exceed this proxy's max_concurrent_runs of {limit}",
+            param="n",
+            code="n_too_large",
+        )
+    if s.shutting_down:
+        raise shutting_down_error()
+    if s.active_runs + req.n > limit:
         raise ApiError(
             429,
-            f"this proxy is running {s.active_runs} chain runs "
-            f"(limit {cfg.limits.max_concurrent_runs}); retry later",
+            f"this proxy is running {s.active_runs} chain runs (limit {limit}); retry later",
             type_="rate_limit_error",
             code="too_many_runs",
+            headers={"retry-after": "1"},
         )
-    backend = await s.upstream.backend_for(upstream_model)
+    s.active_runs += req.n  # taken now, so concurrent requests see it; released exactly once
+    held = [True]
+
+    def release() -> None:
+        if held[0]:
+            held[0] = False
+            s.active_runs -= req.n
+
     r = cfg.retry
-    orch = Orchestrator(
-        s.backends_for(name, backend),
-        budget_tokens=budget,
-        max_concurrency=spec.max_concurrency,
-        retry=RetryPolicy(
-            max_attempts=r.max_attempts,
-            initial_backoff_s=r.initial_backoff_s,
-            max_backoff_s=r.max_backoff_s,
-        ),
-        timeout_s=spec.timeout_s,
+    policy = RetryPolicy(
+        max_attempts=r.max_attempts,
+        initial_backoff_s=r.initial_backoff_s,
+        max_backoff_s=r.max_backoff_s,
     )
     feed = ProgressFeed() if req.stream else None
     traces = [Trace(listener=feed) for _ in range(req.n)]
     trace_ids = ",".join(t.run_id for t in traces)
     completion_id = new_completion_id()
 
-    async def one(trace: Trace) -> RunResult:
+    async def one(orch: Orchestrator, trace: Trace) -> RunResult:
         try:
             return await orch.run(spec.strategy, task, trace=trace)
-        except TimeoutError:
-            raise ApiError(
-                504,
-                f"chain {name!r} did not finish within {spec.timeout_s}s",
-                type_="upstream_error",
-                code="chain_timeout",
-            ) from None
         finally:
             _write_trace(cfg.trace_dir, trace, s.secrets)
 
     async def runs() -> list[RunResult]:
-        s.active_runs += req.n
-        t = asyncio.ensure_future(asyncio.gather(*(one(tr) for tr in traces)))
-        s.tasks.add(t)
         try:
-            return await t
+            async with s.upstream.lease(upstream_model) as backend:
+                orch = Orchestrator(
+                    s.backends_for(name, backend),
+                    budget_tokens=budget,
+                    max_concurrency=spec.max_concurrency,
+                    retry=policy,
+                    timeout_s=spec.timeout_s,
+                )
+                t = asyncio.ensure_future(asyncio.gather(*(one(orch, tr) for tr in traces)))
+                s.tasks.add(t)
+                try:
+                    return await t
+                finally:
+                    s.tasks.discard(t)
         finally:
-            s.tasks.discard(t)
-            s.active_runs -= req.n
+            release()
 
     if req.stream and feed is not None:
-        gen = stream_chain(
-            completion_id=completion_id,
-            model=req.model,
-            chain=name,
-            runs=runs,
-            feed=feed,
-            keepalive_s=cfg.keepalive_s,
-            secrets=s.secrets,
-            include_usage=req.include_usage,
+        gen = _releasing(
+            release,
+            stream_chain(
+                completion_id=completion_id,
+                model=req.model,
+                chain=name,
+                runs=runs,
+                feed=feed,
+                keepalive_s=cfg.keepalive_s,
+                secrets=s.secrets,
+                include_usage=req.include_usage,
+            ),
         )
         return StreamingResponse(
             gen,
             media_type="text/event-stream",
             headers={TRACE_HEADER: trace_ids, "cache-control": "no-cache"},
         )
+    work = asyncio.ensure_future(runs())
+    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        results = await runs()
+        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler was cancelled
+        work.cancel()
+        gone.cancel()
+        await asyncio.gather(work, gone, return_exceptions=True)
+        raise
+    gone.cancel()
+    if work not in done:  # the client left: stop spending upstream tokens on its answer
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        log.info("ponder serve: client left; cancelled run(s) %s", trace_ids)
+        return Response(status_code=499)
+    try:
+        results = work.result()
+    except asyncio.CancelledError:  # the server is stopping: the drain cancelled the runs
+        err = shutting_down_error()
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
     except Exception as exc:
         err = to_api_error(exc, s.secrets)
-        return JSONResponse(err.body(), status_code=err.status, headers={TRACE_HEADER: trace_ids})
+        return JSONResponse(
+            err.body(), status_code=err.status, headers={TRACE_HEADER: trace_ids, **err.headers}
+        )
     body = chat_completion(completion_id, req.model, name, results)
     return JSONResponse(body, headers={TRACE_HEADER: trace_ids})
+
+
+async def _releasing(release: Any, gen: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for part in gen:
+            yield part
+    finally:
+        release()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (the body was read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _write_trace(trace_dir: str | None, trace: Trace, secrets: list[str | None]) -> None:
@@ -385,7 +461,9 @@ def _write_trace(trace_dir: str | None, trace: Trace, secrets: list[str | None])
 
 
 async def _drain(s: ProxyState, grace_s: float) -> None:
-    """Let in-flight runs finish for ``grace_s`` seconds, then cancel the rest."""
+    """Let in-flight runs finish for ``grace_s`` seconds, then cancel the rest (their clients
+    get a 503 ``shutting_down``, or an error event on a stream). Logs one line."""
+    s.shutting_down = True
     pending = set(s.tasks)
     if not pending:
         return
@@ -395,3 +473,9 @@ async def _drain(s: ProxyState, grace_s: float) -> None:
         t.cancel()
     if still:
         await asyncio.gather(*still, return_exceptions=True)
+        log.warning(
+            "ponder serve: shutting down: cancelled %d run(s) still going after %.0fs "
+            "(answered 503 shutting_down)",
+            len(still),
+            grace_s,
+        )

@@ -1,16 +1,22 @@
 """Translate Ponder errors into OpenAI-format HTTP errors, at the proxy's one boundary.
 
-Upstream authentication failures never carry the upstream's message (it may echo part of the key);
-every other message is passed through ``redact`` so the upstream key cannot leak into a response.
+Every chain answers a cause the same way: ``AllSamplesFailed`` (a ``sample``/``adaptive``
+chain whose samples all failed) is answered as its ``primary`` typed cause would be, so an
+upstream 401, 429, 5xx or timeout gets the same status and code behind any chain. Upstream
+authentication failures never carry the upstream's message (it may echo part of the key);
+every other message is passed through ``ponder.secrets.redact`` so no key can leak into a
+response. A Retry-After the upstream sent is relayed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from ponder.errors import (
     AllSamplesFailed,
     AuthenticationFailed,
+    BackendError,
     BadRequestError,
     BudgetExhausted,
     CapabilityMissing,
@@ -18,20 +24,27 @@ from ponder.errors import (
     EndpointUnreachable,
     GenerationTimeout,
     InputError,
+    NoAnswer,
     PonderError,
     RateLimited,
+    RunTimeout,
     UpstreamServerError,
 )
+from ponder.secrets import REDACTED, redact
 from ponder.serve.wire import ApiError
 
-REDACTED = "[redacted]"
+__all__ = ["REDACTED", "redact", "shutting_down_error", "to_api_error"]
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, REDACTED)
-    return text
+def shutting_down_error() -> ApiError:
+    """What a run the server's shutdown cancelled answers (JSON 503, or a stream's last event)."""
+    return ApiError(
+        503,
+        "ponder serve is shutting down; retry against another instance or later",
+        type_="server_error",
+        code="shutting_down",
+        headers={"retry-after": "5"},
+    )
 
 
 def to_api_error(exc: BaseException, secrets: Iterable[str | None] = ()) -> ApiError:
@@ -40,11 +53,34 @@ def to_api_error(exc: BaseException, secrets: Iterable[str | None] = ()) -> ApiE
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, AllSamplesFailed) and exc.causes:
-        # every sample failed for (usually) the same reason: answer as that reason would
-        first = to_api_error(exc.causes[0], secrets)
-        first.message = redact(f"{first.message} ({exc})", secrets)
+        # every sample failed for (usually) the same reason: answer as that reason would, with
+        # counts by type (never the other causes' upstream text)
+        first = to_api_error(exc.primary, secrets)
+        first.message = f"{first.message} ({exc.summary()})"
         return first
+    err = _mapped(exc, secrets)
+    if (
+        isinstance(exc, BackendError)
+        and exc.retry_after_s is not None
+        and err.status
+        in (
+            429,
+            503,
+        )
+    ):
+        err.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return err
+
+
+def _mapped(exc: BaseException, secrets: list[str | None]) -> ApiError:
     msg = redact(str(exc), secrets)
+    if isinstance(exc, RunTimeout):
+        return ApiError(
+            504,
+            f"the chain did not finish within {exc.timeout_s:g}s",
+            type_="upstream_error",
+            code="chain_timeout",
+        )
     if isinstance(exc, AuthenticationFailed):
         return ApiError(
             502,
@@ -81,6 +117,21 @@ def to_api_error(exc: BaseException, secrets: Iterable[str | None] = ()) -> ApiE
         return ApiError(
             400, f"the chain's token budget cannot fit one call: {msg}", code="budget_too_small"
         )
+    if isinstance(exc, NoAnswer):
+        return ApiError(
+            502,
+            f"the upstream model gave no answer: {msg}",
+            type_="upstream_error",
+            code="no_answer",
+        )
+    if isinstance(exc, BackendError):
+        return ApiError(
+            502, f"upstream error: {msg}", type_="upstream_error", code="upstream_error"
+        )
     if isinstance(exc, PonderError):
-        return ApiError(500, f"{type(exc).__name__}: {msg}", type_="server_error")
-    return ApiError(500, f"internal error: {type(exc).__name__}", type_="server_error")
+        return ApiError(
+            500, f"{type(exc).__name__}: {msg}", type_="server_error", code="ponder_error"
+        )
+    return ApiError(
+        500, f"internal error: {type(exc).__name__}", type_="server_error", code="internal_error"
+    )

@@ -1,29 +1,42 @@
 """Pass-through: forward a chat request that asks for no chain to the upstream, unchanged.
 
 The body goes upstream byte-for-byte (minus a ``ponder`` field, if any) with the proxy's upstream
-key; the answer (JSON or an SSE stream) comes back as the upstream sent it. Upstream 401/403 bodies
-are replaced (they may echo part of the key); connection failures become 502, timeouts 504.
+key; the answer (JSON or an SSE stream) comes back as the upstream sent it, except that every
+relayed body, stream line and header is scrubbed of the proxy's keys (``ponder.secrets``: an
+upstream that echoes the key in a 400/422 body must not hand it to the client). Upstream 401/403
+bodies are replaced; connection failures become 502, timeouts 504; Retry-After is relayed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from ponder.serve.errors import redact
+from ponder.secrets import redact, redact_bytes
 from ponder.serve.upstream import Upstream
 from ponder.serve.wire import ApiError, ChatRequest
 
-HOP_HEADERS = {"content-type", "x-request-id", "openai-processing-ms"}
+HOP_HEADERS = {
+    "content-type",
+    "x-request-id",
+    "openai-processing-ms",
+    "retry-after",
+    "retry-after-ms",
+}
 
 
 async def forward_chat(
-    client: httpx.AsyncClient, upstream: Upstream, req: ChatRequest, body: bytes
+    client: httpx.AsyncClient,
+    upstream: Upstream,
+    req: ChatRequest,
+    body: bytes,
+    secrets: Sequence[str | None] = (),
 ) -> Response:
+    secrets = [*upstream.secrets, *secrets]
     if not upstream.base_url:
         raise ApiError(
             400,
@@ -50,8 +63,7 @@ async def forward_chat(
         ) from None
     except httpx.HTTPError as exc:
         msg = redact(
-            f"cannot reach upstream {upstream.base_url}: {type(exc).__name__}: {exc}",
-            upstream.secrets,
+            f"cannot reach upstream {upstream.base_url}: {type(exc).__name__}: {exc}", secrets
         )
         raise ApiError(502, msg, type_="upstream_error", code="upstream_unreachable") from None
     if resp.status_code in (401, 403):
@@ -63,10 +75,12 @@ async def forward_chat(
             type_="upstream_error",
             code="upstream_auth_failed",
         )
-    out_headers = {k: v for k, v in resp.headers.items() if k.lower() in HOP_HEADERS}
+    out_headers = {
+        k: redact(v, secrets) for k, v in resp.headers.items() if k.lower() in HOP_HEADERS
+    }
     if "text/event-stream" in resp.headers.get("content-type", ""):
         return StreamingResponse(
-            _relay(resp, upstream),
+            _relay(resp, secrets),
             status_code=resp.status_code,
             headers=out_headers,
             background=BackgroundTask(resp.aclose),
@@ -83,20 +97,31 @@ async def forward_chat(
     finally:
         await resp.aclose()
     if resp.status_code >= 500:
-        text = redact(content.decode("utf-8", "replace")[:500], upstream.secrets)
+        text = redact(content.decode("utf-8", "replace")[:500], secrets)
+        retry = {k: v for k, v in out_headers.items() if k.lower().startswith("retry-after")}
         raise ApiError(
-            502,
+            502 if resp.status_code != 503 else 503,
             f"upstream failed with HTTP {resp.status_code}: {text}",
             type_="upstream_error",
-            code="upstream_server_error",
+            code="upstream_server_error" if resp.status_code != 503 else "upstream_unavailable",
+            headers=retry,
         )
-    return Response(content=content, status_code=resp.status_code, headers=out_headers)
+    return Response(
+        content=redact_bytes(content, secrets), status_code=resp.status_code, headers=out_headers
+    )
 
 
-async def _relay(resp: httpx.Response, upstream: Upstream) -> AsyncIterator[bytes]:
+async def _relay(resp: httpx.Response, secrets: list[str | None]) -> AsyncIterator[bytes]:
+    """The upstream's stream, a line at a time, each scrubbed of the keys."""
+    pending = b""
     try:
         async for part in resp.aiter_raw():
-            yield part
+            pending += part
+            *lines, pending = pending.split(b"\n")
+            if lines:
+                yield redact_bytes(b"\n".join(lines) + b"\n", secrets)
+        if pending:
+            yield redact_bytes(pending, secrets)
     except httpx.HTTPError:
         err = ApiError(
             502, "upstream closed the stream", type_="upstream_error", code="upstream_unreachable"

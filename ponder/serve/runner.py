@@ -1,17 +1,21 @@
 """Run the proxy with uvicorn: in the foreground (``serve``) or in a background thread.
 
 Use ``ServerThread(config)`` as a context manager to host the proxy inside a Python process (tests,
-benchmarks, notebooks); ``.base_url`` is where OpenAI clients point. Shutdown is graceful: uvicorn
-stops accepting, in-flight requests get ``shutdown_grace_s`` to finish, then are cancelled.
+benchmarks, notebooks); ``.base_url`` is where OpenAI clients point. Shutdown is graceful:
+``ProxyServer`` stops accepting, gives in-flight runs ``shutdown_grace_s`` to finish, then cancels
+them so their clients are answered (a JSON 503 ``shutting_down``, or an error event ending a
+stream) before uvicorn closes the connections.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.backends.local.server import free_port
@@ -19,6 +23,35 @@ from ponder.serve.app import create_app
 from ponder.serve.config import ServeConfig
 
 START_TIMEOUT_S = 120.0
+ANSWER_AFTER_DRAIN_S = 5
+"""How long uvicorn waits, after the drain, for handlers to write their 503s."""
+
+
+class ProxyServer(uvicorn.Server):
+    """uvicorn's server, draining the proxy's runs first when it shuts down."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:  # stop accepting before the drain
+            server.close()
+        drain = getattr(self.app.state, "drain", None)
+        if drain is not None:
+            await drain()
+        await super().shutdown(sockets=sockets)
+
+
+def proxy_server(
+    config: ServeConfig,
+    *,
+    backend: Backend | None = None,
+    port: int | None = None,
+    log_level: str = "info",
+) -> ProxyServer:
+    app = create_app(config, backend=backend)
+    return ProxyServer(uvicorn_config(config, app=app, port=port, log_level=log_level), app)
 
 
 def uvicorn_config(
@@ -27,13 +60,14 @@ def uvicorn_config(
     backend: Backend | None = None,
     port: int | None = None,
     log_level: str = "info",
+    app: FastAPI | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(config, backend=backend),
+        app or create_app(config, backend=backend),
         host=config.host,
         port=config.port if port is None else port,
         log_level=log_level,
-        timeout_graceful_shutdown=int(config.shutdown_grace_s) or None,
+        timeout_graceful_shutdown=int(config.shutdown_grace_s) + ANSWER_AFTER_DRAIN_S,
         timeout_keep_alive=30,
         limit_concurrency=None,
         server_header=False,
@@ -42,7 +76,7 @@ def uvicorn_config(
 
 def serve(config: ServeConfig, *, log_level: str = "info") -> None:
     """Serve in the foreground until SIGINT/SIGTERM."""
-    uvicorn.Server(uvicorn_config(config, log_level=log_level)).run()
+    proxy_server(config, log_level=log_level).run()
 
 
 class ServerThread:
@@ -59,9 +93,7 @@ class ServerThread:
     ) -> None:
         self.port = port or free_port(config.host)
         self.host = config.host
-        self.server = uvicorn.Server(
-            uvicorn_config(config, backend=backend, port=self.port, log_level=log_level)
-        )
+        self.server = proxy_server(config, backend=backend, port=self.port, log_level=log_level)
         self._thread = threading.Thread(target=self.server.run, name="ponder-serve", daemon=True)
 
     @property

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from ponder.orchestrator.engine import RunResult
-from ponder.serve.errors import to_api_error
+from ponder.serve.errors import shutting_down_error, to_api_error
 from ponder.serve.wire import (
     chunk,
     finish_reason,
@@ -117,6 +117,9 @@ async def stream_chain(
             yield sse_comment(feed.queue.get_nowait())
         try:
             results = task.result()
+        except asyncio.CancelledError:  # the server's drain cancelled the runs: say so
+            yield sse(shutting_down_error().body())
+            return
         except Exception as exc:
             yield sse(to_api_error(exc, secrets).body())
             return

@@ -5,12 +5,19 @@ An ``openai`` upstream gets one ``OpenAICompatibleBackend`` per model a client n
 (``ponder:cot/gpt-x`` runs the chain against ``gpt-x``); a ``local`` upstream starts the embedded
 llama-server once and serves every name with it; any other backend kind (or an injected
 ``Backend``, as tests do) serves chains only. Everything is built inside the server's event loop.
+
+At most ``MAX_UPSTREAM_MODELS`` model backends are kept: a new name evicts the least recently
+used one, which is closed once the runs that hold it (``lease``) end, so no client can lock
+others out of new model names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 
 from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
 from ponder.orchestrator.backends.base import Backend
@@ -24,8 +31,9 @@ class Upstream:
             raise ValueError("give exactly one of config or backend")
         self.config = config
         self._fixed = backend
-        self._owned: list[Backend] = []
-        self._by_model: dict[str, Backend] = {}
+        self._by_model: OrderedDict[str, Backend] = OrderedDict()
+        self._users: dict[int, int] = {}
+        self._evicted: list[Backend] = []
         self._lock = asyncio.Lock()
         self.base_url: str | None = None
         self.api_key: str | None = None
@@ -54,6 +62,23 @@ class Upstream:
             if server is not None:
                 self.base_url = server.base_url
 
+    @contextlib.asynccontextmanager
+    async def lease(self, model: str | None) -> AsyncIterator[Backend]:
+        """The backend for ``model``, held for the block (an evicted one closes after it)."""
+        backend = await self.backend_for(model)
+        self._users[id(backend)] = self._users.get(id(backend), 0) + 1
+        try:
+            yield backend
+        finally:
+            left = self._users[id(backend)] - 1
+            if left:
+                self._users[id(backend)] = left
+            else:
+                del self._users[id(backend)]
+                if backend in self._evicted:
+                    self._evicted.remove(backend)
+                    await backend.aclose()
+
     async def backend_for(self, model: str | None) -> Backend:
         if self._fixed is not None:
             return self._fixed
@@ -62,19 +87,25 @@ class Upstream:
         key = (model or self.default_model or "") if is_openai else ""
         async with self._lock:
             backend = self._by_model.get(key)
-            if backend is None:
-                if len(self._by_model) >= MAX_UPSTREAM_MODELS:
-                    raise ValueError(f"more than {MAX_UPSTREAM_MODELS} upstream model names")
-                cfg = self.config
-                if isinstance(cfg, OpenAIBackendConfig) and key:
-                    cfg = cfg.model_copy(update={"model": key})
-                backend = cfg.build()
-                self._by_model[key] = backend
-                self._owned.append(backend)
+            if backend is not None:
+                self._by_model.move_to_end(key)
+                return backend
+            while len(self._by_model) >= MAX_UPSTREAM_MODELS:
+                _, old = self._by_model.popitem(last=False)
+                if self._users.get(id(old)):
+                    self._evicted.append(old)  # closed when its last run ends
+                else:
+                    await old.aclose()
+            cfg = self.config
+            if isinstance(cfg, OpenAIBackendConfig) and key:
+                cfg = cfg.model_copy(update={"model": key})
+            backend = cfg.build()
+            self._by_model[key] = backend
         return backend
 
     async def aclose(self) -> None:
-        owned, self._owned = self._owned, []
+        owned = [*self._by_model.values(), *self._evicted]
         self._by_model.clear()
+        self._evicted = []
         for b in owned:
             await b.aclose()

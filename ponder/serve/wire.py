@@ -32,8 +32,10 @@ class ApiError(Exception):
         type_: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers: dict[str, str] = dict(headers or {})
         self.status = status
         self.message = message
         self.type = type_
@@ -65,16 +67,38 @@ class ChatRequest:
     ponder: dict[str, Any]
 
 
+MAX_MODEL_CHARS = 256
+
+
 def parse_chat_request(body: bytes) -> ChatRequest:
+    """Parse and check a chat request; anything unusable is a 400 in OpenAI's format (deeply
+    nested JSON, integers too long to convert, lone surrogates, control characters in the model
+    name), never a crash."""
     try:
         raw = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, int digits limit
+        raise ApiError(400, f"the request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(raw, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    try:
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "the request body contains a lone UTF-16 surrogate (not valid Unicode text)"
+        ) from None
+    except (RecursionError, ValueError):
+        raise ApiError(400, "the request body is nested too deeply") from None
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "'model' is required and must be a string", param="model")
+    if len(model) > MAX_MODEL_CHARS or not model.isprintable():
+        raise ApiError(
+            400,
+            f"'model' must be at most {MAX_MODEL_CHARS} printable characters",
+            param="model",
+        )
     messages = raw.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list", param="messages")

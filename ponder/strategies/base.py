@@ -44,7 +44,9 @@ class Outcome:
 
     ``answer`` is the extracted final answer (``None`` if none could be found); ``text`` the
     model's final response; ``samples`` the per-sample outcomes a parallel strategy aggregated;
-    ``budget_limited`` is true when the token budget cut the work short.
+    ``budget_limited`` is true when the token budget cut the work short. ``error`` is the typed
+    exception of a failed sample (``data["error"]`` keeps its text for traces); failures travel as
+    these objects, never as strings, so the proxy answers each as its cause would.
     """
 
     answer: str | None
@@ -53,6 +55,7 @@ class Outcome:
     samples: list[Outcome] = field(default_factory=list)
     confidence: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

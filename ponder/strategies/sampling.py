@@ -7,7 +7,8 @@ strategy is forked ``count`` times. Either way sample ``i`` gets seed ``base_see
 and forks; a native-``n`` call carries only the base seed), recorded on each outcome.
 
 Failed samples (errors, timeouts, no extractable answer) come back as outcomes with
-``answer=None`` and ``data["error"]``, and are noted in the trace; the caller decides.
+``answer=None``, the typed exception in ``error`` (``NoAnswer`` when the sample finished without
+an answer) and its text in ``data["error"]``, and are noted in the trace; the caller decides.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from ponder.answers import extract_answer
-from ponder.errors import AllSamplesFailed, BudgetExhausted
+from ponder.errors import AllSamplesFailed, BackendError, BudgetExhausted, NoAnswer
 from ponder.orchestrator.requests import Completion, GenerationFailure, GenerationRequest
 from ponder.strategies.base import Fork, Generate, Note, Outcome, Strategy, Task
 
@@ -30,8 +30,25 @@ def seeded(inner: Strategy, seed: int) -> Strategy:
     return inner
 
 
-def _failed(error: str, seed: int, budget: bool = False) -> Outcome:
-    return Outcome(answer=None, text="", budget_limited=budget, data={"error": error, "seed": seed})
+def _failed(error: BaseException, seed: int) -> Outcome:
+    return Outcome(
+        answer=None,
+        text="",
+        budget_limited=isinstance(error, BudgetExhausted),
+        data={"error": describe(error), "seed": seed},
+        error=error,
+    )
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def failure_of(sample: Outcome) -> BaseException:
+    """The typed reason a sample has no answer."""
+    if sample.error is not None:
+        return sample.error
+    return NoAnswer(sample.data.get("finish_reason"))
 
 
 def draw(
@@ -43,7 +60,16 @@ def draw(
     if single:
         req: GenerationRequest = seeded(inner, seeds[0]).request(task)  # type: ignore[attr-defined]
         [result] = yield Generate.of(req.with_params(n=count, seed=seeds[0]))
-        outcomes = _from_completion(result, seeds)
+        outcomes = _from_completion(result, seeds, req)
+        confs = [
+            (i, o.data["trace_confidence"])
+            for i, o in enumerate(outcomes)
+            if "trace_confidence" in o.data
+        ]
+        if confs:
+            yield Note(
+                "trace_confidence", {"samples": [{"sample": start + i, **c} for i, c in confs]}
+            )
     else:
         flows = [seeded(inner, s).flow(task) for s in seeds]
         results = yield Fork(flows, label="sample")
@@ -53,11 +79,11 @@ def draw(
                 r.data.setdefault("seed", seed)
                 outcomes.append(r)
             else:
-                outcomes.append(
-                    _failed(f"{type(r).__name__}: {r}", seed, isinstance(r, BudgetExhausted))
-                )
+                outcomes.append(_failed(r, seed))
     for i, o in enumerate(outcomes):
         if o.answer is None:
+            if o.error is None and "error" not in o.data:
+                o.error = NoAnswer(o.data.get("finish_reason"))
             why = o.data.get("error") or "no extractable answer"
             o.data.setdefault("error", why)
             yield Note(
@@ -66,35 +92,39 @@ def draw(
     return outcomes
 
 
-def _from_completion(result: Completion | GenerationFailure, seeds: list[int]) -> list[Outcome]:
+def _from_completion(
+    result: Completion | GenerationFailure, seeds: list[int], req: GenerationRequest
+) -> list[Outcome]:
     if not isinstance(result, Completion):
-        why = f"{type(result.error).__name__}: {result.error}"
-        return [_failed(why, s, result.budget) for s in seeds]
+        return [_failed(result.error, s) for s in seeds]
+    from ponder.strategies.cot import choice_outcome  # one outcome shape for cot and its samples
+
     outcomes = []
     for i, ch in enumerate(result.choices):
         seed = ch.seed if ch.seed is not None else seeds[i]
-        outcomes.append(
-            Outcome(
-                answer=extract_answer(ch.text),
-                text=ch.text,
-                confidence=ch.mean_logprob,
-                data={
-                    "seed": seed,
-                    "finish_reason": ch.finish_reason,
-                    "tokens": ch.completion_tokens,
-                },
-            )
-        )
+        outcomes.append(choice_outcome(ch, req.params, seed, result.model))
     for s in seeds[len(outcomes) :]:
-        outcomes.append(_failed("the backend returned fewer choices than asked", s))
+        outcomes.append(_failed(BackendError("the backend returned fewer choices than asked"), s))
     return outcomes
 
 
 def ensure_some_answer(samples: list[Outcome]) -> Outcome | None:
-    """``None`` if a sample has an answer; a budget-limited empty outcome if the budget stopped
-    every sample; otherwise raises ``AllSamplesFailed`` carrying every cause."""
+    """``None`` if a sample has an answer. Otherwise: a budget-limited empty outcome if the
+    budget stopped every sample; an answerless outcome, as ``cot`` gives, if every sample finished
+    but none had an extractable answer (``finish_reason`` "length" when all were cut off at
+    max_tokens); else raises ``AllSamplesFailed`` with every cause as its typed exception."""
     if any(s.answer is not None for s in samples):
         return None
     if samples and all(s.budget_limited for s in samples):
         return Outcome(answer=None, text="", budget_limited=True, samples=samples)
-    raise AllSamplesFailed([RuntimeError(str(s.data.get("error"))) for s in samples])
+    causes = [failure_of(s) for s in samples]
+    if samples and all(isinstance(c, NoAnswer) for c in causes):
+        cut = all(s.data.get("finish_reason") == "length" for s in samples)
+        longest = max(samples, key=lambda s: len(s.text))
+        return Outcome(
+            answer=None,
+            text=longest.text,
+            samples=samples,
+            data={"finish_reason": "length" if cut else "stop", "no_answer": len(samples)},
+        )
+    raise AllSamplesFailed(causes)

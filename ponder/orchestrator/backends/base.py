@@ -53,11 +53,12 @@ class Backend(ABC):
         return estimate_tokens(text)
 
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
-        """Prompt tokens ``request`` will cost, used to reserve budget before the call."""
-        if request.prompt is not None:
-            return await self.count_tokens(request.prompt)
-        prefix = estimate_tokens(request.assistant_prefix) if request.assistant_prefix else 0
-        return estimate_chat_tokens(request.messages or ()) + prefix
+        """Prompt tokens ``request`` will cost, reserved from the budget before the call.
+
+        Must never fall short of what the upstream will count, or the budget is not hard: the
+        default is the safe bound ``bound_prompt_tokens``. Backends that can count exactly (a
+        tokenizer endpoint, a server-side chat template) override it."""
+        return bound_prompt_tokens(request)
 
     async def reward(self, request: RewardRequest) -> Reward:
         """Score ``request.messages`` with a reward model. Only reward backends implement it."""
@@ -109,6 +110,35 @@ def estimate_tokens(text: str) -> int:
 
 
 CHAT_OVERHEAD_PER_MESSAGE = 8
+CHAT_TEMPLATE_SLACK = 32
+"""Tokens a chat template may add beyond its per-message markup (BOS, a default system prompt
+or date line some templates inject, the assistant header)."""
+
+
+def bound_tokens(text: str) -> int:
+    """A safe upper bound on the tokens of ``text`` for any byte-level BPE or byte-fallback
+    vocabulary: its UTF-8 bytes (every token covers at least one byte). One token per
+    *character* is not safe: a CJK character is often 2-3 tokens. Lone surrogates count 3."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def bound_chat_tokens(messages: tuple[Message, ...] | list[Message]) -> int:
+    """A safe upper bound on a chat prompt: content bytes, role markup and template slack."""
+    total = CHAT_TEMPLATE_SLACK
+    for m in messages:
+        content = m.get("content")
+        text = content if isinstance(content, str) else str(content or "")
+        total += CHAT_OVERHEAD_PER_MESSAGE + bound_tokens(text) + bound_tokens(str(m.get("role")))
+    return total
+
+
+def bound_prompt_tokens(request: GenerationRequest) -> int:
+    """``bound_tokens`` of a raw prompt, or ``bound_chat_tokens`` of a chat (+ its prefix)."""
+    if request.prompt is not None:
+        return bound_tokens(request.prompt) + 1
+    prefix = bound_tokens(request.assistant_prefix) if request.assistant_prefix else 0
+    tools = bound_tokens(repr(request.tools)) if request.tools else 0
+    return bound_chat_tokens(request.messages or ()) + prefix + tools
 
 
 def estimate_chat_tokens(messages: tuple[Message, ...] | list[Message]) -> int:

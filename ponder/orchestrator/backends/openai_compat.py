@@ -8,10 +8,17 @@ the boundary where ``openai``/``httpx`` exceptions become ``ponder.errors``.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import hashlib
+import json
 import os
+import re
 import time
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -24,13 +31,30 @@ from ponder.errors import (
     ConfigError,
     EndpointUnreachable,
     GenerationTimeout,
+    MalformedResponse,
     RateLimited,
     UpstreamServerError,
 )
-from ponder.orchestrator.backends.base import Backend, Capabilities, estimate_tokens
+from ponder.orchestrator.backends.base import (
+    Backend,
+    Capabilities,
+    bound_prompt_tokens,
+    bound_tokens,
+    estimate_tokens,
+)
 from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
+from ponder.secrets import redact
 
 DEFAULT_TIMEOUT_S = 600.0
+PROMPT_COUNT_CACHE = 4096
+"""Exact prompt counts remembered from this upstream's own usage (by prompt hash)."""
+N_REFUSAL = re.compile(
+    r"(\bn\b|\bn\s*[<>=!]|only one (completion )?choice|multiple (choices|completions)|"
+    r"number of (choices|completions))",
+    re.IGNORECASE,
+)
+"""What an upstream 400 says when it refuses ``n`` > 1 itself (llama.cpp: "Only one completion
+choice is allowed"; others name the parameter ``n``)."""
 DEFAULT_MAX_CONCURRENCY = 16
 CONTINUATION_MODES = ("auto", "none", "prefill", "template")
 
@@ -68,6 +92,7 @@ class OpenAICompatibleBackend(Backend):
         continuation: str = "auto",
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        check_base_url(base_url)
         model = model or os.environ.get("PONDER_MODEL") or os.environ.get("OPENAI_MODEL")
         if not model:
             raise ConfigError(
@@ -94,6 +119,7 @@ class OpenAICompatibleBackend(Backend):
         self.n_mode = n_mode
         self.max_native_n = max_native_n
         self._native_n_ok: bool | None = True if n_mode == "native" else None
+        self._prompt_seen: OrderedDict[str, int] = OrderedDict()
         self._tokenize_url = tokenize_url
         self._apply_template_url = apply_template_url
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -113,23 +139,28 @@ class OpenAICompatibleBackend(Backend):
         if n > 1 and await self._use_native_n(n):
             try:
                 return await self._call(request)
-            except BadRequestError:
-                if self.n_mode == "native":
-                    raise
-                self._native_n_ok = False  # the server refused n>1: fan out from now on
+            except BadRequestError as exc:
+                if self.n_mode == "native" or not refuses_n(exc):
+                    raise  # a 400 for another reason (context length, ...) is that request's
+                self._native_n_ok = False  # this endpoint refused n itself: fan out from now on
         if n == 1:
             return await self._call(request)
         return await self._fan_out(request)
 
     async def count_tokens(self, text: str) -> int:
-        if self._tokenize_url:
-            try:
-                resp = await self._http.post(self._tokenize_url, json=self._tokenize_body(text))
-                resp.raise_for_status()
-                return len(resp.json()["tokens"])
-            except (httpx.HTTPError, KeyError, ValueError):
-                pass
-        return estimate_tokens(text)
+        exact = await self._exact_tokens(text)
+        return exact if exact is not None else estimate_tokens(text)
+
+    async def _exact_tokens(self, text: str) -> int | None:
+        """The tokenizer endpoint's count, or ``None`` without one (or when it fails)."""
+        if not self._tokenize_url:
+            return None
+        try:
+            resp = await self._http.post(self._tokenize_url, json=self._tokenize_body(text))
+            resp.raise_for_status()
+            return len(resp.json()["tokens"])
+        except (httpx.HTTPError, KeyError, ValueError, TypeError):
+            return None
 
     def _tokenize_body(self, text: str) -> dict[str, Any]:
         """One body both tokenizer endpoints accept: llama.cpp's ``/tokenize`` reads ``content``
@@ -144,6 +175,17 @@ class OpenAICompatibleBackend(Backend):
         }
 
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """Exact where this upstream can tell (its own usage for this prompt before, or the
+        tokenizer endpoint), else the safe bound: never an estimate that can fall short."""
+        key = _prompt_key(request)
+        seen = self._prompt_seen.get(key)
+        if seen is not None:
+            self._prompt_seen.move_to_end(key)
+            return seen
+        if not request.is_chat and request.prompt is not None:
+            exact = await self._exact_tokens(request.prompt)
+            if exact is not None:
+                return exact + 1  # a BOS token the server may add
         if request.is_chat and self._apply_template_url and self._tokenize_url:
             try:  # llama.cpp: render the chat template server-side, then count exactly
                 resp = await self._http.post(
@@ -151,10 +193,21 @@ class OpenAICompatibleBackend(Backend):
                 )
                 resp.raise_for_status()
                 prompt = resp.json()["prompt"] + (request.assistant_prefix or "")
-                return await self.count_tokens(prompt)
-            except (httpx.HTTPError, KeyError, ValueError):
+                exact = await self._exact_tokens(prompt)
+                if exact is not None:
+                    return exact + 1
+            except (httpx.HTTPError, KeyError, ValueError, TypeError):
                 pass
-        return await super().count_prompt_tokens(request)
+        return bound_prompt_tokens(request)
+
+    def _remember_prompt(self, request: GenerationRequest, prompt_tokens: int) -> None:
+        if prompt_tokens <= 0:
+            return
+        key = _prompt_key(request)
+        self._prompt_seen[key] = prompt_tokens
+        self._prompt_seen.move_to_end(key)
+        while len(self._prompt_seen) > PROMPT_COUNT_CACHE:
+            self._prompt_seen.popitem(last=False)
 
     async def capabilities(self) -> Capabilities:
         return Capabilities(
@@ -287,8 +340,66 @@ class OpenAICompatibleBackend(Backend):
                     resp = await self._client.completions.create(prompt=request.prompt or "", **kw)
             except openai.OpenAIError as exc:
                 raise self._translate(exc) from exc
+            except (ValueError, TypeError) as exc:  # a 200 whose body is not JSON
+                raise self._malformed(exc) from exc
         latency = time.perf_counter() - t0
-        return await self._to_completion(request, resp, latency)
+        if not _looks_like_completion(resp, request.is_chat):
+            raise self._malformed(None, resp)
+        try:
+            done = await self._to_completion(request, resp, latency)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise self._malformed(exc) from exc
+        if request.params.n == 1 or done.calls == 1:
+            self._remember_prompt(request, done.prompt_tokens)
+        return done
+
+    def _malformed(self, exc: BaseException | None, resp: Any = None) -> MalformedResponse:
+        what = f"{type(exc).__name__}: {exc}" if exc is not None else f"a {type(resp).__name__}"
+        return MalformedResponse(
+            f"{self.base_url} answered with a body that is not a completion ({what[:200]})",
+            url=self.base_url,
+            status=200,
+        )
+
+    async def _count_choices(
+        self, request: GenerationRequest, choices: list[Choice], reported: int | None
+    ) -> None:
+        """Completion tokens per choice, as the upstream counts them.
+
+        One choice: the upstream's ``usage``. Several: exact per choice where known (logprobs,
+        the tokenizer endpoint); otherwise the upstream's total, when it is one (OpenAI and
+        vLLM report the sum for ``n`` > 1), shared out by text length; when that total is
+        short of the least the choices can cost (``least_tokens``: llama.cpp reports one
+        choice), a safe bound per choice:
+        ``max_tokens`` for a choice cut at ``length``, else its UTF-8 bytes + 1, capped at
+        ``max_tokens``."""
+        if len(choices) == 1 and reported is not None:
+            choices[0].completion_tokens = int(reported)
+            return
+        cap = request.params.max_tokens
+        exact: list[int | None] = []
+        for ch in choices:
+            if ch.token_logprobs is not None:
+                exact.append(len(ch.token_logprobs))
+            else:
+                exact.append(await self._exact_tokens(ch.text))
+        if all(e is not None for e in exact):
+            for ch, e in zip(choices, exact, strict=True):
+                ch.completion_tokens = int(e or 0)
+            return
+        bounds = [
+            cap if ch.finish_reason == "length" else min(cap, bound_tokens(ch.text) + 1)
+            for ch in choices
+        ]
+        least = sum(
+            cap if ch.finish_reason == "length" else min(cap, least_tokens(ch.text))
+            for ch in choices
+        )
+        if reported is not None and reported >= least:
+            _share(choices, int(reported), bounds)
+            return
+        for ch, e, b in zip(choices, exact, bounds, strict=True):
+            ch.completion_tokens = e if e is not None else b
 
     async def _to_completion(
         self, request: GenerationRequest, resp: Any, latency: float
@@ -326,14 +437,7 @@ class OpenAICompatibleBackend(Backend):
                 )
             )
         reported = getattr(usage, "completion_tokens", None) if usage else None
-        if len(choices) == 1 and reported is not None:
-            choices[0].completion_tokens = int(reported)
-        else:  # count per choice: servers disagree on what usage means for n > 1
-            for ch in choices:
-                if ch.token_logprobs is not None:
-                    ch.completion_tokens = len(ch.token_logprobs)
-                else:
-                    ch.completion_tokens = await self.count_tokens(ch.text)
+        await self._count_choices(request, choices, None if reported is None else int(reported))
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         if not prompt_tokens:
             prompt_tokens = await self.count_prompt_tokens(request)
@@ -354,29 +458,138 @@ class OpenAICompatibleBackend(Backend):
             return GenerationTimeout(f"request to {url} timed out", url=url)
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
+            text = redact(str(cause), [self._client.api_key])
+            if isinstance(cause, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+                return BadRequestError(f"cannot call {url}: {text}", url=url)  # never retried
             return EndpointUnreachable(
-                f"cannot reach the endpoint at {url} (tried POST {url}/chat/completions): {cause}",
+                f"cannot reach the endpoint at {url} (tried POST {url}/chat/completions): {text}",
                 url=url,
+                # refused before anything was sent: nothing generated; a drop mid-call may have
+                generated=not isinstance(cause, httpx.ConnectError),
             )
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = _error_detail(exc)
-            if len(self._client.api_key) >= 4:  # upstreams may echo the key back: never pass it on
-                detail = detail.replace(self._client.api_key, "[redacted]")
-            if status in (401, 403):
+            detail = redact(_error_detail(exc), [self._client.api_key])
+            after = retry_after_s(exc.response.headers)
+            if status in (401, 403):  # the key and masked forms of it are redacted from detail
                 return AuthenticationFailed(
                     f"{url} rejected the API key (HTTP {status}): {detail}", url=url, status=status
                 )
             if status == 429:
-                return RateLimited(f"{url} rate-limited the request: {detail}", url=url, status=429)
+                return RateLimited(
+                    f"{url} rate-limited the request: {detail}",
+                    url=url,
+                    status=429,
+                    retry_after_s=after,
+                )
             if status >= 500:
                 return UpstreamServerError(
-                    f"{url} failed with HTTP {status}: {detail}", url=url, status=status
+                    f"{url} failed with HTTP {status}: {detail}",
+                    url=url,
+                    status=status,
+                    retry_after_s=after,
+                    generated=status not in (501, 503),  # 503: refused before generating
                 )
             return BadRequestError(
-                f"{url} refused the request (HTTP {status}): {detail}", url=url, status=status
+                f"{url} refused the request (HTTP {status}): {detail}",
+                url=url,
+                status=status,
+                param=_error_param(exc),
             )
         return BackendError(f"call to {url} failed: {exc}", url=url)
+
+
+_PRETOKEN = re.compile(r"[^\W\d_]+|\d{1,3}")
+
+
+def least_tokens(text: str) -> int:
+    """A lower bound on the tokens of ``text`` for vocabularies with a GPT-style pre-tokenizer
+    (cl100k, Llama 3, Qwen 2): each run of letters and each group of up to 3 digits is at least
+    one token of its own."""
+    return len(_PRETOKEN.findall(text)) or int(bool(text))
+
+
+def check_base_url(url: str) -> None:
+    """A ``ConfigError`` unless ``url`` is an absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            "backend.base_url",
+            f"{url!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000/v1)",
+        )
+
+
+def refuses_n(exc: BadRequestError) -> bool:
+    """Whether a 400 refused ``n`` > 1 itself (not the prompt, the context length, ...)."""
+    if exc.param == "n":
+        return True
+    return bool(N_REFUSAL.search(str(exc).split(": ", 1)[-1]))
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The Retry-After (seconds or an HTTP date, or ``retry-after-ms``), in seconds."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _prompt_key(request: GenerationRequest) -> str:
+    data = [request.messages, request.prompt, request.assistant_prefix, request.tools]
+    raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _looks_like_completion(resp: Any, chat: bool) -> bool:
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list):
+        return False
+    for c in choices:
+        if chat and getattr(c, "message", None) is None:
+            return False
+        if not hasattr(c, "index"):
+            return False
+    return True
+
+
+def _share(choices: list[Choice], total: int, weights: list[int]) -> None:
+    """Split ``total`` over the choices in proportion to ``weights`` (sums exactly)."""
+    w = sum(weights) or len(choices)
+    given = 0
+    for i, ch in enumerate(choices):
+        if i == len(choices) - 1:
+            ch.completion_tokens = total - given
+        else:
+            ch.completion_tokens = total * (weights[i] or 1) // w
+            given += ch.completion_tokens
+
+
+def _error_param(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("param"), str):
+            return str(err["param"])
+    return None
 
 
 def _error_detail(exc: openai.APIStatusError) -> str:
@@ -410,5 +623,5 @@ def _logprobs_of(
         return None, None
     lps = [x for x in logprobs.token_logprobs if x is not None]
     legacy = getattr(logprobs, "top_logprobs", None) or []
-    tops = [{str(k): float(v) for k, v in (d or {}).items()} for d in legacy] or None
-    return lps, tops
+    tops = [{str(k): float(v) for k, v in (d or {}).items()} for d in legacy]
+    return lps, tops or None
