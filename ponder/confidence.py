@@ -100,3 +100,56 @@ def trace_confidence(
         bottom10=bottom_fraction(conf, window, 0.1),
         tail=tail_confidence(conf, tail),
     )
+
+
+CONFIDENCE_SOURCES = ("top_logprobs", "chosen")
+"""Where token confidences came from: DeepConf's top-k definition, or (when a backend returns only
+the chosen token's logprob) that logprob itself. Both are "higher = surer", on different scales,
+so never mix them in one vote."""
+
+
+def choice_confidences(
+    token_logprobs: Sequence[float] | None, top_logprobs: Sequence[Mapping[str, float]] | None
+) -> tuple[list[float], str | None]:
+    """Per-token confidences of one generation and their source (``None`` if it has neither)."""
+    if top_logprobs:
+        return [token_confidence(t) for t in top_logprobs], "top_logprobs"
+    if token_logprobs:
+        return [float(x) for x in token_logprobs], "chosen"
+    return [], None
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0–100) of ``values``, linearly interpolated (numpy's default)."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def first_window_below(
+    conf: Sequence[float], threshold: float, window: int = DEFAULT_WINDOW, after: int = 0
+) -> int | None:
+    """Where DeepConf's online rule stops a trace: the token count at which the first *full*
+    window of ``window`` tokens has mean confidence below ``threshold`` (``None`` if none does).
+
+    Only windows ending after token ``after`` are examined, so a generator that checks after each
+    segment passes the length it had already checked. A trace shorter than one window is never
+    stopped by this rule (its confidence is judged as a whole once it ends).
+    """
+    n = len(conf)
+    if n < window:
+        return None
+    first_end = max(window, after + 1)
+    s = sum(conf[first_end - window : first_end])
+    for end in range(first_end, n + 1):
+        if end > first_end:
+            s += conf[end - 1] - conf[end - 1 - window]
+        if s / window < threshold:
+            return end
+    return None

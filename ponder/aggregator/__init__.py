@@ -4,11 +4,15 @@
 - ``weighted``: votes weighted by confidence (mean logprob) or a scorer's score;
 - ``best_of_n``: the highest-scoring candidate (reward model, function or LLM judge);
 - ``ssa``: a compact model reasons across the candidate set (Sample Set Aggregator);
-- ``llm_select``: a model picks one candidate by number.
+- ``llm_select``: a model picks one candidate by number;
+- ``confidence_filter``: DeepConf offline: top-η samples by trace confidence, weighted vote;
+- ``learned``: a small trained model scores each answer group (``ponder aggregate train``).
 """
 
 from ponder.aggregator.base import Aggregator
 from ponder.aggregator.best_of_n import BestOfN
+from ponder.aggregator.confidence_filter import ConfidenceFiltered
+from ponder.aggregator.learned import LearnedAggregator
 from ponder.aggregator.llm_select import LLMSelect
 from ponder.aggregator.registry import (
     AggregatorField,
@@ -25,7 +29,9 @@ __all__ = [
     "Aggregator",
     "AggregatorField",
     "BestOfN",
+    "ConfidenceFiltered",
     "LLMSelect",
+    "LearnedAggregator",
     "Majority",
     "Scorer",
     "Weighted",

@@ -3,6 +3,7 @@
 from ponder.strategies.adaptive import AdaptiveSample
 from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
 from ponder.strategies.cot import ChainOfThought
+from ponder.strategies.deepconf import DeepConfSample
 from ponder.strategies.parallel import ParallelSample
 from ponder.strategies.registry import (
     StrategyField,
@@ -17,6 +18,7 @@ __all__ = [
     "AdaptiveSample",
     "ParallelSample",
     "ChainOfThought",
+    "DeepConfSample",
     "Flow",
     "Fork",
     "Generate",

@@ -2,6 +2,12 @@
 
 The simplest strategy and the inner building block of the parallel ones. Use it as the greedy
 baseline (``temperature=0``) or, with temperature > 0, as the sampler of self-consistency.
+
+With ``logprobs: true`` every outcome carries its DeepConf trace confidence
+(``data["trace_confidence"]``: mean, lowest_group, bottom10, tail; ``data["confidence_source"]``
+says whether it came from the top ``top_logprobs`` alternatives or only the chosen tokens), and a
+``trace_confidence`` decision records it in the trace. A backend that returns no logprobs then
+fails the run with ``CapabilityMissing`` naming the capability, instead of voting on nothing.
 """
 
 from __future__ import annotations
@@ -11,14 +17,17 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer
+from ponder.confidence import choice_confidences, trace_confidence
+from ponder.errors import CapabilityMissing
 from ponder.orchestrator.requests import (
+    Choice,
     Completion,
     GenerationRequest,
     Message,
     SamplingParams,
 )
 from ponder.prompts import load_template
-from ponder.strategies.base import Flow, Generate, Outcome, Strategy, Task
+from ponder.strategies.base import Flow, Generate, Note, Outcome, Strategy, Task
 from ponder.strategies.registry import register_strategy
 
 PROMPT_VARIABLES = {"question"}
@@ -28,6 +37,47 @@ def cot_messages(task: Task, system_template: str, user_template: str) -> tuple[
     system = task.system or load_template(system_template, allowed=()).render()
     user = load_template(user_template, allowed=PROMPT_VARIABLES).render(question=task.question)
     return ({"role": "system", "content": system}, {"role": "user", "content": user})
+
+
+def confidence_data(choice: Choice, params: SamplingParams, model: str = "") -> dict[str, object]:
+    """``trace_confidence`` + ``confidence_source`` of a choice that was asked for logprobs
+    (empty when it was not); raises ``CapabilityMissing`` when the backend returned none."""
+    if not params.logprobs:
+        return {}
+    conf, source = choice_confidences(choice.token_logprobs, choice.top_logprobs)
+    if source is None:
+        if choice.completion_tokens == 0:
+            return {}
+        served = f" (model {model!r})" if model else ""
+        raise CapabilityMissing(
+            f"the backend{served} lacks capability 'logprobs' (per-token log-probabilities): "
+            "it returned none for a request with logprobs: true, which trace confidence, "
+            "weighted and confidence_filter voting and deepconf need; use a backend that returns "
+            "them (llama.cpp's server, vLLM, OpenAI) or set logprobs: false"
+        )
+    return {
+        "trace_confidence": trace_confidence(conf).to_dict(),
+        "confidence_source": source,
+    }
+
+
+def choice_outcome(
+    choice: Choice, params: SamplingParams, seed: int | None = None, model: str = ""
+) -> Outcome:
+    """The outcome of one generated chain of thought (answer, mean logprob, confidence)."""
+    data: dict[str, object] = {
+        "finish_reason": choice.finish_reason,
+        "tokens": choice.completion_tokens,
+    }
+    if seed is not None:
+        data = {"seed": seed, **data}
+    data.update(confidence_data(choice, params, model))
+    return Outcome(
+        answer=extract_answer(choice.text),
+        text=choice.text,
+        confidence=choice.mean_logprob,
+        data=data,
+    )
 
 
 @register_strategy
@@ -41,6 +91,8 @@ class ChainOfThought(Strategy):
     max_tokens: int = Field(512, gt=0)
     seed: int | None = None
     logprobs: bool = False
+    top_logprobs: int = Field(5, ge=0, le=20)
+    """With ``logprobs``: alternatives per token for DeepConf token confidence (0: chosen only)."""
     system_template: str = "cot_system"
     user_template: str = "cot_user"
 
@@ -59,12 +111,14 @@ class ChainOfThought(Strategy):
                 max_tokens=self.max_tokens,
                 seed=self.seed,
                 logprobs=self.logprobs,
+                top_logprobs=self.top_logprobs if self.logprobs else 0,
             ),
             purpose="reason",
         )
 
     def flow(self, task: Task) -> Flow:
-        [result] = yield Generate.of(self.request(task))
+        req = self.request(task)
+        [result] = yield Generate.of(req)
         if not isinstance(result, Completion):
             if not result.budget:
                 raise result.error
@@ -74,10 +128,10 @@ class ChainOfThought(Strategy):
                 budget_limited=result.budget,
                 data={"error": f"{type(result.error).__name__}: {result.error}"},
             )
-        choice = result.choices[0]
-        return Outcome(
-            answer=extract_answer(choice.text),
-            text=choice.text,
-            confidence=choice.mean_logprob,
-            data={"finish_reason": choice.finish_reason, "tokens": choice.completion_tokens},
-        )
+        out = choice_outcome(result.choices[0], req.params, model=result.model)
+        if "trace_confidence" in out.data:
+            yield Note(
+                "trace_confidence",
+                {"source": out.data["confidence_source"], **out.data["trace_confidence"]},
+            )
+        return out
