@@ -19,6 +19,7 @@ from ponder.strategies.base import Strategy
 
 
 def _load_builtins() -> None:
+    import ponder.stopping.strategies  # noqa: F401  (the DRR strategies)
     import ponder.strategies  # noqa: F401  (registers the built-in strategies)
 
 

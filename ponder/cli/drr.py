@@ -1,0 +1,107 @@
+"""``ponder drr collect | train | evaluate``: DRR's three steps from the shell (docs/stopping.md).
+
+- ``collect``: the behaviour collector (the same command as ``ponder collect``).
+- ``train --data DIR --out FILE``: fit the DM on a collection; prints the grouped-CV summary.
+- ``evaluate --dm FILE --test DIR --out DIR [--train DIR]``: held-out judge table and the replay
+  of every stop policy with its baselines, plus the plots (``--train`` also calibrates the
+  baselines on the train collection; with ``--train`` and no ``--dm`` the DM is trained first).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DM = "~/.cache/ponder/dm/dm.json"
+
+
+def register(sub: Any) -> None:
+    from ponder.cli import collect
+
+    p = sub.add_parser("drr", help="DRR: collect behaviour, train the judge (DM), evaluate stops")
+    drr = p.add_subparsers(dest="drr_command", required=True, metavar="STEP")
+    c = drr.add_parser("collect", help="record the reasoner's behaviour (= ponder collect)")
+    collect.add_arguments(c)
+    c.set_defaults(handler=collect.handle)
+
+    t = drr.add_parser("train", help="train the DM on a behaviour collection")
+    t.add_argument("--data", required=True, help="collection directory (ponder drr collect)")
+    t.add_argument("--out", default=DEFAULT_DM, help=f"artifact path (default {DEFAULT_DM})")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(handler=handle_train)
+
+    e = drr.add_parser("evaluate", help="replay every stop policy on a test collection")
+    e.add_argument("--test", required=True, help="test collection directory")
+    e.add_argument("--dm", help="DM artifact (default: train one from --train)")
+    e.add_argument("--train", help="train collection (calibrates the baselines; trains the DM)")
+    e.add_argument("--out", required=True, help="report directory (report.txt/json, PNGs)")
+    e.add_argument("--allow-other-reasoner", action="store_true")
+    e.add_argument("--no-plots", action="store_true")
+    e.set_defaults(handler=handle_evaluate)
+
+
+def _cv_line(name: str, cv: dict[str, Any]) -> str:
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    return (
+        f"  {name}: {cv.get('rows')} rows ({cv.get('positives')} right), grouped {cv.get('folds')}"
+        f"-fold CV AUROC logistic {f(cv.get('auroc_logistic'))}, gbt {f(cv.get('auroc_gbt'))}"
+        f" -> {cv.get('chosen')}"
+    )
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    from ponder.learning.records import read_collection
+    from ponder.stopping.train import train_dm
+
+    manifest, records = read_collection(Path(args.data).expanduser())
+    dm = train_dm(manifest, records, seed=args.seed)
+    path = dm.save(args.out)
+    print(f"trained DM on {len(records)} questions of {args.data} -> {path}")
+    print(_cv_line("checkpoint", dm.checkpoint.cv))
+    if dm.sampling is not None:
+        print(_cv_line("sampling", dm.sampling.cv))
+    print(f"  size {path.stat().st_size / 1024:.1f} KiB")
+    return 0
+
+
+def handle_evaluate(args: argparse.Namespace) -> int:
+    from ponder.errors import InputError
+    from ponder.learning.records import read_collection
+    from ponder.stopping.evaluate import evaluate
+    from ponder.stopping.model import DM, load_dm
+    from ponder.stopping.train import train_dm
+
+    test_manifest, test_records = read_collection(Path(args.test).expanduser())
+    train_records = None
+    dm: DM
+    if args.train:
+        train_manifest, train_records = read_collection(Path(args.train).expanduser())
+        if not args.allow_other_reasoner and not train_manifest.same_reasoner(test_manifest):
+            raise InputError("--train and --test collections come from different reasoners")
+        test_ids = {r.id for r in test_records}
+        if train_manifest.dataset.sha256 == test_manifest.dataset.sha256 and test_ids & {
+            r.id for r in train_records
+        }:
+            raise InputError("--train and --test share questions; split by question")
+    if args.dm:
+        dm = load_dm(args.dm)
+    elif train_records is not None:
+        dm = train_dm(train_manifest, train_records)
+        dm.save(Path(args.out).expanduser() / "dm.json")
+    else:
+        raise InputError("give --dm FILE, or --train DIR to train one")
+    report = evaluate(
+        dm,
+        test_manifest,
+        test_records,
+        args.out,
+        train_records=train_records,
+        allow_other_reasoner=args.allow_other_reasoner,
+        plots=not args.no_plots,
+    )
+    print(report["text"])
+    print(f"\nwritten to {Path(args.out).expanduser()}")
+    return 0

@@ -1,0 +1,196 @@
+"""Features of a reasoning state, the same in replay (from records) and live (from a flow).
+
+Use ``checkpoint_features(state)`` for one trace at a checkpoint (after a probe, or at its end)
+and ``sampling_features(answers, scores, k)`` for a set of finished samples. Both return plain
+float lists in the order of ``CHECKPOINT_FEATURES`` / ``SAMPLING_FEATURES``; an artifact stores
+those names and refuses to load against another list, so a feature change is a version change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ponder.confidence import bottom_fraction, lowest_group, mean_confidence, tail_confidence
+from ponder.grading import is_equivalent
+
+WINDOW = 64
+
+CHECKPOINT_FEATURES: tuple[str, ...] = (
+    "position",  # tokens so far / max_tokens
+    "n_answers",  # probe answers seen so far (the current one included)
+    "finished",  # the reasoner stopped on its own; the answer is its final answer
+    "cut",  # the trace hit max_tokens
+    "has_answer",
+    "numeric_answer",
+    "answer_chars",  # log1p of the answer's length
+    "agree_prev",  # the current answer equals the previous probe's
+    "run_length",  # identical answers in a row ending at the current one
+    "share_current",  # share of the answers so far equivalent to the current one
+    "distinct_share",  # distinct answers / answers so far
+    "last3_agree",  # Dynasor-CoT's rule: the last three answers agree
+    "lp_mean",
+    "lp_tail",
+    "lp_lowest_group",
+    "conf_mean",
+    "conf_tail",
+    "conf_lowest_group",
+    "conf_bottom10",
+)
+
+SAMPLING_FEATURES: tuple[str, ...] = (
+    "n_share",  # samples drawn / k
+    "top_share",  # majority votes / samples drawn
+    "second_share",
+    "margin",  # (top - second) / drawn
+    "distinct_share",
+    "unanswered_share",
+    "beta_stay",  # Adaptive-Consistency: P(majority stays the majority), Beta posterior
+    "dm_top_mean",  # mean checkpoint-DM P(correct) over the majority's samples
+    "dm_top_max",
+    "dm_all_mean",
+    "dm_top_mass",  # DM mass of the majority / DM mass of all answered samples
+)
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """One trace at one checkpoint: what a stop policy can see there.
+
+    ``answers`` are the probe answers so far in order; the last one is the *current* answer (at
+    a finished trace, its final answer). ``lp``/``conf`` cover the tokens generated so far.
+    """
+
+    at: int
+    answers: tuple[str | None, ...]
+    lp: Sequence[float]
+    conf: Sequence[float]
+    finished: bool
+    cut: bool
+    max_tokens: int
+
+    @property
+    def answer(self) -> str | None:
+        return self.answers[-1] if self.answers else None
+
+
+def same(a: str | None, b: str | None) -> bool:
+    """Two answers agree (both present and equivalent)."""
+    return a is not None and b is not None and (a == b or is_equivalent(a, b))
+
+
+def _numeric(a: str | None) -> bool:
+    if a is None:
+        return False
+    try:
+        float(a.replace(",", "").strip().strip("$"))
+    except ValueError:
+        return False
+    return True
+
+
+def _or0(x: float | None) -> float:
+    return 0.0 if x is None else float(x)
+
+
+def checkpoint_features(s: CheckpointState) -> list[float]:
+    cur = s.answer
+    n = len(s.answers)
+    prev = s.answers[-2] if n >= 2 else None
+    run = 0
+    for a in reversed(s.answers):
+        if same(a, cur):
+            run += 1
+        else:
+            break
+    share = sum(same(a, cur) for a in s.answers) / n if n else 0.0
+    distinct: list[str] = []
+    for a in s.answers:
+        if a is not None and not any(same(a, d) for d in distinct):
+            distinct.append(a)
+    last3 = n >= 3 and all(same(a, cur) for a in s.answers[-3:])
+    return [
+        s.at / max(1, s.max_tokens),
+        float(n),
+        float(s.finished),
+        float(s.cut),
+        float(cur is not None),
+        float(_numeric(cur)),
+        math.log1p(len(cur)) if cur else 0.0,
+        float(same(cur, prev)),
+        float(run),
+        share,
+        len(distinct) / n if n else 0.0,
+        float(last3),
+        _or0(mean_confidence(s.lp)),
+        _or0(tail_confidence(s.lp, WINDOW)),
+        _or0(lowest_group(s.lp, WINDOW)),
+        _or0(mean_confidence(s.conf)),
+        _or0(tail_confidence(s.conf, WINDOW)),
+        _or0(lowest_group(s.conf, WINDOW)),
+        _or0(bottom_fraction(s.conf, WINDOW, 0.1)),
+    ]
+
+
+@dataclass
+class Vote:
+    answer: str
+    members: list[int]
+
+
+def votes(answers: Sequence[str | None]) -> list[Vote]:
+    """Equivalence groups of the answers, in order of first appearance (as ``majority``)."""
+    groups: list[Vote] = []
+    for i, a in enumerate(answers):
+        if a is None:
+            continue
+        for g in groups:
+            if same(a, g.answer):
+                g.members.append(i)
+                break
+        else:
+            groups.append(Vote(a, [i]))
+    return groups
+
+
+def majority(answers: Sequence[str | None]) -> str | None:
+    """The most common answer, ties to the one seen first (``majority`` aggregator's rule)."""
+    groups = votes(answers)
+    if not groups:
+        return None
+    return max(groups, key=lambda g: len(g.members)).answer
+
+
+def beta_stay(top: int, second: int) -> float:
+    """P(p_top > p_second) under Beta(top + 1, second + 1): Adaptive-Consistency's stop score."""
+    from scipy.special import betainc
+
+    return float(1.0 - betainc(top + 1, second + 1, 0.5))
+
+
+def sampling_features(
+    answers: Sequence[str | None], scores: Sequence[float], k: int
+) -> list[float]:
+    """Features of the samples drawn so far (their answers and checkpoint-DM scores)."""
+    n = len(answers)
+    groups = sorted(votes(answers), key=lambda g: -len(g.members))
+    top = len(groups[0].members) if groups else 0
+    second = len(groups[1].members) if len(groups) > 1 else 0
+    best = max(votes(answers), key=lambda g: len(g.members)) if groups else None
+    top_scores = [scores[i] for i in best.members] if best else []
+    answered = [scores[i] for i, a in enumerate(answers) if a is not None]
+    mass = sum(answered)
+    return [
+        n / max(1, k),
+        top / n if n else 0.0,
+        second / n if n else 0.0,
+        (top - second) / n if n else 0.0,
+        len(groups) / n if n else 0.0,
+        sum(a is None for a in answers) / n if n else 0.0,
+        beta_stay(top, second),
+        sum(top_scores) / len(top_scores) if top_scores else 0.0,
+        max(top_scores, default=0.0),
+        sum(answered) / len(answered) if answered else 0.0,
+        sum(top_scores) / mass if mass > 0 else 0.0,
+    ]
