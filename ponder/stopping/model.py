@@ -100,7 +100,10 @@ class DM(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> DM:
-        return _load(str(Path(path).expanduser().resolve()))
+        p = Path(path).expanduser().resolve()
+        if not p.is_file():
+            raise InputError(f"DM artifact {p} not found")
+        return _load(str(p), p.stat().st_mtime_ns)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path).expanduser()
@@ -168,10 +171,8 @@ class DM(BaseModel):
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: str) -> DM:
+def _load(path: str, mtime_ns: int) -> DM:
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"DM artifact {path} not found")
     dm = DM.model_validate_json(p.read_text(encoding="utf-8"))
     if dm.format != FORMAT:
         raise InputError(f"{path}: DM format {dm.format!r}, this Ponder reads {FORMAT!r}")

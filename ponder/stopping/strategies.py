@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer
+from ponder.errors import ConfigError, InputError
 from ponder.learning.collect_strategy import CUE_SEPARATOR, TraceLog, p_yes, probe_answer
 from ponder.orchestrator.requests import Completion, GenerationRequest, Message, SamplingParams
 from ponder.prompts import load_template
@@ -97,7 +98,10 @@ class ProbedReasoner(Strategy):
         return True
 
     def judge_model(self) -> DM:
-        return load_dm(self.dm)
+        try:
+            return load_dm(self.dm)
+        except InputError as exc:  # a config names the artifact: say which field
+            raise ConfigError("dm", str(exc)) from exc
 
     def trace(
         self,

@@ -111,18 +111,21 @@ def synthetic(out: Path, questions: int = 30, k: int = 6, seed: int = 0, first_i
 def reasoner(request: GenerationRequest, i: int) -> Choice:
     """A scripted reasoner (probe_every=4): two 4-token segments, then ``so \\boxed{A}``.
 
-    Even seeds answer 5 at every probe and at the end; odd seeds answer 7. Critique says yes
+    Even seeds write "a b c d" and answer 5 (probes too), odd seeds "e f g h" and 7. Critique: yes
     with P 0.8.
     """
-    seed = request.params.seed or 0
-    ans = "5" if seed % 2 == 0 else "7"
+    prefix = request.assistant_prefix or ""
+    if request.purpose == "probe":  # the answer the partial trace leads to
+        ans = "7" if " e f" in prefix else "5"
+    else:
+        ans = "5" if (request.params.seed or 0) % 2 == 0 else "7"
     top = [{"a": -0.2, "b": -1.6}]
     if request.purpose == "probe":
         return Choice(ans, "stop", 1, token_logprobs=[-0.1], top_logprobs=top)
     if request.purpose == "critique":
         return Choice("yes", "stop", 1, top_logprobs=[{"yes": -0.223, "no": -1.609}])
-    done = len((request.assistant_prefix or "").split())
-    if done < 8:
-        return Choice(" a b c d", "length", 4, token_logprobs=[-0.2] * 4, top_logprobs=top * 4)
+    if len(prefix.split()) < 8:
+        words = " a b c d" if ans == "5" else " e f g h"
+        return Choice(words, "length", 4, token_logprobs=[-0.2] * 4, top_logprobs=top * 4)
     text = f" so \\boxed{{{ans}}}"
     return Choice(text, "stop", 2, token_logprobs=[-0.2] * 2, top_logprobs=top * 2)
