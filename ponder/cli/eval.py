@@ -61,6 +61,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
     p.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="config (or aggregator label) the others are compared with, question by question "
+        "(won/lost, exact McNemar p; default: the first)",
+    )
+    p.add_argument(
         "--traces", action="store_true", help="also write every run's trace to OUT/traces/"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -151,6 +157,7 @@ def handle(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             traces=args.traces,
             backends=backends,
+            baseline=args.baseline,
         )
     )
     table = format_table(rows)

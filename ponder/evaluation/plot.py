@@ -1,4 +1,8 @@
-"""The test-time-scaling plot: accuracy against mean tokens per question, one point per config."""
+"""The test-time-scaling plot: accuracy against mean tokens per question, one point per config.
+
+Each point carries its 95% Wilson interval as an error bar, and the accuracy axis starts at 0, so
+points whose intervals overlap do not look far apart through a zoomed axis.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +35,12 @@ def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = 
         ) from None
     pts = [r for r in rows if r.get("n")]
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    top = 0.0
     for r in sorted(pts, key=lambda r: r["mean_total_tokens"]):
         x, y = r["mean_total_tokens"], 100 * r["accuracy"]
-        ax.scatter([x], [y], s=40)
+        lo, hi = (100 * v for v in r.get("ci95") or (r["accuracy"], r["accuracy"]))
+        top = max(top, hi)
+        ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", ms=6, capsize=3, lw=1)
         ax.annotate(r["config"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     front = pareto_front(pts)
     if len(front) > 1:
@@ -48,7 +55,8 @@ def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = 
     if pts and all(r["mean_total_tokens"] > 0 for r in pts):
         ax.set_xscale("log")
     ax.set_xlabel("mean tokens per question (prompt + completion)")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, min(100.0, max(10.0, top * 1.1 + 2)))
+    ax.set_ylabel("accuracy (%), 95% Wilson interval")
     ax.set_title(title or "Accuracy vs. test-time compute")
     ax.grid(True, alpha=0.3)
     out = Path(path)

@@ -19,10 +19,10 @@ from typing import Any
 from tqdm import tqdm
 
 from ponder.config import BackendConfig, ChainConfig
-from ponder.errors import PonderError
+from ponder.errors import InputError, PonderError
 from ponder.evaluation.datasets import Item
 from ponder.evaluation.records import RecordWriter, error_record, make_record, read_records
-from ponder.evaluation.summary import summarize
+from ponder.evaluation.summary import add_paired, summarize
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import Orchestrator
 from ponder.strategies.base import Strategy
@@ -124,8 +124,17 @@ async def evaluate(
     progress: bool = True,
     traces: bool = False,
     backends: Mapping[str, Backend] | None = None,
+    baseline: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate each job in turn over ``items``; returns one summary row per job."""
+    """Evaluate each job in turn over ``items``; returns one summary row per job.
+
+    With more than one job, every row but the baseline's (``baseline``, default the first job)
+    gets a paired comparison against it on the same questions (``vs_baseline``)."""
+    base = (baseline or jobs[0].name) if len(jobs) > 1 else None
+    if base is not None and base not in {j.name for j in jobs}:
+        raise InputError(
+            f"baseline {base!r} is not one of the configs: {', '.join(j.name for j in jobs)}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pool = BackendPool(backends)
@@ -144,5 +153,12 @@ async def evaluate(
     finally:
         if backends is None:
             await pool.aclose()
+    if base is not None:
+        wanted = {it.id for it in items}
+        recs = {
+            j.name: [r for r in read_records(out / f"{j.name}.jsonl") if r["id"] in wanted]
+            for j in jobs
+        }
+        add_paired(rows, recs, base)
     (out / "summary.json").write_text(json.dumps(rows, indent=2))
     return rows

@@ -50,8 +50,16 @@ def respond(req: GenerationRequest, i: int) -> Choice:
 
 
 def strategy(**kw: object) -> DeepConfSample:
-    base = {"k": 6, "warmup": 4, "window": 8, "segment": 8, "batch": 2, "seed": 0,
-            "percentile": 10.0, "consensus": 1.0}  # fmt: skip
+    base = {
+        "k": 6,
+        "warmup": 4,
+        "window": 8,
+        "segment": 8,
+        "batch": 2,
+        "seed": 0,
+        "percentile": 10.0,
+        "consensus": 1.0,
+    }
     return DeepConfSample(**{**base, **kw})
 
 
