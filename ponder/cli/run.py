@@ -124,7 +124,14 @@ def handle(args: argparse.Namespace) -> int:
     marker = (
         "  (budget-limited: the token budget cut this run short)" if result.budget_limited else ""
     )
-    print(f"Answer: {result.answer if result.answer is not None else '(none found)'}{marker}")
+    if result.abstained:
+        bar = result.outcome.data.get("abstain_below")
+        p = result.outcome.confidence
+        print(f"Answer: (abstained: confidence {p:.2f} is under abstain_below {bar}){marker}")
+    else:
+        print(f"Answer: {result.answer if result.answer is not None else '(none found)'}{marker}")
+    if result.p_correct is not None:
+        print(f"Confidence: P(correct) = {result.p_correct:.2f} (DRR judge, calibrated)")
     print(f"Usage: {result.usage.summary_line()}")
     served = result.backends.get("default", {})
     if served.get("runtime"):

@@ -30,6 +30,10 @@ def make_record(config: str, item: Item, result: RunResult) -> dict[str, Any]:
         "trace_id": result.run_id,
         "budget_limited": result.budget_limited,
     }
+    if result.p_correct is not None:
+        rec["p_correct"] = result.p_correct
+    if result.abstained:
+        rec["abstained"] = True
     samples = result.outcome.samples
     if samples:
         rec["samples"] = [s.answer for s in samples]

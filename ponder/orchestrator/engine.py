@@ -76,8 +76,19 @@ class RunResult:
     def run_id(self) -> str:
         return self.trace.run_id
 
+    @property
+    def p_correct(self) -> float | None:
+        """A calibrated P(the answer is correct), set by chains with a DRR judge (else None)."""
+        p = self.outcome.data.get("p_correct")
+        return float(p) if p is not None else None
+
+    @property
+    def abstained(self) -> bool:
+        """True when the chain withheld its answer (``abstain_below``); the answer is None."""
+        return bool(self.outcome.data.get("abstained"))
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "run_id": self.run_id,
             "answer": self.answer,
             "text": self.text,
@@ -86,6 +97,11 @@ class RunResult:
             "outcome": self.outcome.to_dict(),
             "backends": self.backends,
         }
+        if self.p_correct is not None:
+            d["p_correct"] = self.p_correct
+        if self.abstained:
+            d["abstained"] = True
+        return d
 
 
 class Orchestrator:

@@ -189,6 +189,14 @@ def ponder_field(chain: str, results: list[RunResult], usage: Usage) -> dict[str
         "run_ids": [r.run_id for r in results],
         "answers": [r.answer for r in results],
         "budget_limited": any(r.budget_limited for r in results),
+        **(
+            {
+                "p_correct": [r.p_correct for r in results],
+                "abstained": [r.abstained for r in results],
+            }
+            if any(r.p_correct is not None or r.abstained for r in results)
+            else {}
+        ),
         "calls": usage.calls,
         "failed_calls": usage.failed_calls,
         "usage_by_purpose": {

@@ -47,9 +47,15 @@ def template_hash(name: str) -> str:
     return hashlib.sha256(load_template(name).source.encode()).hexdigest()[:16]
 
 
-def withhold(out: Outcome, p: float | None, abstain_below: float | None) -> Outcome:
-    """Put ``p`` on the outcome; withhold the answer (clearly marked) when under the bar."""
+def withhold(
+    out: Outcome, p: float | None, abstain_below: float | None, calibrated: bool = True
+) -> Outcome:
+    """Put ``p`` on the outcome (as ``data["p_correct"]`` too when it is the DM's calibrated
+    P(correct), which ``RunResult.p_correct`` reads); withhold the answer, clearly marked, when
+    ``p`` is under ``abstain_below``."""
     out.confidence = p
+    if calibrated and p is not None:
+        out.data["p_correct"] = p
     if abstain_below is not None and p is not None and p < abstain_below:
         out.data["abstained"] = True
         out.data["withheld_answer"] = out.answer
@@ -353,7 +359,7 @@ class Feedback(ProbedReasoner):
                 {"role": "user", "content": ask},
             )
         out.data.update({"judge": self.judge, "rounds": history})
-        return withhold(out, score, self.abstain_below)
+        return withhold(out, score, self.abstain_below, calibrated=self.judge == "dm")
 
     def _critique(
         self, messages: tuple[Message, ...], text: str

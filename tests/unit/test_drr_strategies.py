@@ -156,3 +156,27 @@ async def test_replay_and_live_agree(tmp_path: Path) -> None:
     r = await Orchestrator(FakeBackend(reasoner)).run(live_s, Task("q?"))
     assert r.outcome.data["drawn"] == rep.stopped_at
     assert r.usage.completion_tokens == rep.tokens
+
+
+async def test_calibrated_confidence_reaches_results_records_and_the_proxy(dm_path: str) -> None:
+    from ponder.evaluation.records import make_record
+    from ponder.serve.wire import ponder_field
+
+    s = StopThinking(dm=dm_path, threshold=0.5, probe_every=4, max_tokens=12)
+    r = await Orchestrator(FakeBackend(reasoner)).run(s, Task("q?"))
+    assert r.p_correct == pytest.approx(0.8808, abs=1e-3) and not r.abstained
+    assert r.to_dict()["p_correct"] == r.p_correct
+    item = Item("1", "q?", "5")
+    assert make_record("drr", item, r)["p_correct"] == r.p_correct
+    assert ponder_field("drr", [r], r.usage)["p_correct"] == [r.p_correct]
+    shy = s.model_copy(update={"threshold": 0.99, "abstain_below": 0.95})
+    r2 = await Orchestrator(FakeBackend(reasoner)).run(shy, Task("q?"))
+    assert r2.abstained and r2.answer is None and r2.to_dict()["abstained"]
+    rec = make_record("drr", item, r2)
+    assert rec["abstained"] and rec["prediction"] is None and not rec["correct"]
+    # a chain without a DM carries no p_correct
+    from ponder.strategies.cot import ChainOfThought
+
+    plain = await Orchestrator(FakeBackend(["\\boxed{5}"])).run(ChainOfThought(), Task("q?"))
+    assert plain.p_correct is None and "p_correct" not in plain.to_dict()
+    assert "p_correct" not in ponder_field("cot", [plain], plain.usage)
