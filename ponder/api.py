@@ -17,6 +17,7 @@ from typing import Any
 from ponder.config import ChainConfig
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import RunResult
+from ponder.orchestrator.trace import Trace
 from ponder.strategies.base import Strategy
 
 ConfigLike = ChainConfig | Mapping[str, Any] | str | Path | None
@@ -40,7 +41,9 @@ async def arun(
     backends: Backend | Mapping[str, Backend] | None = None,
     trace: str | Path | None = None,
 ) -> RunResult:
-    """Answer ``question`` with a chain. ``strategy``/``backends`` override the config's."""
+    """Answer ``question`` with a chain. ``strategy``/``backends`` override the config's.
+
+    With ``trace``, the run's trace is written there also when the run fails (then re-raised)."""
     cfg = load_config(config)
     if strategy is not None:
         cfg = cfg.model_copy(update={"strategy": strategy})
@@ -51,10 +54,16 @@ async def arun(
         backend_map = {"default": backends}
     else:
         backend_map = dict(backends)
+    run_trace = Trace()
     try:
         for b in backend_map.values():
             await b.start()  # slow set-up happens here, not inside the run's wall time
-        result = await cfg.build_orchestrator(backend_map).run(cfg.strategy, question)
+        orch = cfg.build_orchestrator(backend_map)
+        result = await orch.run(cfg.strategy, question, trace=run_trace)
+    except BaseException:
+        if trace is not None and run_trace.events:
+            run_trace.write_jsonl(trace)
+        raise
     finally:
         if owned:
             for b in backend_map.values():

@@ -195,9 +195,8 @@ class AllSamplesFailed(PonderError):
 
     def __init__(self, causes: Sequence[BaseException]) -> None:
         self.causes = list(causes)
-        lines = "; ".join(f"{type(c).__name__}: {c}" for c in self.causes[:8])
-        more = f" (+{len(self.causes) - 8} more)" if len(self.causes) > 8 else ""
-        super().__init__(f"all {len(self.causes)} samples failed: {lines}{more}")
+        first = self.primary
+        super().__init__(f"{self.summary()}; first: {type(first).__name__}: {first}")
 
     @property
     def primary(self) -> BaseException:

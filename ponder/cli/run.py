@@ -1,16 +1,25 @@
-"""``ponder run``: answer one question with a chain and print reasoning, answer and usage."""
+"""``ponder run``: answer one question with a chain and print reasoning, answer and usage.
+
+The API key for ``--base-url`` comes from ``$OPENAI_API_KEY``, the variable ``--api-key-env``
+names, or the file ``--api-key-file`` (``--api-key`` also works but is visible to every user in
+``ps``). Exit status: 0 answered, 1 the run failed (one line on stderr; also when the budget
+stopped the run before any call), 2 bad input or config (a malformed ``--base-url``, an
+unwritable ``--trace``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ponder.api import arun, load_config
 from ponder.config import LocalBackendConfig, OpenAIBackendConfig, VLLMBackendConfig
-from ponder.errors import InputError
+from ponder.errors import BudgetExhausted, InputError
 from ponder.strategies.registry import build_strategy
 
 SHORT_REASONING_CHARS = 1500
@@ -27,7 +36,23 @@ def register(sub: Any) -> None:
         "--base-url", help="use this OpenAI-compatible endpoint instead of the local model"
     )
     p.add_argument("--model", help="model name at --base-url, or model path for --backend vllm")
-    p.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
+    p.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="environment variable holding the API key for --base-url (default: OPENAI_API_KEY)",
+    )
+    p.add_argument("--api-key-file", metavar="PATH", help="read the API key from this file")
+    p.add_argument(
+        "--api-key",
+        help="API key for --base-url; visible to other users in `ps`: prefer $OPENAI_API_KEY, "
+        "--api-key-env or --api-key-file",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="stop the run after S seconds (each upstream call also times out by then)",
+    )
     p.add_argument("--gguf", help="serve this GGUF file with the embedded llama-server")
     p.add_argument(
         "--runtime",
@@ -71,15 +96,14 @@ def _config(args: argparse.Namespace) -> Any:
             raise InputError("--backend vllm takes --model PATH, not --base-url or --gguf")
         update["backend"] = VLLMBackendConfig(model=args.model)
     elif remote:
-        if args.api_key:
-            import os
-
-            os.environ["PONDER_CLI_API_KEY"] = args.api_key
-        update["backend"] = OpenAIBackendConfig(
-            base_url=args.base_url,
-            model=args.model or "default",
-            api_key_env="PONDER_CLI_API_KEY" if args.api_key else "OPENAI_API_KEY",
-        )
+        backend: dict[str, Any] = {
+            "base_url": args.base_url,
+            "model": args.model or "default",
+            "api_key_env": _api_key_env(args),
+        }
+        if args.timeout is not None:
+            backend["timeout_s"] = args.timeout
+        update["backend"] = OpenAIBackendConfig(**backend)
     elif args.gguf or args.runtime:
         base = cfg.backend if isinstance(cfg.backend, LocalBackendConfig) else LocalBackendConfig()
         local: dict[str, Any] = {}
@@ -101,7 +125,54 @@ def _config(args: argparse.Namespace) -> Any:
     update["strategy"] = strategy
     if args.budget is not None:
         update["budget"] = cfg.budget.model_copy(update={"total_tokens": args.budget})
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise InputError(f"--timeout must be positive, got {args.timeout:g}")
+        update["timeout_s"] = args.timeout
     return cfg.model_copy(update=update)
+
+
+def _api_key_env(args: argparse.Namespace) -> str:
+    """The env var the backend reads its key from (a key given by flag or file is put there)."""
+    given = [x for x in ("api_key", "api_key_file", "api_key_env") if getattr(args, x, None)]
+    if len(given) > 1:
+        raise InputError("give at most one of --api-key, --api-key-file and --api-key-env")
+    if args.api_key_env:
+        return str(args.api_key_env)
+    key = args.api_key
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InputError(f"--api-key-file: cannot read {args.api_key_file}: {exc}") from None
+        if not key:
+            raise InputError(f"--api-key-file: {args.api_key_file} is empty")
+    elif key:
+        print(
+            "ponder: warning: --api-key is visible to other users in `ps`; prefer "
+            "$OPENAI_API_KEY, --api-key-env or --api-key-file",
+            file=sys.stderr,
+        )
+    if not key:
+        return "OPENAI_API_KEY"
+    os.environ["PONDER_CLI_API_KEY"] = key
+    return "PONDER_CLI_API_KEY"
+
+
+def _check_trace_path(path: str) -> None:
+    """Refuse (before the run, so no answer is lost) a --trace path that cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"--trace: {path} is a directory")
+    if p.exists():
+        if not os.access(p, os.W_OK):
+            raise InputError(f"--trace: {path} is not writable")
+        return
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"--trace: cannot create {path} ({parent} is not a writable directory)")
 
 
 def _short(text: str, full: bool) -> str:
@@ -115,7 +186,14 @@ def _short(text: str, full: bool) -> str:
 def handle(args: argparse.Namespace) -> int:
     question = _question(args)
     cfg = _config(args)
+    if args.trace:
+        _check_trace_path(args.trace)
     result = asyncio.run(arun(question, config=cfg, trace=args.trace))
+    if result.budget_limited and result.usage.calls == 0:
+        raise BudgetExhausted(
+            f"the token budget of {cfg.budget.total_tokens} cannot fit a single call of this "
+            "chain; raise --budget or lower --max-tokens"
+        )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
