@@ -163,10 +163,13 @@ def majority(answers: Sequence[str | None]) -> str | None:
 
 
 def beta_stay(top: int, second: int) -> float:
-    """P(p_top > p_second) under Beta(top + 1, second + 1): Adaptive-Consistency's stop score."""
-    from scipy.special import betainc
+    """P(p_top > p_second) under Beta(top + 1, second + 1): Adaptive-Consistency's stop score.
 
-    return float(1.0 - betainc(top + 1, second + 1, 0.5))
+    Exact for counts: 1 - I_0.5(a, b) = P(Binomial(a + b - 1, 1/2) <= a - 1).
+    """
+    a, b = top + 1, second + 1
+    n = a + b - 1
+    return sum(math.comb(n, j) for j in range(a)) / 2**n
 
 
 def sampling_features(
