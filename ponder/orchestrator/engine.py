@@ -88,7 +88,7 @@ class RunResult:
         return bool(self.outcome.data.get("abstained"))
 
     def to_dict(self) -> dict[str, Any]:
-        d = {
+        d: dict[str, Any] = {
             "run_id": self.run_id,
             "answer": self.answer,
             "text": self.text,
