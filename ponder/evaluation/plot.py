@@ -40,7 +40,9 @@ def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = 
         x, y = r["mean_total_tokens"], 100 * r["accuracy"]
         lo, hi = (100 * v for v in r.get("ci95") or (r["accuracy"], r["accuracy"]))
         top = max(top, hi)
-        ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", ms=6, capsize=3, lw=1)
+        ax.errorbar(
+            [x], [y], yerr=[[max(0.0, y - lo)], [max(0.0, hi - y)]], fmt="o", ms=6, capsize=3, lw=1
+        )
         ax.annotate(r["config"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     front = pareto_front(pts)
     if len(front) > 1:
