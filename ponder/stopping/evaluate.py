@@ -159,6 +159,10 @@ def best_at_baseline(table: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return {"baseline": target["policy"], "reached": True, **best}
 
 
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def _fmt_judges(rows: Sequence[dict[str, Any]]) -> list[str]:
     out = [f"{'at':<16} {'judge':<34} {'n':>5} {'AUROC':>7} {'ECE':>7}"]
     for r in rows:
@@ -170,13 +174,13 @@ def _fmt_judges(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def _fmt_policies(rows: Sequence[dict[str, Any]]) -> list[str]:
     out = [
-        f"{'family':<10} {'policy':<16} {'n':>4} {'acc':>6} {'95% Wilson':>15} "
+        f"{'family':<10} {'policy':<26} {'n':>4} {'acc':>6} {'95% Wilson':>15} "
         f"{'won/lost vs base':>18} {'tokens':>8} {'saving':>7}"
     ]
     for r in rows:
         lo, hi = r["wilson95"]
         out.append(
-            f"{r['family']:<10} {r['policy']:<16} {r['units']:>4} {r['accuracy']:>6.3f} "
+            f"{r['family']:<10} {r['policy']:<26} {r['units']:>4} {r['accuracy']:>6.3f} "
             f"[{lo:.3f},{hi:.3f}] {r['won']:>4}/{r['lost']:<4} {r['baseline']:<8} "
             f"{r['mean_tokens']:>8.1f} {r['token_saving']:>6.0%}"
         )
@@ -267,8 +271,12 @@ def evaluate(
         "policies": table,
         "best_at_baseline": best,
     }
+    cv = dm.checkpoint.cv
     lines = [
         f"test: {report['test']['questions']} questions, {report['test']['traces']} traces",
+        f"DM: trained on {dm.train.get('questions')} questions ({dm.manifest.model.name}); "
+        f"grouped-CV AUROC on train: logistic {_f(cv.get('auroc_logistic'))}, "
+        f"gbt {_f(cv.get('auroc_gbt'))} -> {cv.get('chosen')}",
         "",
         "Judges (P(current answer correct)):",
         *_fmt_judges(judges),

@@ -11,8 +11,9 @@ first checkpoint where the DM's P(correct) >= threshold). Parallel policies (a u
 question, its samples drawn in order): ``fixed`` (majority of the first n), ``adaptive`` (the
 ``adaptive`` strategy's agreement rule on its doubling schedule), ``beta`` (Adaptive-Consistency:
 P(majority stays the majority) >= threshold), ``dm_sample`` (the DM's P(majority right) >=
-threshold). Tokens are generated tokens from the records: reasoning plus the probe tokens a live
-policy would spend (policies that need no probes are charged none).
+threshold) and ``dm_sample_think`` (the same over traces that each stop thinking early). Tokens
+are generated tokens from the records: reasoning plus the probe tokens a live policy would spend
+(policies that need no probes are charged none).
 """
 
 from __future__ import annotations
@@ -161,6 +162,25 @@ def dm_sample(q: ScoredQuestion, dm: DM, threshold: float) -> Unit:
     return _answer_unit(q, n, probes=True)
 
 
+def dm_sample_think(q: ScoredQuestion, dm: DM, threshold: float, think: float) -> Unit:
+    """``dm_sample`` over traces that each stop thinking at ``think`` (``drr_sample`` with
+    ``think_threshold``): every sample is cheaper, and the vote is over early answers."""
+    k = len(q.traces)
+    answers: list[str | None] = []
+    scores: list[float] = []
+    tokens = 0
+    for n in range(1, k + 1):
+        t = q.traces[n - 1]
+        u = dm_think(t, think)
+        answers.append(t.states[u.stopped_at].answer)
+        scores.append(t.p[u.stopped_at])
+        tokens += u.tokens
+        if dm.p_majority(answers, scores) >= threshold:
+            break
+    return Unit(is_equivalent(majority(answers), q.record.gold), tokens, n)
+
+
+THINK_IN_SAMPLE = (0.8, 0.9)
 DM_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
 BETA_GRID = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 ADAPTIVE_GRID = (0.5, 0.6, 0.75, 0.9, 1.0)
@@ -184,4 +204,14 @@ def sweep(dm: DM, scored: Sequence[ScoredQuestion]) -> list[PolicyRun]:
             PolicyRun(par, "dm_sample", th, [dm_sample(q, dm, th) for q in scored])
             for th in DM_GRID
         ]
+        for think in THINK_IN_SAMPLE:
+            runs += [
+                PolicyRun(
+                    par,
+                    f"dm_sample+think{think:g}",
+                    th,
+                    [dm_sample_think(q, dm, th, think) for q in scored],
+                )
+                for th in DM_GRID
+            ]
     return runs

@@ -15,7 +15,7 @@ from ponder.learning.records import ModelInfo, read_collection
 from ponder.orchestrator.backends.fake import FakeBackend
 from ponder.orchestrator.engine import Orchestrator
 from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
-from ponder.stopping.replay import dm_sample, dm_think, score_collection
+from ponder.stopping.replay import dm_sample, dm_sample_think, dm_think, score_collection
 from ponder.stopping.strategies import Feedback, StopSampling, StopThinking
 from ponder.strategies.base import Generate, Note, Task
 from ponder.strategies.registry import build_strategy
@@ -156,6 +156,11 @@ async def test_replay_and_live_agree(tmp_path: Path) -> None:
     r = await Orchestrator(FakeBackend(reasoner)).run(live_s, Task("q?"))
     assert r.outcome.data["drawn"] == rep.stopped_at
     assert r.usage.completion_tokens == rep.tokens
+    both = dm_sample_think(q, dm, 0.6, 0.5)
+    live_b = live_s.model_copy(update={"think_threshold": 0.5})
+    rb = await Orchestrator(FakeBackend(reasoner)).run(live_b, Task("q?"))
+    assert rb.outcome.data["drawn"] == both.stopped_at
+    assert rb.usage.completion_tokens == both.tokens < rep.tokens
 
 
 async def test_calibrated_confidence_reaches_results_records_and_the_proxy(dm_path: str) -> None:
