@@ -40,6 +40,7 @@ from ponder.stopping.model import DM, load_dm
 from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.registry import register_strategy
+from ponder.strategies.sampling import ensure_some_answer
 
 
 def template_hash(name: str) -> str:
@@ -254,6 +255,8 @@ class StopThinking(ProbedReasoner):
     def flow(self, task: Task) -> Flow:
         messages = cot_messages(task, self.system_template, self.user_template)
         out = yield from self.trace(messages, self.seed, self.threshold)
+        if out.error is not None and out.answer is None:
+            raise out.error  # as ``cot``: a failed call (not the budget) fails the run
         log: TraceLog = out.data.pop("trace")
         out.data.update(_summary(log))
         return withhold(out, out.data.get("p"), self.abstain_below)
@@ -300,6 +303,9 @@ class StopSampling(ProbedReasoner):
             )
             if stop:
                 break
+        empty = ensure_some_answer(samples)
+        if empty is not None:
+            return empty
         answer = majority(answers)
         rep = next((s for s in samples if s.answer == answer), samples[0])
         out = Outcome(
@@ -340,6 +346,8 @@ class Feedback(ProbedReasoner):
         score: float | None = None
         for r in range(self.rounds + 1):
             out = yield from self.trace(messages, self.seed, None, probes=self.judge == "dm")
+            if out.error is not None and out.answer is None:
+                raise out.error
             log: TraceLog = out.data.pop("trace")
             if self.judge == "dm":
                 score = out.data.get("p")

@@ -185,3 +185,22 @@ async def test_calibrated_confidence_reaches_results_records_and_the_proxy(dm_pa
     plain = await Orchestrator(FakeBackend(["\\boxed{5}"])).run(ChainOfThought(), Task("q?"))
     assert plain.p_correct is None and "p_correct" not in plain.to_dict()
     assert "p_correct" not in ponder_field("cot", [plain], plain.usage)
+
+
+async def test_failures_are_typed(dm_path: str) -> None:
+    from ponder.errors import AllSamplesFailed, AuthenticationFailed
+
+    def refuse(request: GenerationRequest, i: int) -> Choice:
+        raise AuthenticationFailed("401")
+
+    s = StopThinking(dm=dm_path, probe_every=4, max_tokens=12)
+    with pytest.raises(AuthenticationFailed):
+        await Orchestrator(FakeBackend(refuse)).run(s, Task("q?"))
+    many = StopSampling(dm=dm_path, k=2, probe_every=4, max_tokens=12)
+    with pytest.raises(AllSamplesFailed):
+        await Orchestrator(FakeBackend(refuse)).run(many, Task("q?"))
+    # a budget cut after the first probe answers with that probe, marked budget-limited
+    r = await Orchestrator(FakeBackend(reasoner), budget_tokens=120).run(
+        s.model_copy(update={"threshold": 0.99}), Task("q?")
+    )
+    assert r.budget_limited
