@@ -8,6 +8,7 @@ those names and refuses to load against another list, so a feature change is a v
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
