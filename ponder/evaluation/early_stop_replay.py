@@ -37,13 +37,15 @@ class ReplayedQuestion:
 def replay_question(record: QuestionRecord, rule: DeepConfSample) -> ReplayedQuestion:
     samples = record.samples[: rule.k]
     warm = samples[: rule.warmup]
-    threshold = rule.threshold_of([s.conf for s in warm])
+    threshold = (
+        rule.threshold if rule.threshold is not None else rule.threshold_of([s.conf for s in warm])
+    )
     kept: list[Outcome] = [sample_outcome(s, window=rule.window) for s in warm]
     generated = sum(s.tokens for s in warm)
     drawn, stopped = len(warm), 0
     _, share = rule.consensus_share(kept)
     i = len(warm)
-    while i < len(samples) and share < rule.consensus:
+    while i < len(samples) and not rule.agreed(share):
         for s in samples[i : i + rule.batch]:
             drawn += 1
             at = rule.stop_point(s.conf, threshold)

@@ -76,7 +76,10 @@ class DeepConfSample(Strategy):
     window: int = Field(DEFAULT_WINDOW, ge=1)
     segment: int = Field(32, ge=1)
     batch: int = Field(2, ge=1)
-    consensus: float = Field(0.95, gt=0.0, le=1.0)
+    consensus: float | None = Field(0.95, gt=0.0, le=1.0)
+    """Stop drawing traces once the leading answer's weighted share reaches this (None: never)."""
+    threshold: float | None = None
+    """A fixed stop threshold instead of the warm-up's percentile (the warm-up still votes)."""
     measure: Measure = "lowest_group"
     keep: float = Field(1.0, gt=0.0, le=1.0)
     temperature: float = Field(0.7, gt=0.0, le=2.0)
@@ -121,6 +124,9 @@ class DeepConfSample(Strategy):
         total = sum(g.weight for g in groups)
         best = max(groups, key=lambda g: g.weight)
         return best.answer, (best.weight / total if total > 0 else 0.0)
+
+    def agreed(self, share: float) -> bool:
+        return self.consensus is not None and share >= self.consensus
 
     def final_vote(self) -> ConfidenceFiltered:
         return ConfidenceFiltered(measure=self.measure, keep=self.keep)
@@ -177,13 +183,13 @@ class DeepConfSample(Strategy):
             samples.append(
                 self.finished(ch.text, conf, ch.token_logprobs or [], source or "", data)
             )
-        threshold = self.threshold_of(confs)
+        threshold = self.threshold if self.threshold is not None else self.threshold_of(confs)
         leader, share = self.consensus_share(samples)
         yield Note(
             "deepconf_threshold",
             {"threshold": threshold, "percentile": self.percentile, "share": round(share, 4)},
         )
-        while len(samples) < self.k and share < self.consensus:
+        while len(samples) < self.k and not self.agreed(share):
             start = len(samples)
             count = min(self.batch, self.k - start)
             flows = [

@@ -133,3 +133,13 @@ def test_replay_matches_the_live_rule():
     assert r.full_tokens == 5 * 40 + 80
     [r2] = replay_early_stop([record(TRACES, "7")], strategy(consensus=0.7))
     assert r2.drawn == 4 and r2.generated_tokens == 160
+
+
+async def test_fixed_threshold_and_no_consensus_stop():
+    backend = FakeBackend(respond)
+    # a threshold above every window stops each later trace at its first full window
+    s = strategy(threshold=100.0, consensus=None, k=5)
+    result = await Orchestrator(backend).run(s, "q")
+    [later] = [x for x in result.outcome.samples if not x.data.get("warmup")]
+    assert later.data["stopped_at"] == 8 and later.data["tokens"] == 8
+    assert result.outcome.data["threshold"] == 100.0
