@@ -135,3 +135,20 @@ def test_chosen_logprob_confidences_weigh_by_exp():
         s.data["confidence_source"] = "chosen"
     # exp(-0.1)=0.90 vs 2*exp(-2)=0.27
     assert ConfidenceFiltered(keep=1.0).choose(TASK, samples).answer == "1"
+
+
+def test_vllm_top_logprobs_become_token_confidence():
+    from dataclasses import dataclass
+
+    from ponder.orchestrator.backends.vllm_engine import _top_logprobs
+
+    @dataclass
+    class Lp:
+        logprob: float
+        decoded_token: str | None = None
+
+    # vLLM: top-2 plus the sampled token (id 9) outside them
+    pos = {1: Lp(-0.1, "a"), 2: Lp(-2.5, "b"), 9: Lp(-4.0, "z")}
+    [top] = _top_logprobs([pos], 2)
+    assert top == {"a": -0.1, "b": -2.5}
+    assert choice_confidences([-4.0], [top])[0] == [pytest.approx(1.3)]

@@ -297,6 +297,9 @@ class VLLMBackend(Backend):
                     if request.params.logprobs
                     else None,
                     seed=None if seed is None else seed + o.index,
+                    top_logprobs=_top_logprobs(o.logprobs, request.params.top_logprobs)
+                    if request.params.logprobs and request.params.top_logprobs
+                    else None,
                 )
             )
         return Completion(
@@ -323,6 +326,25 @@ def _raise_if_dead(engine: Any) -> None:
             "the vLLM engine died (see the engine's log above for the cause); requests cannot "
             "complete. Restart the process to start a new engine."
         )
+
+
+def _top_logprobs(logprobs: Any, k: int) -> list[dict[str, float]] | None:
+    """Per position, the ``k`` most likely alternatives (token text -> logprob). vLLM returns the
+    top ``k`` plus the sampled token when it is not among them; the extra one is dropped."""
+    if logprobs is None:
+        return None
+    out: list[dict[str, float]] = []
+    for pos in logprobs:
+        items = pos.items() if hasattr(pos, "items") else enumerate(pos)
+        ranked = sorted(
+            (
+                (tid, float(getattr(e, "logprob", e)), getattr(e, "decoded_token", None))
+                for tid, e in items
+            ),
+            key=lambda t: -t[1],
+        )[:k]
+        out.append({(text if text is not None else str(tid)): lp for tid, lp, text in ranked})
+    return out
 
 
 def _sampled_logprobs(logprobs: Any, token_ids: list[int]) -> list[float] | None:
