@@ -135,29 +135,30 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         methods.append(m)
-    for pct, label in ((10.0, "DeepConf-high"), (90.0, "DeepConf-low")):
-        rule = DeepConfSample(
-            k=k,
-            warmup=args.warmup,
-            percentile=pct,
-            segment=args.segment,
-            window=args.window,
-            consensus=args.consensus,
-            batch=args.batch,
-        )
-        rep = replay_early_stop(te, rule)
-        m = Method(
-            f"early stop {label} (p{pct:.0f}, warm-up {args.warmup})",
-            {r.id: r.correct for r in rep},
-            {r.id: r.generated_tokens for r in rep},
-        )
-        m.extra.update(
-            {
-                "mean_drawn": sum(r.drawn for r in rep) / len(rep),
-                "mean_stopped": sum(r.stopped for r in rep) / len(rep),
-            }
-        )
-        methods.append(m)
+    for warmup in args.warmup:
+        for pct, label in ((10.0, "DeepConf-high"), (90.0, "DeepConf-low")):
+            rule = DeepConfSample(
+                k=k,
+                warmup=warmup,
+                percentile=pct,
+                segment=args.segment,
+                window=args.window,
+                consensus=args.consensus,
+                batch=args.batch,
+            )
+            rep = replay_early_stop(te, rule)
+            m = Method(
+                f"early stop {label} (p{pct:.0f}, warm-up {warmup})",
+                {r.id: r.correct for r in rep},
+                {r.id: r.generated_tokens for r in rep},
+            )
+            m.extra.update(
+                {
+                    "mean_drawn": sum(r.drawn for r in rep) / len(rep),
+                    "mean_stopped": sum(r.stopped for r in rep) / len(rep),
+                }
+            )
+            methods.append(m)
     methods.append(
         by_rule(
             "one sample (the first)",
@@ -293,7 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--test", required=True, help="behaviour collection of test questions")
     p.add_argument("--out", default="results/aggregation_replay")
     p.add_argument("-k", "--k", type=int, default=8, help="samples per question (default 8)")
-    p.add_argument("--warmup", type=int, default=4, help="early stop: warm-up traces")
+    p.add_argument(
+        "--warmup", type=int, nargs="+", default=[2, 4], help="early stop: warm-up traces (each)"
+    )
     p.add_argument("--segment", type=int, default=32, help="early stop: tokens per segment")
     p.add_argument("--window", type=int, default=64, help="early stop: window tokens")
     p.add_argument("--batch", type=int, default=2, help="early stop: traces drawn at once")
