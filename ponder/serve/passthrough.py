@@ -4,7 +4,8 @@ The body goes upstream byte-for-byte (minus a ``ponder`` field, if any) with the
 key; the answer (JSON or an SSE stream) comes back as the upstream sent it, except that every
 relayed body, stream line and header is scrubbed of the proxy's keys (``ponder.secrets``: an
 upstream that echoes the key in a 400/422 body must not hand it to the client). Upstream 401/403
-bodies are replaced; connection failures become 502, timeouts 504; Retry-After is relayed.
+bodies are replaced; a 200 that is not JSON (nor a stream) becomes 502 ``upstream_bad_response``;
+connection failures become 502, timeouts 504; Retry-After is relayed.
 """
 
 from __future__ import annotations
@@ -106,9 +107,25 @@ async def forward_chat(
             code="upstream_server_error" if resp.status_code != 503 else "upstream_unavailable",
             headers=retry,
         )
+    if resp.status_code == 200 and not _is_json(content):
+        raise ApiError(
+            502,
+            "the upstream answered 200 with a body that is not JSON "
+            f"(content-type {resp.headers.get('content-type', 'none')!r})",
+            type_="upstream_error",
+            code="upstream_bad_response",
+        )
     return Response(
         content=redact_bytes(content, secrets), status_code=resp.status_code, headers=out_headers
     )
+
+
+def _is_json(content: bytes) -> bool:
+    try:
+        json.loads(content)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 async def _relay(resp: httpx.Response, secrets: list[str | None]) -> AsyncIterator[bytes]:

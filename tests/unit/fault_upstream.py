@@ -243,8 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
         for w in target:
             piece = w if w.startswith(" ") or not parts else " " + w
             cost = fake_tokens(piece)
-            if tokens + cost > max_tokens:
-                return "".join(parts), tokens, "length"
+            if tokens + cost > max_tokens:  # cut at exactly max_tokens, as a real server does
+                parts.append("." * (max_tokens - tokens))
+                return "".join(parts), max_tokens, "length"
             parts.append(piece)
             tokens += cost
         return "".join(parts), tokens, "stop"

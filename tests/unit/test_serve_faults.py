@@ -227,3 +227,13 @@ def test_concurrent_openai_clients_through_faults_nothing_lost_or_unclear():
         if isinstance(r, openai.APIStatusError):
             assert r.status_code in (502, 503, 504), r
             assert r.body and r.body.get("code"), r.body  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("seed", [1, 2])  # text/html, truncated JSON
+def test_pass_through_of_a_malformed_200_is_a_clear_502(seed):
+    with (
+        FaultUpstream(Faults(malformed=1.0, seed=seed)) as up,
+        ServerThread(serve_cfg(up)) as srv,
+    ):
+        r = post(srv, {"model": "m", "messages": MSG})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_bad_response"

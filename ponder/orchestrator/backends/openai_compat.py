@@ -488,7 +488,9 @@ class OpenAICompatibleBackend(Backend):
                     url=url,
                     status=status,
                     retry_after_s=after,
-                    generated=status not in (501, 503),  # 503: refused before generating
+                    # a gateway's 502/504 may come while the server behind it generated;
+                    # a 500/503 is taken as refused before generating
+                    generated=status in (502, 504),
                 )
             return BadRequestError(
                 f"{url} refused the request (HTTP {status}): {detail}",

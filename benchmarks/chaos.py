@@ -1,0 +1,270 @@
+"""Chaos benchmark: N requests from C concurrent official ``openai`` clients through ``ponder
+serve`` against a fault-injecting OpenAI-compatible upstream (tests/unit/fault_upstream.py).
+
+The proxy runs as its own process (``python -m ponder serve``, from ``--ponder-root``, so an older
+checkout can be measured the same way); the upstream runs in this process on loopback. Requests
+rotate over a ``cot`` chain, a ``sample`` k=4 chain and pass-through, streamed and not. Each
+carries a ``[req-i]`` tag that the upstream logs with every token it generated (delivered or not),
+so the table can say which runs spent more than their budget and whether the usage the proxy
+reported equals what the upstream served::
+
+    PYTHONPATH=. python benchmarks/chaos.py --requests 200 --concurrent 32
+    PYTHONPATH=. python benchmarks/chaos.py --ponder-root /tmp/old-checkout   # "before"
+
+Rows: answered; clear errors by status/code (a JSON error, with a code when the proxy made
+it); unclear (a 500, a 5xx without a code, or not JSON); lost or hung (the client's timeout, or
+the connection to the proxy broke); duplicated (one completion id answered twice); over budget
+(upstream tokens for a chain request > its budget); usage != upstream (an answered request whose
+usage differs from what the upstream delivered for it); leaked keys (the upstream key, or a
+masked form, in anything a client got).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import openai
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.unit.fault_upstream import Faults, FaultUpstream  # noqa: E402
+
+KEY = "sk-chaos-UPSTREAM-KEY-0123456789"
+BUDGETS = {"cot": 1200, "sc4": 4000}
+INNER = {"name": "cot", "temperature": 0.7, "max_tokens": 300}
+
+
+@dataclass
+class Tally:
+    answered: int = 0
+    clear: Counter[str] = field(default_factory=Counter)
+    unclear: Counter[str] = field(default_factory=Counter)
+    lost: int = 0
+    ids: Counter[str] = field(default_factory=Counter)
+    usage_mismatch: int = 0
+    leaked: int = 0
+    latencies: list[float] = field(default_factory=list)
+    usage: dict[int, int] = field(default_factory=dict)
+    seen_text: list[str] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_proxy(root: Path, upstream_url: str, timeout_s: float) -> tuple[subprocess.Popen, str]:
+    cfg = {
+        "upstream": {
+            "kind": "openai",
+            "base_url": upstream_url,
+            "model": "m",
+            "api_key_env": "CHAOS_UPSTREAM_KEY",
+            "timeout_s": timeout_s,
+        },
+        "chains": {
+            "cot": {
+                "strategy": {"name": "cot", "max_tokens": 300},
+                "budget": {"total_tokens": BUDGETS["cot"]},
+            },
+            "sc4": {
+                "strategy": {"name": "sample", "k": 4, "inner": INNER},
+                "budget": {"total_tokens": BUDGETS["sc4"]},
+            },
+        },
+        "retry": {"max_attempts": 3, "initial_backoff_s": 0.2, "max_backoff_s": 1.0},
+        "limits": {"max_concurrent_runs": 256},
+        "shutdown_grace_s": 1,
+    }
+    path = Path(tempfile.mkdtemp()) / "chaos.json"
+    path.write_text(json.dumps(cfg))
+    port = free_port()
+    env = {**os.environ, "CHAOS_UPSTREAM_KEY": KEY, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ponder", "serve", "-c", str(path), "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(path.with_suffix(".log"), "w"),  # noqa: SIM115
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the proxy did not start; see {path.with_suffix('.log')}")
+
+
+def classify_error(t: Tally, exc: BaseException) -> None:
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
+        t.lost += 1
+        return
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else None
+        err = body.get("error", body) if body else None
+        code = err.get("code") if isinstance(err, dict) else None
+        t.seen_text.append(json.dumps(exc.body, default=str) + str(dict(exc.response.headers)))
+        if exc.status_code == 500 or err is None or (exc.status_code >= 500 and not code):
+            t.unclear[f"{exc.status_code}/{code}"] += 1
+        else:
+            t.clear[f"{exc.status_code}/{code}"] += 1
+        return
+    if isinstance(exc, openai.APIError):  # an error event inside a stream
+        body = exc.body if isinstance(exc.body, dict) else {}
+        code = body.get("code") if isinstance(body, dict) else None
+        t.seen_text.append(json.dumps(exc.body, default=str))
+        (t.clear if code else t.unclear)[f"stream/{code}"] += 1
+        return
+    t.unclear[type(exc).__name__] += 1
+
+
+async def one(client: openai.AsyncOpenAI, i: int, t: Tally, kind: str, stream: bool) -> None:
+    model = {"cot": "ponder:cot", "sc4": "ponder:sc4", "pass": "m"}[kind]
+    n = 2 if kind != "pass" and i % 4 == 0 else 1  # a request's n shares the chain's budget
+    messages = [{"role": "user", "content": f"[req-{i}] What is {i % 7} + {i % 5}?"}]
+    t0 = time.perf_counter()
+    try:
+        if stream:
+            s = await client.chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+                n=n,
+            )
+            text, cid, usage, finished = "", None, None, False
+            async for c in s:
+                cid = c.id
+                if c.choices:
+                    text += c.choices[0].delta.content or ""
+                    finished = finished or c.choices[0].finish_reason is not None
+                if c.usage:
+                    usage = c.usage.total_tokens
+            if not finished:
+                t.unclear["stream/truncated"] += 1
+                return
+        else:
+            r = await client.chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                n=n,
+            )
+            text, cid = r.choices[0].message.content or "", r.id
+            usage = r.usage.total_tokens if r.usage else None
+        t.answered += 1
+        t.seen_text.append(text)
+        if cid and not (kind == "pass" and cid.startswith("chatcmpl-fault")):
+            t.ids[cid] += 1
+        if usage is not None:
+            t.usage[i] = usage
+    except Exception as exc:  # noqa: BLE001
+        classify_error(t, exc)
+    finally:
+        t.latencies.append(time.perf_counter() - t0)
+
+
+async def drive(url: str, n: int, c: int, timeout: float, t: Tally) -> list[tuple[int, str]]:
+    sem = asyncio.Semaphore(c)
+    clients = [
+        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=timeout)
+        for _ in range(c)
+    ]
+    kinds = ["cot", "sc4", "pass"]
+    plan = [(i, kinds[i % 3], bool((i // 3) % 2)) for i in range(n)]
+
+    async def go(i: int, kind: str, stream: bool) -> None:
+        async with sem:
+            await one(clients[i % c], i, t, kind, stream)
+
+    await asyncio.gather(*(go(*p) for p in plan))
+    for cl in clients:
+        await cl.close()
+    return [(i, kind) for i, kind, _ in plan]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--concurrent", type=int, default=32)
+    ap.add_argument("--ponder-root", default=str(ROOT), help="checkout whose proxy to run")
+    ap.add_argument("--upstream-timeout", type=float, default=2.0)
+    ap.add_argument("--client-timeout", type=float, default=120.0)
+    ap.add_argument("--hang-s", type=float, default=30.0)
+    ap.add_argument("--echo-key", type=float, default=0.0, help="rate of 400s echoing the key")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--words", type=int, nargs=2, default=(20, 400), help="reply length range")
+    args = ap.parse_args()
+    faults = Faults(
+        http_500=0.15,
+        http_503=0.15,
+        hang=0.10,
+        drop=0.05,
+        http_429=0.05,
+        malformed=0.03,
+        echo_key_400=args.echo_key,
+        hang_s=args.hang_s,
+        words=tuple(args.words),
+        seed=args.seed,
+    )
+    t = Tally()
+    with FaultUpstream(faults, tokenize=False) as up:
+        proc, url = start_proxy(Path(args.ponder_root), up.base_url, args.upstream_timeout)
+        try:
+            t0 = time.perf_counter()
+            plan = asyncio.run(drive(url, args.requests, args.concurrent, args.client_timeout, t))
+            wall = time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        over = sum(
+            1 for i, kind in plan if kind in BUDGETS and up.generated(f"[req-{i}]") > BUDGETS[kind]
+        )
+        mismatch = sum(1 for i, u in t.usage.items() if u != up.delivered(f"[req-{i}]"))
+    masked = KEY[:4] + "****"
+    leaked = sum(1 for s in t.seen_text if KEY in s or masked in s or KEY[-6:] in s)
+    dup = sum(n - 1 for n in t.ids.values() if n > 1)
+    lat = sorted(t.latencies)
+    p95 = lat[int(0.95 * (len(lat) - 1))] if lat else 0.0
+    print(
+        f"chaos: {args.requests} requests x {args.concurrent} clients, proxy from "
+        f"{args.ponder_root}, {wall:.1f}s wall"
+    )
+    rows = [
+        ("answered", t.answered),
+        ("clear error (status/code)", sum(t.clear.values())),
+        *[(f"  {k}", v) for k, v in sorted(t.clear.items())],
+        ("unclear (500, no code, not JSON)", sum(t.unclear.values())),
+        *[(f"  {k}", v) for k, v in sorted(t.unclear.items())],
+        ("lost or hung", t.lost),
+        ("duplicated", dup),
+        ("runs over budget (upstream log)", over),
+        ("usage != upstream", mismatch),
+        ("leaked keys", leaked),
+        ("p50 latency s", round(statistics.median(lat), 2) if lat else 0.0),
+        ("p95 latency s", round(p95, 2)),
+    ]
+    for name, value in rows:
+        print(f"| {name:<36} | {value:>8} |")
+
+
+if __name__ == "__main__":
+    main()
