@@ -312,4 +312,5 @@ class SummarizingReasoner(Strategy):
         outcome = self._outcome(w.text, summary, progress, "budget")
         outcome.budget_limited = True
         outcome.data["error"] = f"{type(w.failure.error).__name__}: {w.failure.error}"
+        outcome.error = w.failure.error
         return outcome

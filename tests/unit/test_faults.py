@@ -231,3 +231,16 @@ def test_one_redactor_scrubs_keys_and_their_masked_forms():
     out = redact(text, [key])
     assert key not in out and "sk-p****" not in out and "****7890" not in out
     assert out.endswith("keep ***")
+
+
+async def test_reward_backend_uses_the_one_redactor(rm):
+    from ponder.orchestrator.backends.reward import RewardModelBackend
+    from ponder.orchestrator.requests import RewardRequest
+
+    key = "sk-reward-abcdefgh-9876"
+    srv = rm(lambda body, path, i: (400, {"error": {"message": "bad key sk-r****9876"}}))
+    b = RewardModelBackend(base_url=srv.url, api_key=key)
+    with pytest.raises(PonderError) as exc:
+        await b.reward(RewardRequest(messages=({"role": "user", "content": "q"},)))
+    await b.aclose()
+    assert "****9876" not in str(exc.value) and "[redacted]" in str(exc.value)

@@ -36,8 +36,9 @@ from ponder.errors import (
     RateLimited,
     UpstreamServerError,
 )
-from ponder.orchestrator.backends.base import Backend, Capabilities, estimate_chat_tokens
+from ponder.orchestrator.backends.base import Backend, Capabilities, bound_chat_tokens
 from ponder.orchestrator.requests import Completion, GenerationRequest, Reward, RewardRequest
+from ponder.secrets import redact
 
 ApiFormat = Literal["vllm_pooling", "vllm_classify"]
 API_FORMATS: tuple[str, ...] = get_args(ApiFormat)
@@ -147,14 +148,15 @@ class RewardModelBackend(Backend):
             ) from exc
         return Reward(
             score=score,
-            prompt_tokens=prompt_tokens or estimate_chat_tokens(request.messages),
+            # without the server's usage, a safe bound (the budget charges what this says)
+            prompt_tokens=prompt_tokens or bound_chat_tokens(request.messages),
             model=str(payload.get("model") or self.model or ""),
             latency_s=time.perf_counter() - t0,
         )
 
     def _redact(self, text: str) -> str:
-        """Upstreams may echo the key back: never pass it on."""
-        return text.replace(self._secret, "[redacted]") if self._secret else text
+        """Upstreams may echo the key back (or a masked form of it): never pass it on."""
+        return redact(text, [self._secret])
 
 
 def _status_error(url: str, status: int, detail: str) -> BackendError:
