@@ -36,6 +36,8 @@ from ponder.strategies.base import Outcome, Task
 from ponder.strategies.sampling import failure_of
 
 ARTIFACT_FORMAT = "ponder.learned_aggregator/1"
+DEFAULT_ARTIFACT = Path(__file__).with_name("artifacts") / "learned-default.json"
+"""Where a default artifact for the default model ships (``artifact: default``), when it does."""
 
 
 class ReasonerMismatch(ConfigError):
@@ -102,6 +104,14 @@ def _load(path: str, mtime_ns: int) -> LearnedArtifact:
 
 
 def load_artifact(path: str | Path) -> LearnedArtifact:
+    """The artifact at ``path`` (``"default"``: the one shipped for the default model)."""
+    if str(path) == "default":
+        if not DEFAULT_ARTIFACT.is_file():
+            raise InputError(
+                "no default learned-aggregator artifact ships with this Ponder; train one with "
+                "ponder aggregate train --collection DIR --out FILE and set artifact: FILE"
+            )
+        path = DEFAULT_ARTIFACT
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError(f"learned aggregator artifact {p} does not exist (ponder aggregate train)")

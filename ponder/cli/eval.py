@@ -73,7 +73,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--offline",
         metavar="PATH",
-        help="sample-set JSONL (math_cot_100 format): run aggregators only, no sampling",
+        help="sample-set JSONL (math_cot_100 format) or behaviour collection dir (ponder "
+        "collect): run aggregators only, no sampling",
     )
     p.add_argument(
         "--aggregator",

@@ -11,6 +11,7 @@ model, through the ``aggregator`` role (falling back to the default backend).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict
@@ -44,7 +45,11 @@ class Replay(Strategy):
 
 
 def load_sample_sets(path: str) -> list[Item]:
-    """Items whose ``extra["samples"]`` are the pre-sampled ``Outcome``s."""
+    """Items whose ``extra["samples"]`` are the pre-sampled ``Outcome``s: from a sample-set JSONL,
+    or from a behaviour collection directory (``ponder collect``; logprob confidences, probes and
+    self-critique included, and the reasoner named for the ``learned`` aggregator's check)."""
+    if Path(path).is_dir():
+        return _collection_items(path)
     items = []
     for i, row in enumerate(read_jsonl(path)):
         if "responses" not in row:
@@ -71,6 +76,18 @@ def load_sample_sets(path: str) -> list[Item]:
             )
         )
     return items
+
+
+def _collection_items(path: str) -> list[Item]:
+    from ponder.evaluation.behaviour import sample_outcomes
+    from ponder.learning.records import read_collection
+
+    manifest, records = read_collection(path)
+    if not records:
+        raise InputError(f"{path} holds no question records yet")
+    return [
+        Item(r.id, r.question, r.gold, {"samples": sample_outcomes(r, manifest)}) for r in records
+    ]
 
 
 class NoModel(Backend):

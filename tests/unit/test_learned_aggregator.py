@@ -145,3 +145,31 @@ def test_cli_trains_from_a_collection_dir(tmp_path, capsys):
     assert load_artifact(out).training["questions"] == 15
     assert "cv pick accuracy" in capsys.readouterr().out
     assert main(["aggregate", "train", "--collection", str(tmp_path), "--out", str(out)]) == 2
+
+
+def test_eval_offline_reads_a_collection_dir(tmp_path, artifact_path, capsys):
+    coll = tmp_path / "coll"
+    coll.mkdir()
+    (coll / "manifest.json").write_text(manifest().model_dump_json())
+    (coll / "records.jsonl").write_text(
+        "".join(r.model_dump_json() + "\n" for r in synthetic(10, 7))
+    )
+    spec = f'learned={{"name": "learned", "artifact": "{artifact_path}"}}'
+    rc = main(
+        [
+            "eval",
+            "--offline",
+            str(coll),
+            "--aggregator",
+            "majority",
+            "--aggregator",
+            spec,
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--no-plot",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| majority | 10 | 0.0% |" in out and "vs majority" in out
