@@ -244,3 +244,30 @@ async def test_reward_backend_uses_the_one_redactor(rm):
         await b.reward(RewardRequest(messages=({"role": "user", "content": "q"},)))
     await b.aclose()
     assert "****9876" not in str(exc.value) and "[redacted]" in str(exc.value)
+
+
+async def test_chat_prompts_are_counted_exactly_by_vllms_tokenizer(rm):
+    def handler(body, path, i):
+        if path.endswith("/tokenize"):
+            if "messages" in body:  # vLLM renders the chat template and counts it
+                return 200, {"count": 42, "max_model_len": 4096, "tokens": list(range(42))}
+            return 200, {"tokens": [1, 2, 3]}
+        return 400, {}
+
+    srv = rm(handler)
+    b = OpenAICompatibleBackend(
+        base_url=srv.url + "/v1", model="m", tokenize_url=srv.url + "/tokenize"
+    )
+    req = GenerationRequest(messages=({"role": "user", "content": CJK},))
+    assert await b.count_prompt_tokens(req) == 42
+    await b.aclose()
+
+
+async def test_llama_cpp_tokenizer_is_not_mistaken_for_a_chat_count(rm):
+    srv = rm(lambda body, path, i: (200, {"tokens": []}))
+    b = OpenAICompatibleBackend(
+        base_url=srv.url + "/v1", model="m", tokenize_url=srv.url + "/tokenize"
+    )
+    req = GenerationRequest(messages=({"role": "user", "content": CJK},))
+    assert await b.count_prompt_tokens(req) >= bound_tokens(CJK)
+    await b.aclose()

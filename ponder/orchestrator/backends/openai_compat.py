@@ -198,7 +198,32 @@ class OpenAICompatibleBackend(Backend):
                     return exact + 1
             except (httpx.HTTPError, KeyError, ValueError, TypeError):
                 pass
+        if request.is_chat and self._tokenize_url and request.assistant_prefix is None:
+            exact = await self._exact_chat_tokens(request)
+            if exact is not None:
+                return exact
         return bound_prompt_tokens(request)
+
+    async def _exact_chat_tokens(self, request: GenerationRequest) -> int | None:
+        """vLLM's ``/tokenize`` renders a chat with the model's template and counts it (its
+        answer carries ``max_model_len``, which llama.cpp's, reading only ``content``, lacks)."""
+        assert self._tokenize_url is not None
+        body = {
+            "model": self.model,
+            "messages": list(request.messages or ()),
+            "add_generation_prompt": True,
+        }
+        if request.tools:
+            body["tools"] = list(request.tools)
+        try:
+            resp = await self._http.post(self._tokenize_url, json=body)
+            resp.raise_for_status()
+            data = resp.json()
+            if "max_model_len" not in data:
+                return None
+            return int(data.get("count") or len(data["tokens"]))
+        except (httpx.HTTPError, KeyError, ValueError, TypeError):
+            return None
 
     def _remember_prompt(self, request: GenerationRequest, prompt_tokens: int) -> None:
         if prompt_tokens <= 0:
