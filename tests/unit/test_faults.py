@@ -271,3 +271,13 @@ async def test_llama_cpp_tokenizer_is_not_mistaken_for_a_chat_count(rm):
     req = GenerationRequest(messages=({"role": "user", "content": CJK},))
     assert await b.count_prompt_tokens(req) >= bound_tokens(CJK)
     await b.aclose()
+
+
+async def test_adaptive_on_digit_dense_text_stays_within_budget():
+    with FaultUpstream(tokenize=False) as up:
+        async with backend(up) as b:
+            for budget in (800, 2000, 5000):
+                strat = AdaptiveSample(k=8, seed=0, inner=ChainOfThought(temperature=0.7))
+                await Orchestrator(b, budget_tokens=budget, retry=FAST).run(strat, DIGITS)
+                assert up.generated() <= budget, budget
+                up.log.clear()
