@@ -54,7 +54,7 @@ from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.parallel import resolve_seed
 from ponder.strategies.registry import register_strategy
-from ponder.strategies.sampling import ensure_some_answer
+from ponder.strategies.sampling import describe, ensure_some_answer
 
 
 def _no_logprobs(model: str) -> CapabilityMissing:
@@ -197,9 +197,13 @@ class DeepConfSample(Strategy):
                 for j in range(count)
             ]
             results = yield Fork(flows, label="deepconf")
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
+            for j, r in enumerate(results):
+                if isinstance(r, CapabilityMissing):
+                    raise r  # every later trace would fail the same way: say so
+                if isinstance(r, BaseException):  # one failed trace: the others still vote
+                    why = describe(r)
+                    yield Note("sample_failed", {"sample": start + j, "why": why})
+                    r = Outcome(answer=None, text="", data={"error": why}, error=r)
                 samples.append(r)
             leader, share = self.consensus_share(samples)
             yield Note(

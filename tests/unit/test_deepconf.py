@@ -143,3 +143,17 @@ async def test_fixed_threshold_and_no_consensus_stop():
     [later] = [x for x in result.outcome.samples if not x.data.get("warmup")]
     assert later.data["stopped_at"] == 8 and later.data["tokens"] == 8
     assert result.outcome.data["threshold"] == 100.0
+
+
+async def test_a_failed_later_trace_does_not_fail_the_run():
+    from ponder.errors import BadRequestError
+
+    def flaky(req: GenerationRequest, i: int) -> object:
+        if req.params.seed == 4:
+            return BadRequestError("boom")
+        return respond(req, i)
+
+    result = await Orchestrator(FakeBackend(flaky)).run(strategy(), "q")
+    failed = [s for s in result.outcome.samples if s.data.get("error")]
+    assert len(failed) == 1 and isinstance(failed[0].error, BadRequestError)
+    assert result.outcome.answer == "7"
