@@ -175,7 +175,7 @@ class DeepConfSample(Strategy):
                 raise _no_logprobs(res.model)
             confs.append(conf)
             data = {
-                "seed": base + i,
+                "seed": ch.seed if ch.seed is not None else base + i,
                 "finish_reason": ch.finish_reason,
                 "tokens": ch.completion_tokens,
                 "warmup": True,
