@@ -365,8 +365,8 @@ class OpenAICompatibleBackend(Backend):
                     resp = await self._client.completions.create(prompt=request.prompt or "", **kw)
             except openai.OpenAIError as exc:
                 raise self._translate(exc) from exc
-            except (ValueError, TypeError) as exc:  # a 200 whose body is not JSON
-                raise self._malformed(exc) from exc
+            except json.JSONDecodeError as exc:  # a 200 whose body is not JSON (text/html
+                raise self._malformed(exc) from exc  # comes back as a str: checked below)
         latency = time.perf_counter() - t0
         if not _looks_like_completion(resp, request.is_chat):
             raise self._malformed(None, resp)
