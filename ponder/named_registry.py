@@ -58,8 +58,17 @@ class NamedRegistry(Generic[T]):
         try:
             return cls.model_validate(params)
         except ValidationError as exc:
-            from ponder.strategies.registry import format_validation_error
-
             raise format_validation_error(exc, field) from None
         except ConfigError as exc:  # from a nested config: prefix our own path
             raise ConfigError(f"{field}.{exc.field}", exc.reason) from None
+
+
+def format_validation_error(exc: ValidationError, prefix: str) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return ConfigError(field, f"{msg}{more}")

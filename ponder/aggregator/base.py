@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ponder.strategies.base import Flow, Outcome, Task
+from ponder.protocol.actions import Flow, Outcome, Task
 
 
 class Aggregator(BaseModel, ABC):

@@ -14,20 +14,9 @@ from pydantic import Field
 
 from ponder.aggregator.base import Aggregator
 from ponder.aggregator.registry import register_aggregator
-from ponder.aggregator.scorers import Scorer
+from ponder.aggregator.scorers import Scorer, with_scores  # noqa: F401  (re-exported)
 from ponder.aggregator.voting import Majority
-from ponder.strategies.base import Flow, Note, Outcome, Task
-
-
-def with_scores(samples: Sequence[Outcome], scores: Sequence[float | None]) -> list[Outcome]:
-    """Copies of ``samples`` with ``data["score"]`` set (the inputs are left alone)."""
-    out = []
-    for s, sc in zip(samples, scores, strict=True):
-        data = dict(s.data)
-        if sc is not None:
-            data["score"] = sc
-        out.append(Outcome(s.answer, s.text, s.budget_limited, s.samples, s.confidence, data))
-    return out
+from ponder.protocol.actions import Flow, Note, Outcome, Task
 
 
 @register_aggregator

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ponder.orchestrator.backends.base import estimate_tokens
-from ponder.strategies.base import Outcome
+from ponder.protocol.actions import Outcome
+from ponder.protocol.tokens import estimate_tokens
 
 TRUNCATION_MARK = "\n[... reasoning truncated ...]\n"
 

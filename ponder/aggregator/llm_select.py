@@ -17,9 +17,9 @@ from ponder.aggregator.candidates import candidate_views
 from ponder.aggregator.registry import register_aggregator
 from ponder.aggregator.voting import Majority
 from ponder.answers import last_boxed
-from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
 from ponder.prompts import load_template
-from ponder.strategies.base import Flow, Generate, Note, Outcome, Task
+from ponder.protocol.actions import Flow, Generate, Note, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
 
 SELECT_VARIABLES = {"question", "candidates"}
 _INT = re.compile(r"\d+")

@@ -26,12 +26,15 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ponder.errors import ConfigError
-from ponder.orchestrator.requests import (
+from ponder.prompts import load_template
+from ponder.protocol.actions import Generate, Note, Outcome, Score, Task
+from ponder.protocol.requests import (
     Completion,
     GenerationFailure,
     GenerationRequest,
@@ -41,8 +44,6 @@ from ponder.orchestrator.requests import (
     RewardRequest,
     SamplingParams,
 )
-from ponder.prompts import load_template
-from ponder.strategies.base import Generate, Note, Outcome, Score, Task
 
 JUDGE_VARIABLES = {"question", "solution", "answer"}
 DEFAULT_ROLES = {"judge": "aggregator", "reward_model": "reward"}
@@ -185,3 +186,14 @@ def _as_float(v: Any) -> float | None:
         return None if v is None else float(v)
     except (TypeError, ValueError):
         return None
+
+
+def with_scores(samples: Sequence[Outcome], scores: Sequence[float | None]) -> list[Outcome]:
+    """Copies of ``samples`` with ``data["score"]`` set (the inputs are left alone)."""
+    out = []
+    for s, sc in zip(samples, scores, strict=True):
+        data = dict(s.data)
+        if sc is not None:
+            data["score"] = sc
+        out.append(replace(s, data=data))
+    return out

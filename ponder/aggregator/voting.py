@@ -15,10 +15,10 @@ from typing import ClassVar, Literal
 
 from ponder.aggregator.base import Aggregator, valid
 from ponder.aggregator.registry import register_aggregator
-from ponder.aggregator.scorers import Scorer
+from ponder.aggregator.scorers import Scorer, with_scores
 from ponder.errors import AllSamplesFailed, NoAnswer
 from ponder.grading import is_equivalent
-from ponder.strategies.base import Flow, Outcome, Task
+from ponder.protocol.actions import Flow, Outcome, Task
 from ponder.strategies.sampling import failure_of
 
 
@@ -115,8 +115,6 @@ class Weighted(Aggregator):
 
     def flow(self, task: Task, samples: Sequence[Outcome]) -> Flow:
         if self.by == "score" and self.scorer is not None:
-            from ponder.aggregator.best_of_n import with_scores
-
             scores = yield from self.scorer.score(task, samples)
             samples = with_scores(samples, scores)
         return self.choose(task, samples)

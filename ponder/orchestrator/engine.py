@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ponder.errors import (
     BackendError,
@@ -23,9 +23,12 @@ from ponder.errors import (
     PonderError,
     RunTimeout,
 )
-from ponder.orchestrator.backends.base import Backend, bound_chat_tokens
+from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.budget import TokenBudget
-from ponder.orchestrator.requests import (
+from ponder.orchestrator.trace import Trace
+from ponder.orchestrator.usage import Usage
+from ponder.protocol.actions import Flow, Fork, Generate, Note, Outcome, Score, Task
+from ponder.protocol.requests import (
     GenerationFailure,
     GenerationRequest,
     Result,
@@ -33,9 +36,10 @@ from ponder.orchestrator.requests import (
     RewardRequest,
     RewardResult,
 )
-from ponder.orchestrator.trace import Trace
-from ponder.orchestrator.usage import Usage
-from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Score, Strategy, Task
+from ponder.protocol.tokens import bound_chat_tokens
+
+if TYPE_CHECKING:  # the engine runs any flow; it needs no strategy class at run time
+    from ponder.strategies.base import Strategy
 
 DEFAULT_MAX_CONCURRENCY = 16
 T = TypeVar("T")

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import Orchestrator, RetryPolicy, RunResult
 from ponder.orchestrator.trace import Trace
+from ponder.protocol.actions import Task
 from ponder.serve.config import CHAIN_PREFIX, ChainSpec, ServeConfig
 from ponder.serve.errors import redact, shutting_down_error, to_api_error
 from ponder.serve.passthrough import forward_chat
@@ -40,7 +41,6 @@ from ponder.serve.wire import (
     new_completion_id,
     parse_chat_request,
 )
-from ponder.strategies.base import Task
 
 log = logging.getLogger("ponder.serve")
 TRACE_HEADER = "x-ponder-trace-id"

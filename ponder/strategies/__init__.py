@@ -1,7 +1,8 @@
 """Reasoning strategies. Importing this package registers the built-in ones."""
 
+from ponder.protocol.actions import Flow, Fork, Generate, Note, Outcome, Task
 from ponder.strategies.adaptive import AdaptiveSample
-from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
+from ponder.strategies.base import Strategy
 from ponder.strategies.cot import ChainOfThought
 from ponder.strategies.deepconf import DeepConfSample
 from ponder.strategies.parallel import ParallelSample

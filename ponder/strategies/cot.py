@@ -19,15 +19,16 @@ from pydantic import Field, model_validator
 from ponder.answers import extract_answer
 from ponder.confidence import choice_confidences, trace_confidence
 from ponder.errors import CapabilityMissing
-from ponder.orchestrator.requests import (
+from ponder.prompts import load_template
+from ponder.protocol.actions import Flow, Generate, Note, Outcome, Task
+from ponder.protocol.requests import (
     Choice,
     Completion,
     GenerationRequest,
     Message,
     SamplingParams,
 )
-from ponder.prompts import load_template
-from ponder.strategies.base import Flow, Generate, Note, Outcome, Strategy, Task
+from ponder.strategies.base import Strategy
 from ponder.strategies.registry import register_strategy
 
 PROMPT_VARIABLES = {"question"}

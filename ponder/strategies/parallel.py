@@ -21,7 +21,8 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ponder.aggregator.registry import AggregatorField, build_aggregator
-from ponder.strategies.base import Flow, Note, Strategy, Task
+from ponder.protocol.actions import Flow, Note, Task
+from ponder.strategies.base import Strategy
 from ponder.strategies.registry import StrategyField, build_strategy, register_strategy
 from ponder.strategies.sampling import draw, ensure_some_answer
 

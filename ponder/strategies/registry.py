@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, ValidationError, ValidationInfo
+from pydantic import BeforeValidator, ValidationInfo
 
-from ponder.errors import ConfigError
-from ponder.named_registry import NamedRegistry
+from ponder.named_registry import NamedRegistry, format_validation_error
 from ponder.strategies.base import Strategy
 
 
@@ -40,17 +39,6 @@ def strategy_names() -> list[str]:
     return _REGISTRY.names()
 
 
-def format_validation_error(exc: ValidationError, prefix: str) -> ConfigError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field"
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return ConfigError(field, f"{msg}{more}")
-
-
 def build_strategy(data: Mapping[str, Any] | Strategy, field: str = "strategy") -> Strategy:
     """Build a strategy from ``{"name": ..., **params}``; errors name ``field`` and its path."""
     return _REGISTRY.build(data, field)
@@ -66,3 +54,12 @@ def _resolve_nested(value: Any, info: ValidationInfo) -> Any:
 
 StrategyField = Annotated[Strategy, BeforeValidator(_resolve_nested)]
 """Type for a strategy-valued field; accepts a ``Strategy`` or a config mapping."""
+
+
+__all__ = [
+    "StrategyField",
+    "build_strategy",
+    "format_validation_error",
+    "register_strategy",
+    "strategy_names",
+]

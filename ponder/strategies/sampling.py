@@ -17,8 +17,9 @@ from collections.abc import Generator
 from typing import Any
 
 from ponder.errors import AllSamplesFailed, BackendError, BudgetExhausted, NoAnswer
-from ponder.orchestrator.requests import Completion, GenerationFailure, GenerationRequest
-from ponder.strategies.base import Fork, Generate, Note, Outcome, Strategy, Task
+from ponder.protocol.actions import Fork, Generate, Note, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationFailure, GenerationRequest
+from ponder.strategies.base import Strategy
 
 SampleFlow = Generator[Any, Any, list[Outcome]]
 

@@ -36,8 +36,9 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer, last_boxed
-from ponder.orchestrator.backends.base import estimate_chat_tokens
-from ponder.orchestrator.requests import (
+from ponder.prompts import load_template
+from ponder.protocol.actions import Action, Flow, Generate, Note, Outcome, Task
+from ponder.protocol.requests import (
     Completion,
     GenerationFailure,
     GenerationRequest,
@@ -45,8 +46,8 @@ from ponder.orchestrator.requests import (
     Result,
     SamplingParams,
 )
-from ponder.prompts import load_template
-from ponder.strategies.base import Action, Flow, Generate, Note, Outcome, Strategy, Task
+from ponder.protocol.tokens import estimate_chat_tokens
+from ponder.strategies.base import Strategy
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.registry import register_strategy
 

@@ -25,10 +25,11 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from ponder.answers import extract_answer, last_boxed
-from ponder.orchestrator.backends.base import CHAT_OVERHEAD_PER_MESSAGE, estimate_tokens
-from ponder.orchestrator.requests import Completion, GenerationRequest, Message, SamplingParams
 from ponder.prompts import load_template
-from ponder.strategies.base import Flow, Generate, Note, Outcome, Strategy, Task
+from ponder.protocol.actions import Flow, Generate, Note, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest, Message, SamplingParams
+from ponder.protocol.tokens import CHAT_OVERHEAD_PER_MESSAGE, estimate_tokens
+from ponder.strategies.base import Strategy
 from ponder.strategies.registry import register_strategy
 from ponder.tools.base import Tool, resolve_tools
 

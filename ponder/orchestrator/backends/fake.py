@@ -16,7 +16,7 @@ from typing import Any
 
 from ponder.errors import CapabilityMissing
 from ponder.orchestrator.backends.base import Backend, Capabilities
-from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
+from ponder.protocol.requests import Choice, Completion, GenerationRequest
 
 Responder = Callable[[GenerationRequest, int], Any]
 

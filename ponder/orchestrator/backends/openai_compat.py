@@ -42,7 +42,7 @@ from ponder.orchestrator.backends.base import (
     bound_tokens,
     estimate_tokens,
 )
-from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
+from ponder.protocol.requests import Choice, Completion, GenerationRequest
 from ponder.secrets import redact
 
 DEFAULT_TIMEOUT_S = 600.0

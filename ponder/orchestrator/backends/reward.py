@@ -37,7 +37,7 @@ from ponder.errors import (
     UpstreamServerError,
 )
 from ponder.orchestrator.backends.base import Backend, Capabilities, bound_chat_tokens
-from ponder.orchestrator.requests import Completion, GenerationRequest, Reward, RewardRequest
+from ponder.protocol.requests import Completion, GenerationRequest, Reward, RewardRequest
 from ponder.secrets import redact
 
 ApiFormat = Literal["vllm_pooling", "vllm_classify"]

@@ -30,7 +30,7 @@ from typing import Any
 from ponder.errors import BackendError, BadRequestError, MissingExtraError, ServerDiedError
 from ponder.orchestrator.backends.base import Backend, Capabilities
 from ponder.orchestrator.backends.vllm_settings import EngineSettings, VLLMApi, import_vllm
-from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
+from ponder.protocol.requests import Choice, Completion, GenerationRequest
 
 __all__ = ["ENGINE_POLL_S", "EngineSettings", "VLLMApi", "VLLMBackend", "import_vllm"]
 

@@ -1,0 +1,150 @@
+"""What a flow yields and what it returns: the actions, ``Task`` and ``Outcome``.
+
+A flow is a generator that *yields actions* and *receives their results*; the engine performs
+every action::
+
+    def flow(self, task):
+        [result] = yield Generate.of(request)       # -> list[Completion | GenerationFailure]
+        outcomes = yield Fork([inner.flow(task) for _ in range(k)])  # -> list[Outcome | Exception]
+        yield Note("decision", {"why": ...})        # -> None, recorded in the trace
+        rewards = yield Score.of(reward_request)    # -> list[Reward | RewardFailure]
+        [out] = yield CallTool.of(ToolCall("calculator", '{"expression": "2+2"}', run))
+        return Outcome(answer=..., text=...)        #    -> list[ToolResult]
+
+Failures arrive as values (``GenerationFailure``, ``RewardFailure``, a ``ToolResult`` with an
+``error``, or the exception of a forked flow), never thrown into the flow, so the flow decides
+what a failure means. Because nothing here does I/O, a flow can be stepped by hand with
+``next``/``send`` (see tests/unit/test_flow_stepping.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.protocol.requests import GenerationRequest, Result, RewardRequest
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a run is asked: the question, and optionally a system prompt override."""
+
+    question: str
+    system: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What a strategy returns.
+
+    ``answer`` is the extracted final answer (``None`` if none could be found); ``text`` the
+    model's final response; ``samples`` the per-sample outcomes a parallel strategy aggregated;
+    ``budget_limited`` is true when the token budget cut the work short. ``error`` is the typed
+    exception of a failed sample (``data["error"]`` keeps its text for traces); failures travel as
+    these objects, never as strings, so the proxy answers each as its cause would.
+    """
+
+    answer: str | None
+    text: str
+    budget_limited: bool = False
+    samples: list[Outcome] = field(default_factory=list)
+    confidence: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "answer": self.answer,
+            "text": self.text,
+            "budget_limited": self.budget_limited,
+        }
+        if self.confidence is not None:
+            d["confidence"] = self.confidence
+        if self.samples:
+            d["samples"] = [s.to_dict() for s in self.samples]
+        if self.data:
+            d["data"] = self.data
+        return d
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Perform these requests concurrently; the flow receives one result per request."""
+
+    requests: tuple[GenerationRequest, ...]
+
+    @classmethod
+    def of(cls, *requests: GenerationRequest) -> Generate:
+        return cls(tuple(requests))
+
+
+@dataclass(frozen=True)
+class Score:
+    """Score these conversations with reward models, concurrently; the flow receives one
+    ``Reward`` or ``RewardFailure`` per request."""
+
+    requests: tuple[RewardRequest, ...]
+
+    @classmethod
+    def of(cls, *requests: RewardRequest) -> Score:
+        return cls(tuple(requests))
+
+
+@dataclass(frozen=True)
+class Fork:
+    """Run these sub-flows concurrently; the flow receives one ``Outcome`` or exception each."""
+
+    flows: tuple[Flow, ...]
+    label: str = "fork"
+
+    def __init__(self, flows: Any, label: str = "fork") -> None:
+        object.__setattr__(self, "flows", tuple(flows))
+        object.__setattr__(self, "label", label)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Record a decision in the trace."""
+
+    event: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call a flow wants made: ``run(arguments)`` returns the text the model reads.
+
+    ``run`` is a plain (blocking) function, e.g. ``Tool.call``; the engine runs it off the event
+    loop, with a timeout, and records it in the trace. ``name`` is for the trace and usage."""
+
+    name: str
+    arguments: Any
+    run: Callable[[Any], str]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a ``ToolCall`` gave: the text for the model (on failure, an ``"error: ..."`` text
+    too, so the model can read it) and, when it failed, the typed ``error``."""
+
+    call: ToolCall
+    text: str
+    latency_s: float = 0.0
+    error: BaseException | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class CallTool:
+    """Perform these tool calls concurrently; the flow receives one ``ToolResult`` each."""
+
+    calls: tuple[ToolCall, ...]
+
+    @classmethod
+    def of(cls, *calls: ToolCall) -> CallTool:
+        return cls(tuple(calls))
+
+
+Action = Generate | Fork | Note | Score | CallTool
+Flow = Generator[Action, Any, Outcome]
+GenerateResults = list[Result]
