@@ -57,8 +57,8 @@ def handle(args: argparse.Namespace) -> int:
     if choice != "auto":
         print(f"runtime used by default: {choice} (${rt.RUNTIME_ENV})")
     else:
-        order = rt.auto_order()
-        used = order[0] if order else "native (will be built on first use)"
+        order, why = rt.auto_reason()
+        used = f"{order[0]} ({why})" if order else "native (will be built on first use)"
         print(f"runtime used by default (auto): {used}")
     print(f"model: {model}")
     return 0
@@ -71,7 +71,10 @@ def _measure(runtimes: list[Any], model: Any, *, quiet: bool) -> None:
 
     speeds = []
     for runtime in runtimes:  # one server at a time, each freshly started
-        say(f"Measuring the {runtime.name} runtime (a few seconds)...", quiet=quiet)
+        say(
+            f"Measuring the {runtime.name} runtime (~15 s on an idle 2-core machine)...",
+            quiet=quiet,
+        )
         speeds.append(measure_runtime(runtime, model))
     path = rt.save_measurement(speeds)
     say(f"Recorded in {path}", quiet=quiet)

@@ -41,7 +41,8 @@ def test_auto_prefers_the_prebuilt_wheel_when_nothing_is_built():
     assert rt.auto_order() == ["prebuilt"]
     [runtime] = rt.choose_runtimes("auto")
     assert runtime.name == "prebuilt"
-    assert runtime.launcher == (sys.executable, "-m", rt.PREBUILT_MODULE)
+    assert runtime.launcher == (sys.executable, "-P", str(rt.PREBUILT_SCRIPT))
+    assert rt.PREBUILT_SCRIPT.is_file()
     assert runtime.version.startswith("xllamacpp ")
 
 
@@ -62,7 +63,10 @@ def test_auto_prefers_native_once_measured_faster_on_this_machine():
 def test_auto_keeps_prebuilt_when_it_was_measured_faster():
     _fake_native()
     rt.save_measurement([_speed("prebuilt", 26, 70), _speed("native", 24, 66)])
-    assert rt.auto_order() == ["prebuilt", "native"]
+    assert rt.auto_reason() == (
+        ["prebuilt", "native"],
+        "measured faster than the native build here",
+    )
 
 
 def test_a_measurement_from_another_machine_is_ignored():
@@ -115,7 +119,7 @@ def test_llama_server_command_is_the_same_for_both_runtimes(tmp_path):
     model = tmp_path / "m.gguf"
     pre = LlamaServer(rt.prebuilt_runtime(), model, n_parallel=2, ctx_per_slot=512, threads=2)
     nat = LlamaServer(Path("/opt/llama-server"), model, n_parallel=2, ctx_per_slot=512, threads=2)
-    assert pre.command()[:3] == [sys.executable, "-m", rt.PREBUILT_MODULE]
+    assert pre.command()[:3] == [sys.executable, "-P", str(rt.PREBUILT_SCRIPT)]
     assert pre.command()[3:] == nat.command()[1:]
     assert "-c" in nat.command() and nat.command()[nat.command().index("-c") + 1] == "1024"
     assert pre.what == "llama-server (prebuilt runtime)"
@@ -176,7 +180,7 @@ def test_setup_reports_the_runtimes_and_which_one_auto_uses(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "prebuilt runtime: xllamacpp " in out
     assert "native runtime: not built; `ponder setup --native`" in out
-    assert "runtime used by default (auto): prebuilt" in out
+    assert "runtime used by default (auto): prebuilt (the default; the native build is" in out
     assert f"model: {model}" in out
 
 

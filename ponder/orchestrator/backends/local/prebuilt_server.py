@@ -1,7 +1,8 @@
 """Child-process entry point of the prebuilt runtime: llama.cpp's server from the xllamacpp wheel.
 
-``python -m ponder.orchestrator.backends.local.prebuilt_server -m MODEL --port 8080 -np 8 ...``
-takes the subset of ``llama-server`` flags that ``LlamaServer`` passes, starts
+``python -P prebuilt_server.py -m MODEL --port 8080 -np 8 ...`` (a script: it imports only the
+standard library and xllamacpp, never the ponder package) takes the subset of ``llama-server``
+flags that ``LlamaServer`` passes, starts
 ``xllamacpp.Server`` (the same C++ HTTP server, in this process) and serves until it is
 terminated. Not meant to be run by hand; ``LocalBackend`` starts it. Running it as a child keeps
 the model's memory and threads out of the caller and makes it killable like the native binary.

