@@ -5,8 +5,8 @@ FILE``) on a collection of *train* questions, never the questions you will repor
 group of every question is one row (label: is that answer right); the model is an L2 logistic
 regression on standardized features. Its strength ``C`` is chosen by 5-fold cross-validation over
 questions, by how often the top-scoring group is right; the Platt calibration of P(correct) is
-fitted on those out-of-fold picks, so it is not the training fit's optimism. Needs
-``pip install 'ponder[learn]'``.
+fitted on those out-of-fold picks, so it is not the training fit's optimism. scikit-learn is a
+core dependency (the DRR judge trains with it too); using an artifact does not import it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _sklearn() -> Any:
         import sklearn.linear_model as lm
     except ImportError:
         raise MissingExtraError(
-            "training the learned aggregator needs scikit-learn: pip install 'ponder[learn]'"
+            "training the learned aggregator needs scikit-learn: pip install scikit-learn"
         ) from None
     return lm
 
