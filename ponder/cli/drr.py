@@ -48,7 +48,7 @@ def _cv_line(name: str, cv: dict[str, Any]) -> str:
     return (
         f"  {name}: {cv.get('rows')} rows ({cv.get('positives')} right), grouped {cv.get('folds')}"
         f"-fold CV AUROC logistic {f(cv.get('auroc_logistic'))}, gbt {f(cv.get('auroc_gbt'))}"
-        f" -> {cv.get('chosen')}"
+        f" -> {cv.get('chosen')}" + (f"\n    warning: {cv['note']}" if cv.get("note") else "")
     )
 
 

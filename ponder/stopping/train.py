@@ -122,12 +122,28 @@ def _export(kind: str, est: Any, y: Sequence[bool]) -> Linear | Boosted:
     )
 
 
+def platt(raw: Sequence[float], y: Sequence[bool]) -> tuple[float, float]:
+    """Platt calibration ``P = sigmoid(a * raw + b)`` with ``a >= 0``.
+
+    A negative slope would invert a model whose out-of-fold scores happen to rank backwards (small
+    data); then the calibrated answer is the base rate (``a = 0``), which says what CV showed.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    m = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(raw).reshape(-1, 1), list(y))
+    a, b = float(m.coef_[0][0]), float(m.intercept_[0])
+    if a > 0:
+        return a, b
+    rate = min(max(sum(y) / len(y), 1e-6), 1 - 1e-6)
+    return 0.0, math.log(rate / (1 - rate))
+
+
 def fit_scorer(
     rows: Rows, features: Sequence[str], seed: int = 0, folds: int = 5
 ) -> tuple[Scorer, list[float]]:
     """Pick, calibrate and fit a scorer; returns it and the calibrated out-of-fold P's."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
     if len(set(rows.y)) < 2:
@@ -154,8 +170,11 @@ def fit_scorer(
     if (cv.get("auroc_gbt") or 0) > (cv.get("auroc_logistic") or 0) + 0.005:
         best = "gbt"
     cv["chosen"] = best
-    platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof[best].reshape(-1, 1), y)
-    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
+    a, b = platt(list(oof[best]), list(map(bool, y)))
+    if a == 0.0:
+        cv["note"] = (
+            "no held-out signal (out-of-fold scores rank no better than chance): constant P"
+        )
     model = _export(best, _candidates(seed)[best]().fit(x, y), list(map(bool, y)))
     p_oof = [1 / (1 + math.exp(-max(-50.0, min(50.0, a * r + b)))) for r in oof[best]]
     return Scorer(features=list(features), model=model, platt_a=a, platt_b=b, cv=cv), p_oof

@@ -207,3 +207,12 @@ def test_cli_train_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad = ["drr", "evaluate", "--train", str(tmp_path / "train"), "--test", str(tmp_path / "train")]
     assert main([*bad, "--out", str(tmp_path / "e2")]) == 2
     assert math.isfinite(read_collection(tmp_path / "test")[1][0].samples[0].lp[0])
+
+
+def test_platt_never_inverts_a_model() -> None:
+    from ponder.stopping.train import platt
+
+    a, b = platt([1.0, 2.0, 3.0, 4.0], [False, False, True, True])
+    assert a > 0
+    a, b = platt([1.0, 2.0, 3.0, 4.0], [True, True, False, False])  # backwards out of fold
+    assert a == 0.0 and b == pytest.approx(0.0)
