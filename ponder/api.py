@@ -47,27 +47,19 @@ async def arun(
     cfg = load_config(config)
     if strategy is not None:
         cfg = cfg.model_copy(update={"strategy": strategy})
-    owned = backends is None
-    if backends is None:
-        backend_map: dict[str, Backend] = cfg.build_backends()
-    elif isinstance(backends, Backend):
-        backend_map = {"default": backends}
-    else:
-        backend_map = dict(backends)
+    given: dict[str, Backend] | None = None
+    if isinstance(backends, Backend):
+        given = {"default": backends}
+    elif backends is not None:
+        given = dict(backends)
     run_trace = Trace()
     try:
-        for b in backend_map.values():
-            await b.start()  # slow set-up happens here, not inside the run's wall time
-        orch = cfg.build_orchestrator(backend_map)
-        result = await orch.run(cfg.strategy, question, trace=run_trace)
+        async with cfg.session(given) as session:  # backends start here, outside the run's time
+            result = await session.run(cfg.strategy, question, trace=run_trace)
     except BaseException:
         if trace is not None and run_trace.events:
             run_trace.write_jsonl(trace)
         raise
-    finally:
-        if owned:
-            for b in backend_map.values():
-                await b.aclose()
     if trace is not None:
         result.trace.write_jsonl(trace)
     return result

@@ -23,14 +23,24 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from ponder.errors import ConfigError, UnknownNameError
+from ponder.named_registry import format_validation_error
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.backends.reward import ApiFormat
-from ponder.orchestrator.engine import Orchestrator
+from ponder.orchestrator.engine import Orchestrator, RetryPolicy, RunLimits
+from ponder.orchestrator.session import Session
 from ponder.strategies.base import Strategy
-from ponder.strategies.registry import StrategyField, format_validation_error
+from ponder.strategies.registry import StrategyField
 
 # -- backends -----------------------------------------------------------------------------------
 
@@ -216,17 +226,67 @@ class BudgetConfig(BaseModel):
     total_tokens: int | None = Field(None, gt=0)
 
 
-class ChainConfig(BaseModel):
-    """A complete, validated chain: what to run (``strategy``) and against what (``backend``)."""
+_RETRY = RetryPolicy()
+
+
+class RetryConfig(BaseModel):
+    """Retries of retryable backend errors (429, 5xx, timeouts, dropped connections): the one
+    policy of ``ponder run``, ``ponder eval`` and ``ponder serve`` (``retry:`` in a chain or serve
+    file); the defaults are ``RetryPolicy``'s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(_RETRY.max_attempts, ge=1)
+    initial_backoff_s: float = Field(_RETRY.initial_backoff_s, ge=0)
+    max_backoff_s: float = Field(_RETRY.max_backoff_s, ge=0)
+    jitter_s: float = Field(_RETRY.jitter_s, ge=0)
+    max_retry_after_s: float = Field(_RETRY.max_retry_after_s, ge=0)
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(**self.model_dump())
+
+
+class ChainParts(BaseModel):
+    """What every chain has, in a chain file and in a proxy's ``chains:`` alike: the strategy,
+    backends for its other roles, the per-run limits (``budget``, ``timeout_s``), the calls in
+    flight at once across all runs (``max_concurrency``) and the ``retry`` policy.
+
+    A role listed in ``roles`` that the strategy never uses is a ``ConfigError`` naming it and the
+    roles the strategy does use (a misspelt ``aggregater:`` would otherwise be ignored); a role the
+    strategy uses but ``roles`` does not list goes to the default backend."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    backend: BackendField = Field(default_factory=LocalBackendConfig)
     roles: RolesField = Field(default_factory=dict)
     strategy: StrategyField = Field(default_factory=lambda: _default_strategy())
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig.model_validate({}))
     max_concurrency: int = Field(16, ge=1)
     timeout_s: float | None = Field(None, gt=0)
+    retry: RetryConfig = Field(default_factory=lambda: RetryConfig.model_validate({}))
+
+    @model_validator(mode="after")
+    def _roles_are_used(self) -> ChainParts:
+        used = self.strategy.roles() | {"default"}
+        for role in self.roles:
+            if role not in used:
+                raise ConfigError(
+                    f"roles.{role}",
+                    f"the strategy {self.strategy.name!r} never sends requests to role {role!r}; "
+                    f"the roles it uses: {', '.join(sorted(used))}",
+                )
+        return self
+
+    def limits(self) -> RunLimits:
+        """The default ``RunLimits`` of each run of this chain."""
+        return RunLimits(total_tokens=self.budget.total_tokens, timeout_s=self.timeout_s)
+
+
+class ChainConfig(ChainParts):
+    """A complete, validated chain: what to run (``strategy``) and against what (``backend``).
+
+    ``session()`` builds the long-lived ``Session`` that runs it (``async with``)."""
+
+    backend: BackendField = Field(default_factory=LocalBackendConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChainConfig:
@@ -248,13 +308,14 @@ class ChainConfig(BaseModel):
             backends[role] = cfg.build()
         return backends
 
+    def session(self, backends: Mapping[str, Backend] | None = None) -> Session:
+        """The ``Session`` for this chain: its backends built here (or ``backends``, which the
+        caller then closes), its concurrency limit, retry policy and default limits."""
+        return Session.from_config(self, backends)
+
     def build_orchestrator(self, backends: Mapping[str, Backend] | None = None) -> Orchestrator:
-        return Orchestrator(
-            dict(backends) if backends is not None else self.build_backends(),
-            budget_tokens=self.budget.total_tokens,
-            max_concurrency=self.max_concurrency,
-            timeout_s=self.timeout_s,
-        )
+        """An orchestrator without lifetime management; prefer ``session()``."""
+        return self.session(backends)
 
 
 M = TypeVar("M", bound=BaseModel)

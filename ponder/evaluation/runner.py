@@ -141,15 +141,19 @@ async def evaluate(
     rows = []
     try:
         for job in jobs:
-            bmap = pool.for_chain(job.chain)
-            for b in bmap.values():
-                await b.start()
-            orch = job.chain.build_orchestrator(bmap)
-            rows.append(
-                await run_job(
-                    job, items, out, orch, concurrency=concurrency, progress=progress, traces=traces
+            # the pool owns the backends (shared by jobs); the session starts them once
+            async with job.chain.session(pool.for_chain(job.chain)) as session:
+                rows.append(
+                    await run_job(
+                        job,
+                        items,
+                        out,
+                        session,
+                        concurrency=concurrency,
+                        progress=progress,
+                        traces=traces,
+                    )
                 )
-            )
     finally:
         if backends is None:
             await pool.aclose()

@@ -61,6 +61,7 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass
@@ -108,12 +109,34 @@ class RunResult:
         return d
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """Per-run limits, passed to ``run`` (like pydantic-ai's ``UsageLimits``): a hard cap on
+    prompt + completion tokens of every call in the run, and a wall-clock timeout (a
+    ``RunTimeout``). ``None`` means no limit."""
+
+    total_tokens: int | None = None
+    timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.total_tokens is not None and self.total_tokens <= 0:
+            raise ConfigError("budget.total_tokens", f"must be positive, got {self.total_tokens}")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ConfigError("timeout_s", f"must be positive, got {self.timeout_s}")
+
+
+NO_LIMITS = RunLimits()
+
+
 class Orchestrator:
     """Runs strategies against one or more backends.
 
     ``backends`` maps a role ("default", "aggregator", ...) to a backend; a single backend is the
-    "default" role. ``budget_tokens`` caps prompt + completion tokens of every call in a run.
-    One orchestrator can run many questions concurrently; each run has its own budget and trace.
+    "default" role. ``budget_tokens`` and ``timeout_s`` are the default ``RunLimits`` of each run;
+    ``run(..., limits=...)`` overrides them per run. One orchestrator can run many questions
+    concurrently; each run has its own budget and trace, and all share ``max_concurrency`` calls
+    in flight (or the ``semaphore`` given). For backends started and closed with it, use
+    ``ponder.orchestrator.session.Session``.
     """
 
     def __init__(
@@ -122,40 +145,55 @@ class Orchestrator:
         *,
         budget_tokens: int | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float | None = None,
+        semaphore: asyncio.Semaphore | None = None,
     ) -> None:
         self.backends: dict[str, Backend] = (
             {"default": backends} if isinstance(backends, Backend) else dict(backends)
         )
         if "default" not in self.backends:
             raise ConfigError("backends", "a 'default' backend is required")
-        if budget_tokens is not None and budget_tokens <= 0:
-            raise ConfigError("budget.total_tokens", f"must be positive, got {budget_tokens}")
-        self.budget_tokens = budget_tokens
+        self.limits = RunLimits(total_tokens=budget_tokens, timeout_s=timeout_s)
         self.retry = retry
-        self.timeout_s = timeout_s
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.max_concurrency = max_concurrency
+        self._semaphore = semaphore or asyncio.Semaphore(max_concurrency)
+
+    @property
+    def budget_tokens(self) -> int | None:
+        return self.limits.total_tokens
+
+    @property
+    def timeout_s(self) -> float | None:
+        return self.limits.timeout_s
 
     def backend_for(self, role: str) -> Backend:
         return self.backends.get(role) or self.backends["default"]
 
     async def run(
-        self, strategy: Strategy, question: str | Task, *, trace: Trace | None = None
+        self,
+        strategy: Strategy,
+        question: str | Task,
+        *,
+        trace: Trace | None = None,
+        limits: RunLimits | None = None,
     ) -> RunResult:
         task = Task(question) if isinstance(question, str) else question
         if not task.question or not task.question.strip():
             raise InputError("the question is empty")
-        state = _RunState(self, trace or Trace())
+        limits = limits or self.limits
+        state = _RunState(self, trace or Trace(), limits)
         state.trace.record("run_start", "", strategy=strategy.model_dump(), question=task.question)
         t0 = time.perf_counter()
+        timeout_s = limits.timeout_s
         try:
             coro = state.drive(strategy.flow(task), "")
             try:
-                outcome = await (asyncio.wait_for(coro, self.timeout_s) if self.timeout_s else coro)
+                outcome = await (asyncio.wait_for(coro, timeout_s) if timeout_s else coro)
             except TimeoutError:
-                assert self.timeout_s is not None
-                raise RunTimeout(self.timeout_s) from None
+                if timeout_s is None:
+                    raise
+                raise RunTimeout(timeout_s) from None
         except BaseException as exc:
             state.usage.wall_time_s = time.perf_counter() - t0
             state.trace.record("run_error", "", error=f"{type(exc).__name__}: {exc}")
@@ -187,13 +225,14 @@ class Orchestrator:
 class _RunState:
     orch: Orchestrator
     trace: Trace
+    limits: RunLimits = NO_LIMITS
     usage: Usage = field(default_factory=Usage)
     budget: TokenBudget | None = None
     budget_hit: bool = False
 
     def __post_init__(self) -> None:
-        if self.orch.budget_tokens is not None:
-            self.budget = TokenBudget(self.orch.budget_tokens)
+        if self.limits.total_tokens is not None:
+            self.budget = TokenBudget(self.limits.total_tokens)
 
     async def drive(self, flow: Flow, span: str) -> Outcome:
         """Step a strategy's generator until it returns, performing each action it yields."""

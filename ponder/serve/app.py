@@ -25,7 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ponder.orchestrator.backends.base import Backend
-from ponder.orchestrator.engine import Orchestrator, RetryPolicy, RunResult
+from ponder.orchestrator.engine import RetryPolicy, RunLimits, RunResult
+from ponder.orchestrator.session import Session
 from ponder.orchestrator.trace import Trace
 from ponder.protocol.actions import Task
 from ponder.serve.config import CHAIN_PREFIX, ChainSpec, ServeConfig
@@ -73,10 +74,28 @@ class ProxyState:
             name: {role: cfg.build() for role, cfg in spec.roles.items()}
             for name, spec in config.chains.items()
         }
+        # one limit per chain across all its requests (not one per request)
+        self.semaphores = {
+            name: asyncio.Semaphore(spec.max_concurrency) for name, spec in config.chains.items()
+        }
 
-    def backends_for(self, chain: str, default: Backend) -> dict[str, Backend]:
-        """The orchestrator's role map for ``chain``: its own roles, the upstream as default."""
-        return {**self.role_backends.get(chain, {}), "default": default}
+    def retry_for(self, spec: ChainSpec) -> RetryPolicy:
+        """The chain's own ``retry``, else the serve file's ``retry``, else the defaults."""
+        if "retry" in spec.model_fields_set or self.config.retry is None:
+            return spec.retry.policy()
+        return self.config.retry.policy()
+
+    def session_for(self, chain: str, spec: ChainSpec, default: Backend) -> Session:
+        """A session for one request to ``chain``: the chain's role backends (started and closed
+        by the proxy), the upstream as default, and the chain's shared concurrency limit."""
+        return Session(
+            {**self.role_backends.get(chain, {}), "default": default},
+            max_concurrency=spec.max_concurrency,
+            retry=self.retry_for(spec),
+            limits=spec.limits(),
+            owns_backends=False,
+            semaphore=self.semaphores[chain],
+        )
 
     async def start_roles(self) -> None:
         for roles in self.role_backends.values():
@@ -349,34 +368,23 @@ async def _run_chain(
             held[0] = False
             s.active_runs -= req.n
 
-    r = cfg.retry
-    policy = RetryPolicy(
-        max_attempts=r.max_attempts,
-        initial_backoff_s=r.initial_backoff_s,
-        max_backoff_s=r.max_backoff_s,
-    )
+    limits = RunLimits(total_tokens=budget, timeout_s=spec.timeout_s)
     feed = ProgressFeed() if req.stream else None
     traces = [Trace(listener=feed) for _ in range(req.n)]
     trace_ids = ",".join(t.run_id for t in traces)
     completion_id = new_completion_id()
 
-    async def one(orch: Orchestrator, trace: Trace) -> RunResult:
+    async def one(session: Session, trace: Trace) -> RunResult:
         try:
-            return await orch.run(spec.strategy, task, trace=trace)
+            return await session.run(spec.strategy, task, trace=trace, limits=limits)
         finally:
             _write_trace(cfg.trace_dir, trace, s.secrets)
 
     async def runs() -> list[RunResult]:
         try:
             async with s.upstream.lease(upstream_model) as backend:
-                orch = Orchestrator(
-                    s.backends_for(name, backend),
-                    budget_tokens=budget,
-                    max_concurrency=spec.max_concurrency,
-                    retry=policy,
-                    timeout_s=spec.timeout_s,
-                )
-                t = asyncio.ensure_future(asyncio.gather(*(one(orch, tr) for tr in traces)))
+                session = s.session_for(name, spec, backend)
+                t = asyncio.ensure_future(asyncio.gather(*(one(session, tr) for tr in traces)))
                 s.tasks.add(t)
                 try:
                     return await t

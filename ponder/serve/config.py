@@ -31,30 +31,26 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from ponder.config import (
     BackendConfig,
     BackendField,
-    BudgetConfig,
+    ChainParts,
     OpenAIBackendConfig,
-    RolesField,
+    RetryConfig,
     load_config_file,
 )
 from ponder.errors import ConfigError
+from ponder.named_registry import format_validation_error
 from ponder.strategies.base import Strategy
-from ponder.strategies.registry import StrategyField, format_validation_error
+from ponder.strategies.registry import StrategyField
 
 CHAIN_PREFIX = "ponder:"
 
 
-class ChainSpec(BaseModel):
-    """One named chain: a strategy (any registered name) plus its budget and timeout, and
-    optionally ``roles``: backends for its other roles (an SSA aggregator, a reward model), built
-    once when the proxy starts. The ``default`` role is always the proxy's upstream."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+class ChainSpec(ChainParts):
+    """One named chain: the chain model of a chain file (``ChainParts``: strategy, roles,
+    budget, timeout, concurrency, retry) without its ``backend``, which is always the proxy's
+    upstream (so ``roles.default`` is refused). Its role backends are built once when the proxy
+    starts, and its ``max_concurrency`` holds across all requests to the chain."""
 
     strategy: StrategyField
-    roles: RolesField = Field(default_factory=dict)
-    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig.model_validate({}))
-    timeout_s: float | None = Field(None, gt=0)
-    max_concurrency: int = Field(16, ge=1)
 
     @model_validator(mode="after")
     def _default_is_the_upstream(self) -> ChainSpec:
@@ -100,14 +96,6 @@ class ServeLimits(BaseModel):
     max_concurrent_runs: int = Field(64, ge=1)
 
 
-class RetryConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_attempts: int = Field(3, ge=1)
-    initial_backoff_s: float = Field(0.5, ge=0)
-    max_backoff_s: float = Field(4.0, ge=0)
-
-
 class ServeConfig(BaseModel):
     """Everything ``ponder serve`` needs. ``ServeConfig.load(path)`` reads YAML or JSON."""
 
@@ -123,7 +111,8 @@ class ServeConfig(BaseModel):
     api_key_env: str | None = None
     trace_dir: str | None = None
     limits: ServeLimits = Field(default_factory=lambda: ServeLimits.model_validate({}))
-    retry: RetryConfig = Field(default_factory=lambda: RetryConfig.model_validate({}))
+    retry: RetryConfig | None = None
+    """The default ``retry`` of chains that set none (``RetryConfig``'s defaults if unset)."""
     keepalive_s: float = Field(5.0, gt=0)
     shutdown_grace_s: float = Field(30.0, ge=0)
 
@@ -173,4 +162,11 @@ def _default_chains() -> dict[str, ChainSpec]:
     return {"cot": ChainSpec.model_validate({"strategy": {"name": "cot"}})}
 
 
-__all__ = ["CHAIN_PREFIX", "ChainSpec", "OpenAIBackendConfig", "ServeConfig", "ServeLimits"]
+__all__ = [
+    "CHAIN_PREFIX",
+    "ChainSpec",
+    "OpenAIBackendConfig",
+    "RetryConfig",
+    "ServeConfig",
+    "ServeLimits",
+]

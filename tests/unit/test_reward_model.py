@@ -201,9 +201,13 @@ async def test_api_key_is_sent_and_never_echoed_and_401_is_not_retried(rm, monke
     server = rm(lambda body, p, n: (401, {"error": {"message": f"bad key {secret}"}}))
     chain = ChainConfig.from_dict(
         {
+            "strategy": {  # a chain that uses the role (an unused one is a config error)
+                "name": "sample",
+                "aggregator": {"name": "best_of_n", "scorer": {"kind": "reward_model"}},
+            },
             "roles": {
                 "reward": {"kind": "reward_model", "base_url": server.url, "api_key_env": "RM_KEY"}
-            }
+            },
         }
     )
     reward = chain.roles["reward"].build()
