@@ -37,7 +37,12 @@ from ponder.errors import ConfigError, UnknownNameError
 from ponder.named_registry import format_validation_error
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.backends.reward import ApiFormat
-from ponder.orchestrator.engine import Orchestrator, RetryPolicy, RunLimits
+from ponder.orchestrator.engine import (
+    DEFAULT_TOOL_TIMEOUT_S,
+    Orchestrator,
+    RetryPolicy,
+    RunLimits,
+)
 from ponder.orchestrator.session import Session
 from ponder.strategies.base import Strategy
 from ponder.strategies.registry import StrategyField
@@ -263,6 +268,9 @@ class ChainParts(BaseModel):
     max_concurrency: int = Field(16, ge=1)
     timeout_s: float | None = Field(None, gt=0)
     retry: RetryConfig = Field(default_factory=lambda: RetryConfig.model_validate({}))
+    tool_timeout_s: float = Field(DEFAULT_TOOL_TIMEOUT_S, gt=0)
+    """How long the engine waits for one tool call (``CallTool``) before the model reads an
+    ``error:`` result instead."""
 
     @model_validator(mode="after")
     def _roles_are_used(self) -> ChainParts:

@@ -28,6 +28,8 @@ tree at one boundary, the backend that talked to the upstream; nothing above a b
     │   └── ServerDiedError         llama-server or the vLLM engine died while a run used it
     ├── BudgetExhausted             the run's token budget cannot fit another call
     ├── RunTimeout                  a run passed its ``timeout_s`` (also a ``TimeoutError``)
+    ├── ToolTimeout                 a tool call passed the engine's ``tool_timeout_s`` (the
+    │                               model reads it as an ``error:`` tool result)
     ├── NoAnswer                    a sample finished without an extractable answer
     ├── MissingExtraError           an optional extra (ponder[vllm]) is missing; an ImportError
     └── AllSamplesFailed            every sample of a parallel strategy failed (carries ``causes``,
@@ -179,6 +181,15 @@ class RunTimeout(PonderError, TimeoutError):
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         super().__init__(f"the run did not finish within {timeout_s:g}s")
+
+
+class ToolTimeout(PonderError, TimeoutError):
+    """A tool call the engine performed (``CallTool``) did not return within its timeout."""
+
+    def __init__(self, name: str, timeout_s: float) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        super().__init__(f"tool {name!r} did not return within {timeout_s:g}s")
 
 
 class NoAnswer(PonderError):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ponder.errors import ConfigError
 from ponder.prompts import load_template
@@ -76,13 +76,15 @@ class Scorer(BaseModel):
     max_tokens: int = Field(16, gt=0)
     system: str | None = None
     """``reward_model``: a system message sent before the question (some reward models want one)."""
+    _fn: Callable[..., Any] | None = PrivateAttr(default=None)
+    """The ``function`` kind's callable, imported once when the config is loaded."""
 
     @model_validator(mode="after")
     def _check(self) -> Scorer:
         if self.kind == "function":
             if not self.function:
                 raise ValueError("kind 'function' needs 'function: package.module:callable'")
-            load_callable(self.function)
+            self._fn = load_callable(self.function)
         if self.kind == "judge":
             load_template(self.template, allowed=JUDGE_VARIABLES)
         return self
@@ -103,7 +105,7 @@ class Scorer(BaseModel):
         if self.kind == "precomputed":
             return [_as_float(s.data.get("score")) for s in samples]
         if self.kind == "function":
-            fn = load_callable(self.function or "")
+            fn = self._fn or load_callable(self.function or "")
             return [
                 _as_float(fn(task.question, s.text, s.answer)) if s.answer is not None else None
                 for s in samples

@@ -22,12 +22,24 @@ from ponder.errors import (
     InputError,
     PonderError,
     RunTimeout,
+    ToolTimeout,
 )
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.budget import TokenBudget
 from ponder.orchestrator.trace import Trace
 from ponder.orchestrator.usage import Usage
-from ponder.protocol.actions import Flow, Fork, Generate, Note, Outcome, Score, Task
+from ponder.protocol.actions import (
+    CallTool,
+    Flow,
+    Fork,
+    Generate,
+    Note,
+    Outcome,
+    Score,
+    Task,
+    ToolCall,
+    ToolResult,
+)
 from ponder.protocol.requests import (
     GenerationFailure,
     GenerationRequest,
@@ -42,6 +54,7 @@ if TYPE_CHECKING:  # the engine runs any flow; it needs no strategy class at run
     from ponder.strategies.base import Strategy
 
 DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_TOOL_TIMEOUT_S = 30.0
 T = TypeVar("T")
 R = TypeVar("R", GenerationRequest, RewardRequest)
 
@@ -148,6 +161,7 @@ class Orchestrator:
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float | None = None,
         semaphore: asyncio.Semaphore | None = None,
+        tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
     ) -> None:
         self.backends: dict[str, Backend] = (
             {"default": backends} if isinstance(backends, Backend) else dict(backends)
@@ -158,6 +172,7 @@ class Orchestrator:
         self.retry = retry
         self.max_concurrency = max_concurrency
         self._semaphore = semaphore or asyncio.Semaphore(max_concurrency)
+        self.tool_timeout_s = tool_timeout_s
 
     @property
     def budget_tokens(self) -> int | None:
@@ -266,7 +281,36 @@ class _RunState:
             return None
         if isinstance(action, Score):
             return list(await asyncio.gather(*(self.score(r, span) for r in action.requests)))
-        raise TypeError(f"a strategy yielded {action!r}; expected Generate, Fork, Note or Score")
+        if isinstance(action, CallTool):
+            return list(await asyncio.gather(*(self.call_tool(c, span) for c in action.calls)))
+        raise TypeError(
+            f"a strategy yielded {action!r}; expected Generate, Fork, Note, Score or CallTool"
+        )
+
+    async def call_tool(self, call: ToolCall, span: str) -> ToolResult:
+        """Run one tool call off the event loop, under the engine's tool timeout; a timeout or
+        an exception comes back as a ``ToolResult`` with an ``error:`` text for the model."""
+        timeout_s = self.orch.tool_timeout_s
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            text = await asyncio.wait_for(asyncio.to_thread(call.run, call.arguments), timeout_s)
+        except TimeoutError:
+            error = ToolTimeout(call.name, timeout_s)
+            text = f"error: {error}"
+        except Exception as exc:  # a tool's failure is information for the model, not a crash
+            error = exc
+            text = f"error: {type(exc).__name__}: {exc}"
+        latency = time.perf_counter() - t0
+        self.usage.tool_calls += 1
+        self.trace.record(
+            "tool",
+            span,
+            name=call.name,
+            latency_s=round(latency, 4),
+            **({"error": _describe(error)} if error is not None else {}),
+        )
+        return ToolResult(call, text, latency, error)
 
     async def perform(self, request: GenerationRequest, span: str) -> Result:
         backend = self.orch.backend_for(request.role)

@@ -23,6 +23,7 @@ from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_RETRY,
+    DEFAULT_TOOL_TIMEOUT_S,
     NO_LIMITS,
     Orchestrator,
     RetryPolicy,
@@ -49,6 +50,7 @@ class Session(Orchestrator):
         limits: RunLimits = NO_LIMITS,
         owns_backends: bool = True,
         semaphore: asyncio.Semaphore | None = None,
+        tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
     ) -> None:
         super().__init__(
             backends,
@@ -57,6 +59,7 @@ class Session(Orchestrator):
             max_concurrency=max_concurrency,
             retry=retry,
             semaphore=semaphore,
+            tool_timeout_s=tool_timeout_s,
         )
         self.owns_backends = owns_backends
         self._started = False
@@ -73,6 +76,7 @@ class Session(Orchestrator):
             retry=config.retry.policy(),
             limits=config.limits(),
             owns_backends=backends is None,
+            tool_timeout_s=config.tool_timeout_s,
         )
 
     def using(self, **backends: Backend) -> Session:
@@ -85,6 +89,7 @@ class Session(Orchestrator):
             limits=self.limits,
             owns_backends=False,
             semaphore=self._semaphore,
+            tool_timeout_s=self.tool_timeout_s,
         )
         view._started = True
         return view

@@ -22,6 +22,7 @@ class Usage:
     calls: int = 0
     cached_prompt_tokens: int = 0
     failed_calls: int = 0
+    tool_calls: int = 0
     wall_time_s: float = 0.0
     by_purpose: dict[str, PurposeUsage] = field(default_factory=dict)
     peak_context_tokens: int = 0

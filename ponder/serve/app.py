@@ -95,6 +95,7 @@ class ProxyState:
             limits=spec.limits(),
             owns_backends=False,
             semaphore=self.semaphores[chain],
+            tool_timeout_s=spec.tool_timeout_s,
         )
 
     async def start_roles(self) -> None:

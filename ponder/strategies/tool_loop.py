@@ -9,8 +9,10 @@ the progress, and the loop continues from the question plus that summary. At mos
 ``max_summary_rounds`` rounds; it may be raised at test time beyond what a config was tuned for.
 
 Tools are names registered with ``@ponder.tools.tool`` (built in: ``calculator``,
-``search_problems``), ``Tool`` objects, or plain typed functions. Tools run in-process (they are
-local functions, not model calls); a tool error goes back to the model as a tool message. A reply
+``search_problems``), ``Tool`` objects, or plain typed functions. The flow never runs a tool
+itself: it yields ``CallTool`` and the engine runs the tools in-process, off the event loop, with a
+timeout (``tool_timeout_s``), counting them in usage and the trace; a tool error or timeout goes
+back to the model as a tool message. A reply
 that is only a JSON tool call written as text (small models do this) is run as a tool call too
 (``parse_text_tool_calls``). Every
 tool call, result and summary (with the dropped messages) is a ``decision`` event in the trace.
@@ -26,7 +28,16 @@ from pydantic import Field, field_validator, model_validator
 
 from ponder.answers import extract_answer, last_boxed
 from ponder.prompts import load_template
-from ponder.protocol.actions import Flow, Generate, Note, Outcome, Task
+from ponder.protocol.actions import (
+    CallTool,
+    Flow,
+    Generate,
+    Note,
+    Outcome,
+    Task,
+    ToolCall,
+    ToolResult,
+)
 from ponder.protocol.requests import Completion, GenerationRequest, Message, SamplingParams
 from ponder.protocol.tokens import CHAT_OVERHEAD_PER_MESSAGE, estimate_tokens
 from ponder.strategies.base import Strategy
@@ -164,9 +175,9 @@ class ToolLoop(Strategy):
             if not calls:
                 return self._outcome(text, "answered", turn + 1, tool_calls, summaries)
             messages.append({"role": "assistant", "content": text or None, "tool_calls": calls})
-            for call in calls:
+            outputs = yield from self._run_tools(tools, calls)
+            for call, output in zip(calls, outputs, strict=True):
                 tool_calls += 1
-                output = self._run_tool(tools, call)
                 fn = call.get("function", {})
                 messages.append(
                     {
@@ -221,14 +232,26 @@ class ToolLoop(Strategy):
         return result
 
     @staticmethod
-    def _run_tool(tools: dict[str, Tool], call: dict[str, Any]) -> str:
-        fn = call.get("function") or {}
-        name = fn.get("name")
-        tool = tools.get(str(name))
-        if tool is None:
-            return f"error: unknown tool {name!r}; available tools: {', '.join(sorted(tools))}"
-        args = fn.get("arguments")
-        return tool.call(args if isinstance(args, str | dict) else json.dumps(args))
+    def _run_tools(tools: dict[str, Tool], calls: list[dict[str, Any]]) -> Any:
+        """The text result of each call: the engine performs the known tools (``CallTool``:
+        off the event loop, with a timeout, in the trace); an unknown name is answered here."""
+        outputs: list[str | None] = []
+        wanted: list[ToolCall] = []
+        for call in calls:
+            fn = call.get("function") or {}
+            name = fn.get("name")
+            tool = tools.get(str(name))
+            if tool is None:
+                known = ", ".join(sorted(tools))
+                outputs.append(f"error: unknown tool {name!r}; available tools: {known}")
+                continue
+            args = fn.get("arguments")
+            args = args if isinstance(args, str | dict) else json.dumps(args)
+            wanted.append(ToolCall(tool.name, args, tool.call))
+            outputs.append(None)
+        results: list[ToolResult] = (yield CallTool.of(*wanted)) if wanted else []
+        done = iter(results)
+        return [out if out is not None else next(done).text for out in outputs]
 
     @staticmethod
     def _outcome(
