@@ -19,7 +19,7 @@ from typing import Any
 
 from ponder.api import arun, load_config
 from ponder.config import LocalBackendConfig, OpenAIBackendConfig, VLLMBackendConfig
-from ponder.errors import BudgetExhausted, InputError
+from ponder.errors import BudgetExhausted, ConfigError, InputError
 from ponder.strategies.registry import build_strategy
 
 SHORT_REASONING_CHARS = 1500
@@ -116,12 +116,10 @@ def _config(args: argparse.Namespace) -> Any:
     if args.strategy:
         strategy = build_strategy({"name": args.strategy}, field="--strategy")
     if args.max_tokens is not None:
-        if "max_tokens" not in type(strategy).model_fields:
-            raise InputError(f"--max-tokens does not apply to strategy {strategy.name!r}")
-        strategy = build_strategy(
-            {"name": strategy.name, **strategy.model_dump(), "max_tokens": args.max_tokens},
-            field="--max-tokens",
-        )
+        try:
+            strategy = strategy.with_max_tokens(args.max_tokens)
+        except ConfigError as exc:
+            raise ConfigError("--max-tokens", exc.reason) from None
     update["strategy"] = strategy
     if args.budget is not None:
         update["budget"] = cfg.budget.model_copy(update={"total_tokens": args.budget})

@@ -26,8 +26,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ponder.errors import ConfigError
+from ponder.named_registry import format_validation_error
 from ponder.protocol.actions import (
     Action,
     CallTool,
@@ -42,6 +44,7 @@ from ponder.protocol.actions import (
     ToolCall,
     ToolResult,
 )
+from ponder.protocol.requests import GenerationRequest
 
 __all__ = [
     "Action",
@@ -53,6 +56,7 @@ __all__ = [
     "Note",
     "Outcome",
     "Score",
+    "SingleCall",
     "Strategy",
     "Task",
     "ToolCall",
@@ -74,3 +78,31 @@ class Strategy(BaseModel, ABC):
     def roles(self) -> set[str]:
         """Backend roles this strategy (and its children) sends requests to."""
         return {"default"}
+
+    def with_seed(self, seed: int) -> Strategy:
+        """This strategy drawing with ``seed`` (a copy): how parallel sampling gives sample ``i``
+        its own seed. The default sets a declared ``seed`` field and leaves a strategy without
+        one as it is; override it where a seed means more (e.g. the inner strategy's)."""
+        if "seed" in type(self).model_fields:
+            return self.model_copy(update={"seed": seed})
+        return self
+
+    def with_max_tokens(self, max_tokens: int) -> Strategy:
+        """This strategy with its per-call ``max_tokens`` set (``ponder run --max-tokens``),
+        validated; a ``ConfigError`` for a strategy that declares no ``max_tokens``."""
+        if "max_tokens" not in type(self).model_fields:
+            raise ConfigError("max_tokens", f"does not apply to strategy {self.name!r}")
+        try:
+            return type(self).model_validate({**self.model_dump(), "max_tokens": max_tokens})
+        except ValidationError as exc:
+            raise format_validation_error(exc, "") from None
+
+
+class SingleCall(ABC):
+    """Declares that a strategy's whole flow is one generation request (``cot``), so parallel
+    sampling draws k samples as ONE request with ``n=k`` (native ``n`` where the backend has it)
+    instead of k forked flows. Mix it into a ``Strategy`` and implement ``request``."""
+
+    @abstractmethod
+    def request(self, task: Task) -> GenerationRequest:
+        """The one request this strategy's flow makes for ``task``."""

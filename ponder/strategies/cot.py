@@ -28,7 +28,7 @@ from ponder.protocol.requests import (
     Message,
     SamplingParams,
 )
-from ponder.strategies.base import Strategy
+from ponder.strategies.base import SingleCall, Strategy
 from ponder.strategies.registry import register_strategy
 
 PROMPT_VARIABLES = {"question"}
@@ -82,7 +82,7 @@ def choice_outcome(
 
 
 @register_strategy
-class ChainOfThought(Strategy):
+class ChainOfThought(Strategy, SingleCall):
     """Reason step by step in one call and extract the final answer."""
 
     name: ClassVar[str] = "cot"

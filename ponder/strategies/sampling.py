@@ -1,7 +1,7 @@
 """Drawing samples of an inner strategy: the shared machinery of ``sample`` and ``adaptive``.
 
 ``draw`` is a sans-I/O sub-flow (use it with ``yield from``). A single-call inner strategy (one
-that has ``request(task)``, like ``cot``) is drawn as ONE request with ``n=count``, so the backend
+that declares ``SingleCall``, like ``cot``) is drawn as ONE request with ``n=count``, so the backend
 uses native ``n`` where it works and concurrent requests where it does not; any other inner
 strategy is forked ``count`` times. Either way sample ``i`` gets seed ``base_seed + i`` (fan-out
 and forks; a native-``n`` call carries only the base seed), recorded on each outcome.
@@ -19,16 +19,14 @@ from typing import Any
 from ponder.errors import AllSamplesFailed, BackendError, BudgetExhausted, NoAnswer
 from ponder.protocol.actions import Fork, Generate, Note, Outcome, Task
 from ponder.protocol.requests import Completion, GenerationFailure, GenerationRequest
-from ponder.strategies.base import Strategy
+from ponder.strategies.base import SingleCall, Strategy
 
 SampleFlow = Generator[Any, Any, list[Outcome]]
 
 
 def seeded(inner: Strategy, seed: int) -> Strategy:
-    """``inner`` with its ``seed`` set (a copy), when it has a seed field."""
-    if "seed" in type(inner).model_fields:
-        return inner.model_copy(update={"seed": seed})
-    return inner
+    """``inner`` with its ``seed`` set (a copy), through ``Strategy.with_seed``."""
+    return inner.with_seed(seed)
 
 
 def _failed(error: BaseException, seed: int) -> Outcome:
@@ -57,9 +55,9 @@ def draw(
 ) -> SampleFlow:
     """Draw samples ``start .. start+count-1``; returns one ``Outcome`` per sample."""
     seeds = [base_seed + start + i for i in range(count)]
-    single = mode in ("auto", "n") and callable(getattr(inner, "request", None))
-    if single:
-        req: GenerationRequest = seeded(inner, seeds[0]).request(task)  # type: ignore[attr-defined]
+    first = seeded(inner, seeds[0])
+    if mode in ("auto", "n") and isinstance(first, SingleCall):
+        req: GenerationRequest = first.request(task)
         [result] = yield Generate.of(req.with_params(n=count, seed=seeds[0]))
         outcomes = _from_completion(result, seeds, req)
         confs = [

@@ -13,7 +13,7 @@ from ponder import FakeBackend, Orchestrator
 from ponder.aggregator import scorers
 from ponder.aggregator.scorers import Scorer
 from ponder.aggregator.voting import Majority
-from ponder.errors import ToolTimeout
+from ponder.errors import ConfigError, ToolTimeout
 from ponder.protocol import (
     CallTool,
     Choice,
@@ -132,3 +132,19 @@ def test_function_scorer_is_resolved_once_at_config_load(monkeypatch) -> None:
 
 def by_length(question: str, text: str, answer: str | None) -> float:
     return float(len(text))
+
+
+def test_a_declared_single_call_inner_is_drawn_as_one_request_with_n() -> None:
+    flow = ParallelSample(k=4, seed=7, inner=ChainOfThought(temperature=0.7)).flow(Task("q"))
+    action = next(flow)
+    assert isinstance(action, Note) and action.event == "sampling"
+    action = flow.send(None)
+    assert isinstance(action, Generate) and len(action.requests) == 1
+    assert action.requests[0].params.n == 4 and action.requests[0].params.seed == 7
+
+
+def test_seeds_and_max_tokens_go_through_the_declared_interface() -> None:
+    assert ChainOfThought().with_seed(3).seed == 3  # type: ignore[attr-defined]
+    assert ChainOfThought().with_max_tokens(9).max_tokens == 9  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="does not apply to strategy 'sample'"):
+        ParallelSample().with_max_tokens(9)
