@@ -151,12 +151,16 @@ class OpenAICompatibleBackend(Backend):
         exact = await self._exact_tokens(text)
         return exact if exact is not None else estimate_tokens(text)
 
-    async def _exact_tokens(self, text: str) -> int | None:
-        """The tokenizer endpoint's count, or ``None`` without one (or when it fails)."""
+    async def _exact_tokens(self, text: str, *, special: bool = False) -> int | None:
+        """The tokenizer endpoint's count, or ``None`` without one (or when it fails).
+        ``special`` counts the BOS/EOS tokens the model adds to a whole prompt (none for
+        Qwen; one for Llama), as the server does when it tokenizes a prompt."""
         if not self._tokenize_url:
             return None
         try:
-            resp = await self._http.post(self._tokenize_url, json=self._tokenize_body(text))
+            body = self._tokenize_body(text)
+            body["add_special"] = body["add_special_tokens"] = special
+            resp = await self._http.post(self._tokenize_url, json=body)
             resp.raise_for_status()
             return len(resp.json()["tokens"])
         except (httpx.HTTPError, KeyError, ValueError, TypeError):
@@ -183,9 +187,9 @@ class OpenAICompatibleBackend(Backend):
             self._prompt_seen.move_to_end(key)
             return seen
         if not request.is_chat and request.prompt is not None:
-            exact = await self._exact_tokens(request.prompt)
+            exact = await self._exact_tokens(request.prompt, special=True)
             if exact is not None:
-                return exact + 1  # a BOS token the server may add
+                return exact
         if request.is_chat and self._apply_template_url and self._tokenize_url:
             try:  # llama.cpp: render the chat template server-side, then count exactly
                 resp = await self._http.post(
@@ -193,9 +197,9 @@ class OpenAICompatibleBackend(Backend):
                 )
                 resp.raise_for_status()
                 prompt = resp.json()["prompt"] + (request.assistant_prefix or "")
-                exact = await self._exact_tokens(prompt)
+                exact = await self._exact_tokens(prompt, special=True)
                 if exact is not None:
-                    return exact + 1
+                    return exact
             except (httpx.HTTPError, KeyError, ValueError, TypeError):
                 pass
         if request.is_chat and self._tokenize_url and request.assistant_prefix is None:
