@@ -2,7 +2,7 @@
 
 Four kinds, chosen by ``kind``:
 
-- ``precomputed``: the score already in each sample's ``data["score"]`` (offline sets with
+- ``precomputed``: the score already on each sample (``Outcome.score``; offline sets with
   reward-model scores, or a strategy that scored its own samples);
 - ``function``: a Python callable named ``"package.module:function"``, called as
   ``f(question, text, answer) -> float`` (local, cheap scores; it must not do I/O);
@@ -103,7 +103,7 @@ class Scorer(BaseModel):
         self, task: Task, samples: Sequence[Outcome]
     ) -> Generator[Any, Any, list[float | None]]:
         if self.kind == "precomputed":
-            return [_as_float(s.data.get("score")) for s in samples]
+            return [score_of(s) for s in samples]
         if self.kind == "function":
             fn = self._fn or load_callable(self.function or "")
             return [
@@ -191,11 +191,17 @@ def _as_float(v: Any) -> float | None:
 
 
 def with_scores(samples: Sequence[Outcome], scores: Sequence[float | None]) -> list[Outcome]:
-    """Copies of ``samples`` with ``data["score"]`` set (the inputs are left alone)."""
+    """Copies of ``samples`` with ``score`` set (and mirrored in ``data`` for records); the
+    inputs are left alone."""
     out = []
     for s, sc in zip(samples, scores, strict=True):
         data = dict(s.data)
         if sc is not None:
             data["score"] = sc
-        out.append(replace(s, data=data))
+        out.append(replace(s, data=data, score=sc if sc is not None else s.score))
     return out
+
+
+def score_of(sample: Outcome) -> float | None:
+    """A sample's score: ``Outcome.score``, else a ``data["score"]`` set after construction."""
+    return sample.score if sample.score is not None else _as_float(sample.data.get("score"))

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from ponder.aggregator.base import Aggregator, valid
 from ponder.aggregator.registry import register_aggregator
-from ponder.aggregator.scorers import Scorer, with_scores
+from ponder.aggregator.scorers import Scorer, score_of, with_scores
 from ponder.errors import AllSamplesFailed, NoAnswer
 from ponder.grading import is_equivalent
 from ponder.protocol.actions import Flow, Outcome, Task
@@ -93,8 +93,8 @@ def sample_weight(s: Outcome, by: str, temperature: float) -> float:
     if by == "confidence":
         c = s.confidence
         return math.exp(c / temperature) if c is not None else 0.0
-    score = s.data.get("score")
-    return float(score) if score is not None else 0.0
+    score = score_of(s)
+    return score if score is not None else 0.0
 
 
 @register_aggregator

@@ -19,6 +19,7 @@ what a failure means. Because nothing here does I/O, a flow can be stepped by ha
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +43,10 @@ class Outcome:
     model's final response; ``samples`` the per-sample outcomes a parallel strategy aggregated;
     ``budget_limited`` is true when the token budget cut the work short. ``error`` is the typed
     exception of a failed sample (``data["error"]`` keeps its text for traces); failures travel as
-    these objects, never as strings, so the proxy answers each as its cause would.
+    these objects, never as strings, so the proxy answers each as its cause would. ``score`` is
+    what a scorer (reward model, judge, function, an offline set) gave the sample, read by
+    best-of-n and score-weighted voting; a ``data["score"]`` given at construction is taken as it
+    (and kept in ``data`` for records). ``data`` is for information, not protocol.
     """
 
     answer: str | None
@@ -52,6 +56,12 @@ class Outcome:
     confidence: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = field(default=None, compare=False, repr=False)
+    score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.score is None and self.data.get("score") is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                self.score = float(self.data["score"])
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -148,3 +148,9 @@ def test_seeds_and_max_tokens_go_through_the_declared_interface() -> None:
     assert ChainOfThought().with_max_tokens(9).max_tokens == 9  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="does not apply to strategy 'sample'"):
         ParallelSample().with_max_tokens(9)
+
+
+def test_a_score_is_a_typed_field_of_the_outcome() -> None:
+    [scored] = scorers.with_scores([Outcome("4", "t", error=ValueError("kept"))], [0.5])
+    assert scored.score == 0.5 and isinstance(scored.error, ValueError)  # its failure survives
+    assert Outcome("4", "t", data={"score": "0.25"}).score == 0.25  # offline sets as before
