@@ -43,7 +43,9 @@ chain exactly as behind ``cot``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
 
 
 class PonderError(Exception):
@@ -143,6 +145,69 @@ class GenerationTimeout(BackendError):
 
 class CapabilityMissing(BackendError):
     retryable = False
+
+
+def error_for_status(
+    status: int,
+    upstream: str,
+    detail: str,
+    *,
+    url: str | None = None,
+    retry_after_s: float | None = None,
+    param: str | None = None,
+) -> BackendError:
+    """The one map from an upstream's HTTP error status to this tree (every backend uses it).
+
+    ``upstream`` names it in the message ("http://host/v1", "the reward model at ..."); ``detail``
+    is the upstream's message, already redacted. A gateway's 502/504 may come while the server
+    behind it generated (``generated``); a 500/503 is taken as refused before generating."""
+    if status in (401, 403):
+        return AuthenticationFailed(
+            f"{upstream} rejected the API key (HTTP {status}): {detail}", url=url, status=status
+        )
+    if status == 429:
+        return RateLimited(
+            f"{upstream} rate-limited the request: {detail}",
+            url=url,
+            status=429,
+            retry_after_s=retry_after_s,
+        )
+    if status >= 500:
+        return UpstreamServerError(
+            f"{upstream} failed with HTTP {status}: {detail}",
+            url=url,
+            status=status,
+            retry_after_s=retry_after_s,
+            generated=status in (502, 504),
+        )
+    return BadRequestError(
+        f"{upstream} refused the request (HTTP {status}): {detail}",
+        url=url,
+        status=status,
+        param=param,
+    )
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The Retry-After (seconds or an HTTP date, or ``retry-after-ms``), in seconds."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class LocalModelError(PonderError):

@@ -8,14 +8,12 @@ the boundary where ``openai``/``httpx`` exceptions become ``ponder.errors``.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import json
 import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +22,6 @@ import httpx
 import openai
 
 from ponder.errors import (
-    AuthenticationFailed,
     BackendError,
     BadRequestError,
     CapabilityMissing,
@@ -32,8 +29,8 @@ from ponder.errors import (
     EndpointUnreachable,
     GenerationTimeout,
     MalformedResponse,
-    RateLimited,
-    UpstreamServerError,
+    error_for_status,
+    retry_after_s,
 )
 from ponder.orchestrator.backends.base import (
     Backend,
@@ -500,32 +497,9 @@ class OpenAICompatibleBackend(Backend):
             status = exc.status_code
             detail = redact(_error_detail(exc), [self._client.api_key])
             after = retry_after_s(exc.response.headers)
-            if status in (401, 403):  # the key and masked forms of it are redacted from detail
-                return AuthenticationFailed(
-                    f"{url} rejected the API key (HTTP {status}): {detail}", url=url, status=status
-                )
-            if status == 429:
-                return RateLimited(
-                    f"{url} rate-limited the request: {detail}",
-                    url=url,
-                    status=429,
-                    retry_after_s=after,
-                )
-            if status >= 500:
-                return UpstreamServerError(
-                    f"{url} failed with HTTP {status}: {detail}",
-                    url=url,
-                    status=status,
-                    retry_after_s=after,
-                    # a gateway's 502/504 may come while the server behind it generated;
-                    # a 500/503 is taken as refused before generating
-                    generated=status in (502, 504),
-                )
-            return BadRequestError(
-                f"{url} refused the request (HTTP {status}): {detail}",
-                url=url,
-                status=status,
-                param=_error_param(exc),
+            # the key and masked forms of it are redacted from detail
+            return error_for_status(
+                status, url, detail, url=url, retry_after_s=after, param=_error_param(exc)
             )
         return BackendError(f"call to {url} failed: {exc}", url=url)
 
@@ -560,28 +534,6 @@ def refuses_n(exc: BadRequestError) -> bool:
     if exc.param == "n":
         return True
     return bool(N_REFUSAL.search(str(exc).split(": ", 1)[-1]))
-
-
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """The Retry-After (seconds or an HTTP date, or ``retry-after-ms``), in seconds."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _prompt_key(request: GenerationRequest) -> str:

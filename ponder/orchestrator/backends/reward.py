@@ -26,15 +26,13 @@ from typing import Any, Literal, get_args
 import httpx
 
 from ponder.errors import (
-    AuthenticationFailed,
     BackendError,
-    BadRequestError,
     CapabilityMissing,
     ConfigError,
     EndpointUnreachable,
     GenerationTimeout,
-    RateLimited,
-    UpstreamServerError,
+    error_for_status,
+    retry_after_s,
 )
 from ponder.orchestrator.backends.base import Backend, Capabilities, bound_chat_tokens
 from ponder.protocol.requests import Completion, GenerationRequest, Reward, RewardRequest
@@ -133,7 +131,12 @@ class RewardModelBackend(Backend):
                 url=self.url,
             ) from exc
         if resp.status_code >= 400:
-            raise _status_error(self.url, resp.status_code, self._redact(_detail(resp)))
+            detail = self._redact(_detail(resp))
+            where = f"the reward model at {self.url}"
+            after = retry_after_s(resp.headers)
+            raise error_for_status(
+                resp.status_code, where, detail, url=self.url, retry_after_s=after
+            )
         try:
             payload = resp.json()
             score = self._parse(payload, self.label_index)
@@ -157,28 +160,6 @@ class RewardModelBackend(Backend):
     def _redact(self, text: str) -> str:
         """Upstreams may echo the key back (or a masked form of it): never pass it on."""
         return redact(text, [self._secret])
-
-
-def _status_error(url: str, status: int, detail: str) -> BackendError:
-    if status in (401, 403):
-        return AuthenticationFailed(
-            f"the reward model at {url} rejected the API key (HTTP {status}): {detail}",
-            url=url,
-            status=status,
-        )
-    if status == 429:
-        return RateLimited(
-            f"the reward model at {url} rate-limited the request", url=url, status=429
-        )
-    if status >= 500:
-        return UpstreamServerError(
-            f"the reward model at {url} failed with HTTP {status}: {detail}", url=url, status=status
-        )
-    return BadRequestError(
-        f"the reward model at {url} refused the request (HTTP {status}): {detail}",
-        url=url,
-        status=status,
-    )
 
 
 def _detail(resp: httpx.Response) -> str:
