@@ -33,8 +33,8 @@ from pydantic import (
     model_validator,
 )
 
-from ponder.errors import ConfigError, UnknownNameError
-from ponder.named_registry import format_validation_error
+from ponder.errors import ConfigError
+from ponder.named_registry import NamedRegistry, format_validation_error
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.backends.reward import ApiFormat
 from ponder.orchestrator.engine import (
@@ -51,20 +51,26 @@ from ponder.strategies.registry import StrategyField
 
 
 class BackendConfig(BaseModel):
-    """Base of backend configs; subclasses register under their ``kind``."""
+    """Base of backend configs. A subclass that sets ``__kind__`` registers under it (in the
+    one name registry, ``BACKEND_KINDS``); ``build`` makes the backend."""
 
     model_config = ConfigDict(extra="forbid")
     kind: str
-    registry: ClassVar[dict[str, type[BackendConfig]]] = {}
+    __kind__: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        kind = getattr(cls, "__kind__", None)
-        if kind:
-            BackendConfig.registry[kind] = cls
+        if cls.__kind__:
+            BACKEND_KINDS.add(cls.__kind__, cls, replace=True)
 
     def build(self) -> Backend:
         raise NotImplementedError
+
+
+BACKEND_KINDS: NamedRegistry[BackendConfig] = NamedRegistry(
+    "backend kind", BackendConfig, key="kind"
+)
+"""Backend configs by ``kind`` (filled by ``BackendConfig`` subclasses as they are defined)."""
 
 
 class LocalBackendConfig(BackendConfig):
@@ -191,20 +197,8 @@ class RewardModelBackendConfig(BackendConfig):
 
 
 def build_backend_config(data: Any, field: str = "backend") -> BackendConfig:
-    if isinstance(data, BackendConfig):
-        return data
-    if not isinstance(data, Mapping):
-        raise ConfigError(field, f"expected a mapping with a 'kind', got {type(data).__name__}")
-    kind = data.get("kind", "local")
-    cls = BackendConfig.registry.get(str(kind))
-    if cls is None:
-        raise UnknownNameError(
-            f"{field}.kind", "backend kind", str(kind), list(BackendConfig.registry)
-        )
-    try:
-        return cls.model_validate({**data, "kind": kind})
-    except ValidationError as exc:
-        raise format_validation_error(exc, field) from None
+    """A backend config from ``{kind: ..., **params}`` (``kind`` defaults to ``local``)."""
+    return BACKEND_KINDS.build(data, field, default="local")
 
 
 def _backend_field(value: Any, info: ValidationInfo) -> Any:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ponder.errors import ConfigError
+from ponder.named_registry import Registry
 from ponder.prompts import load_template
 from ponder.protocol.actions import Generate, Note, Outcome, Score, Task
 from ponder.protocol.requests import (
@@ -46,7 +47,6 @@ from ponder.protocol.requests import (
 )
 
 JUDGE_VARIABLES = {"question", "solution", "answer"}
-DEFAULT_ROLES = {"judge": "aggregator", "reward_model": "reward"}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -68,7 +68,8 @@ class Scorer(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["precomputed", "function", "judge", "reward_model"] = "precomputed"
+    kind: str = "precomputed"
+    """A registered scorer kind (``SCORER_KINDS``): precomputed, function, judge, reward_model."""
     function: str | None = None
     role: str | None = None
     """The backend role of ``judge`` ("aggregator" if unset) or ``reward_model`` ("reward")."""
@@ -79,20 +80,25 @@ class Scorer(BaseModel):
     _fn: Callable[..., Any] | None = PrivateAttr(default=None)
     """The ``function`` kind's callable, imported once when the config is loaded."""
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in SCORER_KINDS:
+            valid = ", ".join(repr(n) for n in SCORER_KINDS.names())
+            raise ValueError(f"unknown scorer kind {kind!r}; valid choices: {valid}")
+        return kind
+
     @model_validator(mode="after")
     def _check(self) -> Scorer:
-        if self.kind == "function":
-            if not self.function:
-                raise ValueError("kind 'function' needs 'function: package.module:callable'")
-            self._fn = load_callable(self.function)
-        if self.kind == "judge":
-            load_template(self.template, allowed=JUDGE_VARIABLES)
+        check = SCORER_KINDS.get(self.kind, "kind").check
+        if check is not None:
+            check(self)
         return self
 
     @property
     def backend_role(self) -> str | None:
         """The role this scorer's calls go to; ``None`` for kinds that call no model."""
-        default = DEFAULT_ROLES.get(self.kind)
+        default = SCORER_KINDS.get(self.kind, "kind").role
         return (self.role or default) if default else None
 
     def roles(self) -> set[str]:
@@ -102,17 +108,11 @@ class Scorer(BaseModel):
     def score(
         self, task: Task, samples: Sequence[Outcome]
     ) -> Generator[Any, Any, list[float | None]]:
-        if self.kind == "precomputed":
-            return [score_of(s) for s in samples]
-        if self.kind == "function":
-            fn = self._fn or load_callable(self.function or "")
-            return [
-                _as_float(fn(task.question, s.text, s.answer)) if s.answer is not None else None
-                for s in samples
-            ]
-        if self.kind == "reward_model":
-            return (yield from self._reward_scores(task, samples))
-        return (yield from self._judge_scores(task, samples))
+        """One score per sample (``None``: unscored), by the kind's registered function."""
+        got = SCORER_KINDS.get(self.kind, "kind").score(self, task, samples)
+        if isinstance(got, list):
+            return got
+        return (yield from got)
 
     def _reward_scores(
         self, task: Task, samples: Sequence[Outcome]
@@ -205,3 +205,66 @@ def with_scores(samples: Sequence[Outcome], scores: Sequence[float | None]) -> l
 def score_of(sample: Outcome) -> float | None:
     """A sample's score: ``Outcome.score``, else a ``data["score"]`` set after construction."""
     return sample.score if sample.score is not None else _as_float(sample.data.get("score"))
+
+
+ScoreFn = Callable[[Scorer, Task, Sequence[Outcome]], Any]
+"""Scores samples: returns the list, or is a generator (yielding actions) that returns it."""
+
+
+@dataclass(frozen=True)
+class ScorerKind:
+    """A registered scorer kind: its ``score`` function, the ``role`` its calls go to by default
+    (``None``: it calls no model) and a ``check`` run once when a config is loaded."""
+
+    score: ScoreFn
+    role: str | None = None
+    check: Callable[[Scorer], None] | None = None
+
+
+SCORER_KINDS: Registry[ScorerKind] = Registry("scorer kind")
+
+
+def register_scorer(
+    kind: str, *, role: str | None = None, check: Callable[[Scorer], None] | None = None
+) -> Callable[[ScoreFn], ScoreFn]:
+    """Register a scorer kind: ``@register_scorer("mine")`` on ``f(scorer, task, samples)``."""
+
+    def add(fn: ScoreFn) -> ScoreFn:
+        SCORER_KINDS.add(kind, ScorerKind(fn, role, check))
+        return fn
+
+    return add
+
+
+@register_scorer("precomputed")
+def _precomputed(scorer: Scorer, task: Task, samples: Sequence[Outcome]) -> list[float | None]:
+    return [score_of(s) for s in samples]
+
+
+def _resolve_function(scorer: Scorer) -> None:
+    if not scorer.function:
+        raise ValueError("kind 'function' needs 'function: package.module:callable'")
+    scorer._fn = load_callable(scorer.function)
+
+
+@register_scorer("function", check=_resolve_function)
+def _function(scorer: Scorer, task: Task, samples: Sequence[Outcome]) -> list[float | None]:
+    fn = scorer._fn or load_callable(scorer.function or "")
+    return [
+        _as_float(fn(task.question, s.text, s.answer)) if s.answer is not None else None
+        for s in samples
+    ]
+
+
+def _check_template(scorer: Scorer) -> None:
+    load_template(scorer.template, allowed=JUDGE_VARIABLES)
+
+
+@register_scorer("reward_model", role="reward")
+def _reward_model(scorer: Scorer, task: Task, samples: Sequence[Outcome]) -> Any:
+    return scorer._reward_scores(task, samples)
+
+
+@register_scorer("judge", role="aggregator", check=_check_template)
+def _judge(scorer: Scorer, task: Task, samples: Sequence[Outcome]) -> Any:
+    return scorer._judge_scores(task, samples)

@@ -18,9 +18,9 @@ from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from ponder.errors import UnknownNameError
+from ponder.named_registry import Registry
 
-_TOOLS: dict[str, Tool] = {}
+_TOOLS: Registry[Tool] = Registry("tool", lambda: _load_builtins())
 MAX_RESULT_CHARS = 4000
 
 
@@ -99,22 +99,18 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> An
 
     def register(f: Callable[..., Any]) -> Callable[..., Any]:
         t = Tool.from_function(f, name)
-        _TOOLS[t.name] = t
+        _TOOLS.add(t.name, t, replace=True)
         return f
 
     return register(fn) if fn is not None else register
 
 
 def get_tool(name: str, field: str = "tools") -> Tool:
-    _load_builtins()
-    if name not in _TOOLS:
-        raise UnknownNameError(field, "tool", name, list(_TOOLS))
-    return _TOOLS[name]
+    return _TOOLS.get(name, field)
 
 
 def tool_names() -> list[str]:
-    _load_builtins()
-    return sorted(_TOOLS)
+    return _TOOLS.names()
 
 
 def resolve_tools(items: Iterable[str | Tool | Callable[..., Any]]) -> list[Tool]:
