@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ponder.errors import (
@@ -88,7 +88,8 @@ class RunResult:
     trace: Trace
     outcome: Outcome
     backends: dict[str, dict[str, object]] = field(default_factory=dict)
-    """What served each role (``Backend.describe()``), e.g. the local backend's runtime."""
+    """What served each role (``Backend.describe()``, e.g. the local backend's runtime, and the
+    ``capabilities`` it reported at the end of the run: what it learned, such as a refused n)."""
 
     @property
     def run_id(self) -> str:
@@ -216,7 +217,7 @@ class Orchestrator:
         state.usage.wall_time_s = time.perf_counter() - t0
         limited = outcome.budget_limited or state.budget_hit
         outcome.budget_limited = limited
-        served = {role: b.describe() for role, b in self.backends.items()}  # after the calls
+        served = {role: await served_by(b) for role, b in self.backends.items()}  # after calls
         state.trace.record(
             "run_end",
             "",
@@ -476,6 +477,12 @@ class _RunState:
             self.usage.failed_calls += 1
             self.trace.record("failure", span, purpose=request.purpose, error=_describe(exc))
         return exc
+
+
+async def served_by(backend: Backend) -> dict[str, object]:
+    """``backend.describe()`` plus the capabilities it knows (``None`` fields left out)."""
+    caps = {k: v for k, v in asdict(await backend.capabilities()).items() if v is not None}
+    return {**backend.describe(), "capabilities": caps}
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, retry_after_s: float | None) -> float | None:

@@ -142,3 +142,12 @@ def test_the_proxy_concurrency_limit_holds_across_requests() -> None:
         codes = asyncio.run(many(srv.base_url))
     assert codes == [200] * 6, json.dumps(codes)
     assert backend.peak == 2  # one limit for the chain, not one per request
+
+
+async def test_what_each_role_reported_it_can_do_is_in_the_result() -> None:
+    async with Session(Peak(delay_s=0)) as session:
+        result = await session.run(ChainOfThought(), "q")
+    caps = result.backends["default"]["capabilities"]
+    assert caps["native_n"] is True and caps["exact_token_count"] is True
+    [end] = result.trace.of_type("run_end")
+    assert end["backends"]["default"]["capabilities"] == caps

@@ -70,6 +70,8 @@ class Backend(ABC):
         )
 
     async def capabilities(self) -> Capabilities:
+        """What this backend can do, as far as it knows (``None``: unknown). Recorded for each
+        role in ``RunResult.backends`` and the trace's ``run_end`` (``ponder run --json``)."""
         return Capabilities()
 
     def describe(self) -> dict[str, object]:
