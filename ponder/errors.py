@@ -1,8 +1,8 @@
 """Every error Ponder raises, in one small tree.
 
 Upstream failures (HTTP status codes, connection errors, SDK exceptions) are translated into this
-tree at one boundary, the backend that talked to the upstream; nothing above a backend sees an
-``openai`` or ``httpx`` exception.
+tree at one boundary, the backend that talked to the upstream (an HTTP status through the one
+map, ``error_for_status``); nothing above a backend sees an ``openai`` or ``httpx`` exception.
 
 ::
 

@@ -16,7 +16,7 @@ gives a view with another default backend that shares the session's limit, retri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ponder.orchestrator.backends.base import Backend
@@ -117,9 +117,10 @@ class Session(Orchestrator):
         await self.aclose()
 
 
-def _distinct(backends: object) -> list[Backend]:
+def _distinct(backends: Iterable[Backend]) -> list[Backend]:
+    """Each backend once, though several roles may share one."""
     out: list[Backend] = []
-    for b in backends:  # type: ignore[attr-defined]
+    for b in backends:
         if not any(b is o for o in out):
             out.append(b)
     return out
