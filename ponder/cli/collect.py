@@ -46,6 +46,7 @@ async def _run(args: argparse.Namespace) -> int:
     from ponder.evaluation.datasets import load_items, select
     from ponder.learning.collect_strategy import BehaviourCollector
     from ponder.learning.collector import build_manifest, collect, file_sha256
+    from ponder.orchestrator.session import Session
 
     items_all = load_items(args.dataset)
     items = select(items_all, args.first)
@@ -62,23 +63,16 @@ async def _run(args: argparse.Namespace) -> int:
     model = _model_info(cfg.backend, args.model_file, LocalBackendConfig, file_sha256)
     manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)
     out = Path(args.out or f"{DEFAULT_OUT}/{Path(args.dataset).stem}-{len(items)}").expanduser()
-    backends = cfg.build_backends()
-    try:
-        for b in backends.values():
-            await b.start()
-        orch = cfg.build_orchestrator(backends)
+    async with Session.from_config(cfg) as session:
         summary = await collect(
             items,
             out,
-            orch,
+            session,
             strategy,
             manifest,
             questions_at_once=args.questions_at_once,
             progress=not args.quiet,
         )
-    finally:
-        for b in backends.values():
-            await b.aclose()
     print(summary.line())
     for qid, why in summary.failed[:5]:
         print(f"  failed {qid}: {why}")
