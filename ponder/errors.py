@@ -266,6 +266,18 @@ class NoAnswer(PonderError):
         super().__init__(f"no extractable answer{cut}")
 
 
+class ToolNotOffered(NoAnswer):
+    """A sample called a tool the request did not offer: it casts no vote."""
+
+    def __init__(self, name: str | None, offered: set[str]) -> None:
+        self.name = name
+        self.finish_reason = "tool_calls"
+        valid = ", ".join(sorted(offered)) or "none"
+        PonderError.__init__(
+            self, f"called tool {name!r}, which the request did not offer (offered: {valid})"
+        )
+
+
 class AllSamplesFailed(PonderError):
     """Every sample failed; ``causes`` holds each sample's error, as the typed exception."""
 

@@ -365,6 +365,7 @@ class _RunState:
                     "tokens": c.completion_tokens,
                     "seed": c.seed,
                     **({"tool_calls": c.tool_calls} if c.tool_calls else {}),
+                    **({"tool_calls_from_text": True} if c.tool_calls_from_text else {}),
                 }
                 for c in completion.choices
             ],

@@ -24,15 +24,32 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.protocol.requests import GenerationRequest, Result, RewardRequest
+from ponder.protocol.requests import GenerationRequest, Message, Result, RewardRequest
 
 
 @dataclass(frozen=True)
 class Task:
-    """What a run is asked: the question, and optionally a system prompt override."""
+    """What a run is asked: the question, and optionally a system prompt override.
+
+    An agent's turn (the proxy given ``tools``, or a transcript with tool results) also carries
+    ``messages``, the conversation so far as OpenAI messages (user, assistant with
+    ``tool_calls``, ``tool``; no system messages: those are ``system``), and ``tools``, the
+    function schemas offered (``()`` when none are but the transcript has tool turns), with the
+    client's ``tool_choice``. Strategies that take tools (``cot``, and ``sample``/``adaptive``
+    over it) send the transcript and tools as they are; ``question`` is then the last user
+    message. A plain question leaves all three unset.
+    """
 
     question: str
     system: str | None = None
+    messages: tuple[Message, ...] | None = field(default=None, hash=False)
+    tools: tuple[dict[str, Any], ...] | None = field(default=None, hash=False)
+    tool_choice: Any = field(default=None, hash=False)
+
+    @property
+    def is_agent_turn(self) -> bool:
+        """Whether this task is an agent's turn (tools offered or tool turns in the transcript)."""
+        return self.tools is not None
 
 
 @dataclass

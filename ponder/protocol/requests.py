@@ -50,6 +50,9 @@ class GenerationRequest:
     purpose: str = "reason"
     tools: tuple[dict[str, Any], ...] | None = None
     assistant_prefix: str | None = None
+    tool_choice: Any = None
+    """OpenAI's ``tool_choice`` ("auto", "none", "required" or a named function), sent with
+    ``tools``; ``None`` leaves it to the upstream."""
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -85,6 +88,8 @@ class GenerationRequest:
             body["assistant_prefix"] = self.assistant_prefix
         if self.tools:
             body["tools"] = [t.get("function", {}).get("name") for t in self.tools]
+        if self.tool_choice is not None:
+            body["tool_choice"] = self.tool_choice
         return body
 
 
@@ -101,6 +106,9 @@ class Choice:
     top_logprobs: list[dict[str, float]] | None = None
     """Per generated token, the ``top_logprobs`` alternatives (token text -> logprob), when the
     request asked for ``top_logprobs`` > 0 and the backend returns them."""
+    tool_calls_from_text: bool = False
+    """The model wrote its ``tool_calls`` as JSON text, and the backend parsed them
+    (``ponder.protocol.tool_calls.parse_text_tool_calls``); ``text`` is then empty."""
 
     @property
     def mean_logprob(self) -> float | None:

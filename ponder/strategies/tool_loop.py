@@ -14,14 +14,14 @@ itself: it yields ``CallTool`` and the engine runs the tools in-process, off the
 timeout (``tool_timeout_s``), counting them in usage and the trace; a tool error or timeout goes
 back to the model as a tool message. A reply
 that is only a JSON tool call written as text (small models do this) is run as a tool call too
-(``parse_text_tool_calls``). Every
+(``parse_text_tool_calls``, the parser the OpenAI-compatible backend and the proxy share,
+``ponder.protocol.tool_calls``). Every
 tool call, result and summary (with the dropped messages) is a ``decision`` event in the trace.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -40,6 +40,7 @@ from ponder.protocol.actions import (
 )
 from ponder.protocol.requests import Completion, GenerationRequest, Message, SamplingParams
 from ponder.protocol.tokens import CHAT_OVERHEAD_PER_MESSAGE, estimate_tokens
+from ponder.protocol.tool_calls import parse_text_tool_calls
 from ponder.strategies.base import Strategy
 from ponder.strategies.registry import register_strategy
 from ponder.tools.base import Tool, resolve_tools
@@ -66,29 +67,11 @@ def transcript(messages: list[Message]) -> str:
     return "\n".join(lines)
 
 
-_FENCE = re.compile(r"^\s*(?:```(?:json)?|<tool_call>)\s*(.*?)\s*(?:```|</tool_call>)?\s*$", re.S)
-
-
-def text_tool_calls(text: str, tools: dict[str, Tool], turn: int) -> list[dict[str, Any]]:
-    """A tool call written as plain text (``{"name": ..., "arguments": {...}}``, optionally in a
-    code fence or ``<tool_call>`` tags), as small models often do instead of the structured form.
-    Only a whole-reply JSON object naming a known tool counts."""
-    m = _FENCE.match(text)
-    body = m.group(1) if m else text.strip()
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return []
-    if not isinstance(obj, dict) or obj.get("name") not in tools:
-        return []
-    args = obj.get("arguments", obj.get("parameters", {}))
-    return [
-        {
-            "id": f"text_call_{turn}",
-            "type": "function",
-            "function": {"name": obj["name"], "arguments": json.dumps(args)},
-        }
-    ]
+def text_tool_calls(text: str, tools: dict[str, Tool], turn: int = 0) -> list[dict[str, Any]]:
+    """A tool call written as plain text, as small models often do instead of the structured
+    form: the shared parser (``ponder.protocol.tool_calls.parse_text_tool_calls``) over the
+    loop's tools. Only a reply that is wholly calls to known tools counts."""
+    return parse_text_tool_calls(text, tools)
 
 
 @register_strategy

@@ -40,6 +40,7 @@ from ponder.orchestrator.backends.base import (
     estimate_tokens,
 )
 from ponder.protocol.requests import Choice, Completion, GenerationRequest
+from ponder.protocol.tool_calls import offered_names, parse_text_tool_calls
 from ponder.secrets import redact
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -358,6 +359,8 @@ class OpenAICompatibleBackend(Backend):
                 if request.is_chat:
                     if request.tools:
                         kw["tools"] = list(request.tools)
+                        if request.tool_choice is not None:
+                            kw["tool_choice"] = request.tool_choice
                     resp: Any = await self._client.chat.completions.create(
                         messages=list(request.messages or ()),  # type: ignore[arg-type]
                         **kw,
@@ -464,6 +467,8 @@ class OpenAICompatibleBackend(Backend):
             )
         reported = getattr(usage, "completion_tokens", None) if usage else None
         await self._count_choices(request, choices, None if reported is None else int(reported))
+        if request.tools:
+            _convert_text_tool_calls(choices, offered_names(request.tools))
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         if not prompt_tokens:
             prompt_tokens = await self.count_prompt_tokens(request)
@@ -608,3 +613,18 @@ def _logprobs_of(
     legacy = getattr(logprobs, "top_logprobs", None) or []
     tops = [{str(k): float(v) for k, v in (d or {}).items()} for d in legacy]
     return lps, tops or None
+
+
+def _convert_text_tool_calls(choices: list[Choice], offered: set[str]) -> None:
+    """A choice that is only a JSON tool call written as text, naming an offered tool, becomes a
+    real tool call (``Choice.tool_calls_from_text``; the trace's completion event says so)."""
+    for ch in choices:
+        if ch.tool_calls:
+            continue
+        calls = parse_text_tool_calls(ch.text, offered)
+        if calls:
+            ch.tool_calls = calls
+            ch.text = ""
+            ch.tool_calls_from_text = True
+            if ch.finish_reason == "stop":
+                ch.finish_reason = "tool_calls"
