@@ -1,7 +1,9 @@
 """Majority and weighted voting over normalized final answers.
 
 Answers are grouped by equivalence (``ponder.grading.is_equivalent``: ``1/2``, ``0.5`` and
-``\\frac{1}{2}`` are one vote). Use ``majority`` as the self-consistency baseline; use
+``\\frac{1}{2}`` are one vote); a turn of tool calls votes by its calls' identity (function name
+plus normalized arguments, ``ponder.protocol.tool_calls.tool_call_answer``), so self-consistency
+works over an agent's tool calls too. Use ``majority`` as the self-consistency baseline; use
 ``weighted`` when samples carry a confidence (mean token logprob, from ``logprobs: true``) or a
 score (a reward model's, set by a scorer or given offline).
 """
@@ -19,6 +21,7 @@ from ponder.aggregator.scorers import Scorer, score_of, with_scores
 from ponder.errors import AllSamplesFailed, NoAnswer
 from ponder.grading import is_equivalent
 from ponder.protocol.actions import Flow, Outcome, Task
+from ponder.protocol.tool_calls import is_tool_answer
 from ponder.strategies.sampling import failure_of
 
 
@@ -31,13 +34,21 @@ class Group:
     weight: float = 0.0
 
 
+def same_answer(a: str, b: str) -> bool:
+    """One vote: tool calls by identity (name + normalized arguments, never equal to a text
+    answer), final answers by equivalence."""
+    if is_tool_answer(a) or is_tool_answer(b):
+        return a == b
+    return is_equivalent(a, b)
+
+
 def group_answers(samples: Sequence[Outcome]) -> list[Group]:
     """Equivalence classes of the samples' answers, in order of first appearance."""
     groups: list[Group] = []
     for i, s in valid(samples):
         assert s.answer is not None
         for g in groups:
-            if is_equivalent(s.answer, g.answer):
+            if same_answer(s.answer, g.answer):
                 g.members.append(i)
                 break
         else:

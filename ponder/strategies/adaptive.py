@@ -23,7 +23,7 @@ from ponder.protocol.actions import Flow, Note, Outcome, Task
 from ponder.strategies.base import Strategy
 from ponder.strategies.parallel import _default_inner, resolve_seed
 from ponder.strategies.registry import StrategyField, register_strategy
-from ponder.strategies.sampling import draw, ensure_some_answer
+from ponder.strategies.sampling import draw, ensure_some_answer, sampling_tools_unsupported
 
 
 def doubling(k: int, first: int = 2) -> list[int]:
@@ -73,6 +73,9 @@ class AdaptiveSample(Strategy):
 
     def roles(self) -> set[str]:
         return self.inner.roles() | self.aggregator.roles()
+
+    def tools_unsupported(self) -> str | None:
+        return sampling_tools_unsupported(self, self.inner, self.aggregator)
 
     def flow(self, task: Task) -> Flow:
         base = resolve_seed(self.seed)

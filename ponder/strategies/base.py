@@ -79,6 +79,14 @@ class Strategy(BaseModel, ABC):
         """Backend roles this strategy (and its children) sends requests to."""
         return {"default"}
 
+    def tools_unsupported(self) -> str | None:
+        """Why this strategy cannot take an agent's turn (the client's ``tools`` and a
+        transcript with tool turns), or ``None`` when it can. The proxy answers such a request
+        to a chain that cannot with a 400 naming the chain and this reason, never dropping the
+        tools silently. Strategies that send ``Task.messages``/``Task.tools`` as they are
+        (``cot``, and ``sample``/``adaptive`` over it) override it."""
+        return f"strategy {self.name!r} does not send the client's tools to the model"
+
     def with_seed(self, seed: int) -> Strategy:
         """This strategy drawing with ``seed`` (a copy): how parallel sampling gives sample ``i``
         its own seed. The default sets a declared ``seed`` field and leaves a strategy without

@@ -12,13 +12,13 @@ fails the run with ``CapabilityMissing`` naming the capability, instead of votin
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer
 from ponder.confidence import choice_confidences, trace_confidence
-from ponder.errors import CapabilityMissing
+from ponder.errors import CapabilityMissing, ToolNotOffered
 from ponder.prompts import load_template
 from ponder.protocol.actions import Flow, Generate, Note, Outcome, Task
 from ponder.protocol.requests import (
@@ -28,6 +28,12 @@ from ponder.protocol.requests import (
     Message,
     SamplingParams,
 )
+from ponder.protocol.tool_calls import (
+    call_name,
+    normalized_calls,
+    offered_names,
+    tool_call_answer,
+)
 from ponder.strategies.base import SingleCall, Strategy
 from ponder.strategies.registry import register_strategy
 
@@ -36,6 +42,8 @@ PROMPT_VARIABLES = {"question"}
 
 def cot_messages(task: Task, system_template: str, user_template: str) -> tuple[Message, ...]:
     system = task.system or load_template(system_template, allowed=()).render()
+    if task.messages is not None:  # an agent's turn: the transcript as the client sent it
+        return ({"role": "system", "content": system}, *task.messages)
     user = load_template(user_template, allowed=PROMPT_VARIABLES).render(question=task.question)
     return ({"role": "system", "content": system}, {"role": "user", "content": user})
 
@@ -63,9 +71,19 @@ def confidence_data(choice: Choice, params: SamplingParams, model: str = "") -> 
 
 
 def choice_outcome(
-    choice: Choice, params: SamplingParams, seed: int | None = None, model: str = ""
+    choice: Choice,
+    params: SamplingParams,
+    seed: int | None = None,
+    model: str = "",
+    tools: tuple[dict[str, Any], ...] | None = None,
 ) -> Outcome:
-    """The outcome of one generated chain of thought (answer, mean logprob, confidence)."""
+    """The outcome of one generated chain of thought (answer, mean logprob, confidence).
+
+    With ``tools`` (the request offered them; ``()`` for a transcript with tool turns and none
+    offered) the turn may be tool calls: its answer is then their vote identity
+    (``tool_call_answer``) and ``data["tool_calls"]`` the calls, normalized; a call to a tool not
+    offered casts no vote (``ToolNotOffered``). A final text answer of an agent's turn is its
+    extracted answer, else its whole text, so a conversational reply still votes."""
     data: dict[str, object] = {
         "finish_reason": choice.finish_reason,
         "tokens": choice.completion_tokens,
@@ -73,11 +91,29 @@ def choice_outcome(
     if seed is not None:
         data = {"seed": seed, **data}
     data.update(confidence_data(choice, params, model))
+    answer = extract_answer(choice.text)
+    error: BaseException | None = None
+    if tools is not None and choice.tool_calls:
+        offered = offered_names(tools)
+        stray = [call_name(c) for c in choice.tool_calls if call_name(c) not in offered]
+        data["finish_reason"] = "tool_calls"
+        if choice.tool_calls_from_text:
+            data["tool_calls_from_text"] = True
+        if stray:
+            error = ToolNotOffered(stray[0], offered)
+            data["error"] = str(error)
+            answer = None
+        else:
+            data["tool_calls"] = normalized_calls(choice.tool_calls)
+            answer = tool_call_answer(choice.tool_calls)
+    elif tools is not None and answer is None:
+        answer = " ".join(choice.text.split()) or None
     return Outcome(
-        answer=extract_answer(choice.text),
+        answer=answer,
         text=choice.text,
         confidence=choice.mean_logprob,
         data=data,
+        error=error,
     )
 
 
@@ -115,7 +151,12 @@ class ChainOfThought(Strategy, SingleCall):
                 top_logprobs=self.top_logprobs if self.logprobs else 0,
             ),
             purpose="reason",
+            tools=task.tools,
+            tool_choice=task.tool_choice if task.tools else None,
         )
+
+    def tools_unsupported(self) -> str | None:
+        return None
 
     def flow(self, task: Task) -> Flow:
         req = self.request(task)
@@ -129,7 +170,7 @@ class ChainOfThought(Strategy, SingleCall):
                 budget_limited=result.budget,
                 data={"error": f"{type(result.error).__name__}: {result.error}"},
             )
-        out = choice_outcome(result.choices[0], req.params, model=result.model)
+        out = choice_outcome(result.choices[0], req.params, model=result.model, tools=req.tools)
         if "trace_confidence" in out.data:
             yield Note(
                 "trace_confidence",

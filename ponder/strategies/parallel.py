@@ -24,7 +24,7 @@ from ponder.aggregator.registry import AggregatorField, build_aggregator
 from ponder.protocol.actions import Flow, Note, Task
 from ponder.strategies.base import Strategy
 from ponder.strategies.registry import StrategyField, build_strategy, register_strategy
-from ponder.strategies.sampling import draw, ensure_some_answer
+from ponder.strategies.sampling import draw, ensure_some_answer, sampling_tools_unsupported
 
 SEED_RANGE = 2**31 - 1024
 
@@ -51,6 +51,9 @@ class ParallelSample(Strategy):
 
     def roles(self) -> set[str]:
         return self.inner.roles() | self.aggregator.roles()
+
+    def tools_unsupported(self) -> str | None:
+        return sampling_tools_unsupported(self, self.inner, self.aggregator)
 
     def flow(self, task: Task) -> Flow:
         base = resolve_seed(self.seed)

@@ -101,7 +101,7 @@ def _from_completion(
     outcomes = []
     for i, ch in enumerate(result.choices):
         seed = ch.seed if ch.seed is not None else seeds[i]
-        outcomes.append(choice_outcome(ch, req.params, seed, result.model))
+        outcomes.append(choice_outcome(ch, req.params, seed, result.model, tools=req.tools))
     for s in seeds[len(outcomes) :]:
         outcomes.append(_failed(BackendError("the backend returned fewer choices than asked"), s))
     return outcomes
@@ -127,3 +127,24 @@ def ensure_some_answer(samples: list[Outcome]) -> Outcome | None:
             data={"finish_reason": "length" if cut else "stop", "no_answer": len(samples)},
         )
     raise AllSamplesFailed(causes)
+
+
+VOTING_AGGREGATORS = ("majority", "weighted")
+
+
+def sampling_tools_unsupported(
+    strategy: Strategy, inner: Strategy, aggregator: object
+) -> str | None:
+    """Why ``sample``/``adaptive`` over ``inner`` cannot take an agent's turn: the inner strategy
+    cannot, or the aggregator cannot vote over tool calls (only majority and confidence-weighted
+    voting compare them by identity)."""
+    why = inner.tools_unsupported()
+    if why is not None:
+        return f"its inner {why}"
+    name = getattr(aggregator, "name", "?")
+    if name not in VOTING_AGGREGATORS or getattr(aggregator, "scorer", None) is not None:
+        return (
+            f"strategy {strategy.name!r} aggregates with {name!r}, which cannot vote over tool "
+            "calls (use majority, or weighted by confidence)"
+        )
+    return None
