@@ -38,6 +38,7 @@ from ponder.serve.wire import (
     ApiError,
     ChatRequest,
     chat_completion,
+    check_tools,
     message_text,
     new_completion_id,
     parse_chat_request,
@@ -291,12 +292,39 @@ def _resolve_chain(
     return name, spec, upstream_model or None
 
 
-def _task(messages: list[dict[str, Any]]) -> Task:
+def _is_agent_turn(req: ChatRequest) -> bool:
+    """Tools offered, or tool turns in the transcript: the chain must take them as they are."""
+    return bool(req.raw.get("tools")) or any(
+        m["role"] == "tool" or (m["role"] == "assistant" and m.get("tool_calls"))
+        for m in req.messages
+    )
+
+
+def _task(req: ChatRequest) -> Task:
+    messages = req.messages
     system = (
         "\n\n".join(message_text(m) for m in messages if m["role"] in ("system", "developer"))
         or None
     )
     turns = [m for m in messages if m["role"] not in ("system", "developer")]
+    if _is_agent_turn(req):
+        check_tools(req.raw)
+        if not turns or turns[-1]["role"] not in ("user", "tool"):
+            raise ApiError(
+                400,
+                "a chain request with tools must end with a user or tool message",
+                param="messages",
+            )
+        users = [m for m in turns if m["role"] == "user"]
+        if not users:
+            raise ApiError(400, "a chain request needs a user message", param="messages")
+        return Task(
+            question=message_text(users[-1]),
+            system=system,
+            messages=tuple(turns),
+            tools=tuple(req.raw.get("tools") or ()),
+            tool_choice=req.raw.get("tool_choice"),
+        )
     if not turns or turns[-1]["role"] != "user":
         raise ApiError(400, "a chain request must end with a user message", param="messages")
     question = message_text(turns[-1])
@@ -306,6 +334,22 @@ def _task(messages: list[dict[str, Any]]) -> Task:
     if not question.strip():
         raise ApiError(400, "the last user message is empty", param="messages")
     return Task(question=question, system=system)
+
+
+def _check_takes_tools(name: str, spec: ChainSpec, task: Task) -> None:
+    """A chain that cannot take the client's tools is a 400 naming it and why, never a silent
+    drop of the tools."""
+    if not task.is_agent_turn:
+        return
+    why = spec.strategy.tools_unsupported()
+    if why is not None:
+        raise ApiError(
+            400,
+            f"chain {name!r} cannot take tools: {why}; use a chain of cot or sample/adaptive "
+            "over cot with majority voting, or send the request without a chain (pass-through)",
+            param="tools",
+            code="tools_unsupported",
+        )
 
 
 def _budget(spec: ChainSpec, req: ChatRequest) -> int | None:
@@ -341,7 +385,8 @@ async def _run_chain(
     upstream_model: str | None,
 ) -> Response:
     cfg = s.config
-    task = _task(req.messages)
+    task = _task(req)
+    _check_takes_tools(name, spec, task)
     budget = _budget(spec, req)
     limit = cfg.limits.max_concurrent_runs
     if req.n > limit:

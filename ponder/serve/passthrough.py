@@ -6,20 +6,35 @@ relayed body, stream line and header is scrubbed of the proxy's keys (``ponder.s
 upstream that echoes the key in a 400/422 body must not hand it to the client). Upstream 401/403
 bodies are replaced; a 200 that is not JSON (nor a stream) becomes 502 ``upstream_bad_response``;
 connection failures become 502, timeouts 504; Retry-After is relayed.
+
+A request that offers ``tools`` is the one exception: a weak model often writes its tool call as
+JSON text in ``content``, which an agent loop would not see, so the proxy turns a message that is
+only such a call (naming an offered tool; ``ponder.protocol.tool_calls``) into real ``tool_calls``
+(``finish_reason: tool_calls``), says so in the header ``x-ponder-text-tool-calls`` and the body's
+``ponder.text_tool_calls``, and logs it. To do that on a stream, the request is sent upstream
+whole (``stream: false``) and its answer streamed as OpenAI's chunks, tool calls included.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from ponder.protocol.tool_calls import parse_text_tool_calls
 from ponder.secrets import redact, redact_bytes
 from ponder.serve.upstream import Upstream
-from ponder.serve.wire import ApiError, ChatRequest
+from ponder.serve.wire import ApiError, ChatRequest, chunk, message_deltas, new_completion_id, sse
+
+log = logging.getLogger("ponder.serve")
+TEXT_TOOL_CALLS_HEADER = "x-ponder-text-tool-calls"
+"""Set on a pass-through answer in which the proxy turned text tool calls into real ones."""
 
 HOP_HEADERS = {
     "content-type",
@@ -46,7 +61,12 @@ async def forward_chat(
             code="no_passthrough",
             param="model",
         )
-    if "ponder" in req.raw:
+    offered = req.offered
+    convert_stream = bool(offered) and req.stream
+    if convert_stream:  # asked whole, converted, then streamed as chunks (see the module doc)
+        drop = ("ponder", "stream", "stream_options")
+        body = json.dumps({k: v for k, v in req.raw.items() if k not in drop}).encode()
+    elif "ponder" in req.raw:
         body = json.dumps({k: v for k, v in req.raw.items() if k != "ponder"}).encode()
     headers = {"content-type": "application/json"}
     if upstream.api_key:
@@ -115,9 +135,72 @@ async def forward_chat(
             type_="upstream_error",
             code="upstream_bad_response",
         )
+    if offered and resp.status_code == 200:
+        data = json.loads(content)
+        converted = convert_text_tool_calls(data, offered) if isinstance(data, dict) else 0
+        if converted:
+            log.info("ponder serve: pass-through: %d text tool call(s) converted", converted)
+            out_headers[TEXT_TOOL_CALLS_HEADER] = str(converted)
+            content = json.dumps(data).encode()
+        if convert_stream and isinstance(data, dict):
+            out_headers["content-type"] = "text/event-stream"
+            out_headers["cache-control"] = "no-cache"
+            return StreamingResponse(
+                _as_stream(data, req.include_usage, secrets), status_code=200, headers=out_headers
+            )
     return Response(
         content=redact_bytes(content, secrets), status_code=resp.status_code, headers=out_headers
     )
+
+
+def convert_text_tool_calls(data: dict[str, Any], offered: set[str]) -> int:
+    """Turn each choice whose message is only a JSON tool call written as text (naming an
+    offered tool) into a real ``tool_calls`` message (``finish_reason: tool_calls``); marks the
+    body's ``ponder.text_tool_calls`` with the converted choice indices. Returns how many."""
+    done: list[int] = []
+    for i, ch in enumerate(data.get("choices") or []):
+        msg = ch.get("message") if isinstance(ch, dict) else None
+        if not isinstance(msg, dict) or msg.get("tool_calls"):
+            continue
+        content = msg.get("content")
+        calls = parse_text_tool_calls(content if isinstance(content, str) else None, offered)
+        if calls:
+            msg["content"] = None
+            msg["tool_calls"] = calls
+            ch["finish_reason"] = "tool_calls"
+            done.append(ch.get("index", i))
+    if done:
+        data["ponder"] = {"text_tool_calls": done}
+    return len(done)
+
+
+async def _as_stream(
+    data: dict[str, Any], include_usage: bool, secrets: list[str | None]
+) -> AsyncIterator[bytes]:
+    """A whole completion as the SSE chunks OpenAI clients expect (tool calls included)."""
+    cid = str(data.get("id") or new_completion_id())
+    model = str(data.get("model") or "")
+    created = int(data.get("created") or time.time())
+
+    def out(obj: dict[str, Any] | str) -> bytes:
+        return redact_bytes(sse(obj), secrets)
+
+    choices = [c for c in data.get("choices") or [] if isinstance(c, dict)]
+    for i, ch in enumerate(choices):
+        index = ch.get("index", i)
+        role = {
+            "index": index,
+            "delta": {"role": "assistant", "content": ""},
+            "finish_reason": None,
+        }
+        yield out(chunk(cid, model, created, [role]))
+        message = ch.get("message") or {}
+        for delta in message_deltas(index, message, ch.get("finish_reason") or "stop"):
+            yield out(chunk(cid, model, created, [delta]))
+    extra = {"ponder": data["ponder"]} if "ponder" in data else {}
+    if include_usage and data.get("usage"):
+        yield out(chunk(cid, model, created, [], usage=data["usage"], **extra))
+    yield out("[DONE]")
 
 
 def _is_json(content: bytes) -> bool:

@@ -21,8 +21,9 @@ from typing import Any
 from ponder.orchestrator.engine import RunResult
 from ponder.serve.errors import shutting_down_error, to_api_error
 from ponder.serve.wire import (
+    answer_message,
     chunk,
-    finish_reason,
+    message_deltas,
     ponder_field,
     sse,
     sse_comment,
@@ -30,7 +31,6 @@ from ponder.serve.wire import (
     usage_body,
 )
 
-CONTENT_PIECE_CHARS = 64
 PROGRESS_EVENTS = {
     "completion",
     "reward",
@@ -125,25 +125,9 @@ async def stream_chain(
             return
         usage = sum_usage(results)
         for i, r in enumerate(results):
-            text = r.text
-            for start in range(0, len(text), CONTENT_PIECE_CHARS):
-                piece = text[start : start + CONTENT_PIECE_CHARS]
-                yield sse(
-                    chunk(
-                        completion_id,
-                        model,
-                        created,
-                        [{"index": i, "delta": {"content": piece}, "finish_reason": None}],
-                    )
-                )
-            yield sse(
-                chunk(
-                    completion_id,
-                    model,
-                    created,
-                    [{"index": i, "delta": {}, "finish_reason": finish_reason(r)}],
-                )
-            )
+            message, finish = answer_message(r)
+            for delta in message_deltas(i, message, finish):
+                yield sse(chunk(completion_id, model, created, [delta]))
         if include_usage:
             yield sse(
                 chunk(

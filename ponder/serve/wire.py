@@ -16,7 +16,10 @@ from typing import Any
 
 from ponder.orchestrator.engine import RunResult
 from ponder.orchestrator.usage import Usage
+from ponder.protocol.actions import Outcome
+from ponder.protocol.tool_calls import is_tool_answer, offered_names
 
+CONTENT_PIECE_CHARS = 64
 FINISH_BUDGET = "budget_exhausted"
 """``finish_reason`` of a chain answer that the token budget cut short (status stays 200)."""
 
@@ -65,6 +68,12 @@ class ChatRequest:
     max_tokens: int | None
     include_usage: bool
     ponder: dict[str, Any]
+    tools: list[dict[str, Any]] | None = None
+    """The request's ``tools`` (function schemas), checked; ``None`` when it offers none."""
+
+    @property
+    def offered(self) -> set[str]:
+        return offered_names(self.tools)
 
 
 MAX_MODEL_CHARS = 256
@@ -121,8 +130,11 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         ponder = {"chain": ponder}
     if not isinstance(ponder, dict):
         raise ApiError(400, '\'ponder\' must be an object like {"chain": "cot"}', param="ponder")
+    tools = raw.get("tools")
+    tools = [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else None
     return ChatRequest(
         raw=raw,
+        tools=tools or None,
         model=model,
         messages=messages,
         stream=bool(raw.get("stream", False)),
@@ -133,6 +145,24 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         ),
         ponder=ponder,
     )
+
+
+def check_tools(raw: dict[str, Any]) -> None:
+    """A chain request's ``tools`` must be function tools with names (pass-through forwards
+    whatever the client sent)."""
+    tools = raw.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise ApiError(400, "'tools' must be a list of function tools", param="tools")
+    for i, t in enumerate(tools):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise ApiError(
+                400,
+                f"tools[{i}] must be {{'type': 'function', 'function': {{'name': ...}}}}",
+                param="tools",
+            )
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -210,24 +240,74 @@ def ponder_field(chain: str, results: list[RunResult], usage: Usage) -> dict[str
     }
 
 
+def winning_tool_calls(outcome: Outcome) -> list[dict[str, Any]] | None:
+    """The tool calls of the turn a run chose, in OpenAI's shape, or ``None`` when it chose a
+    text answer. An aggregator returns the winning identity as ``answer``; the calls are those of
+    the first sample that voted for it (or the outcome's own, for a single call)."""
+    if not is_tool_answer(outcome.answer):
+        return None
+    calls = outcome.data.get("tool_calls")
+    if not calls:
+        for s in outcome.samples:
+            if s.answer == outcome.answer and s.data.get("tool_calls"):
+                calls = s.data["tool_calls"]
+                break
+    return [dict(c) for c in calls] if calls else None
+
+
+def answer_message(result: RunResult) -> tuple[dict[str, Any], str]:
+    """The assistant message of one run and its ``finish_reason`` (``tool_calls`` when the
+    run chose a turn of tool calls)."""
+    calls = winning_tool_calls(result.outcome)
+    if calls:
+        message = {"role": "assistant", "content": result.text or None, "tool_calls": calls}
+        return message, "tool_calls"
+    return {"role": "assistant", "content": result.text}, finish_reason(result)
+
+
+def message_deltas(index: int, message: dict[str, Any], finish: str | None) -> list[dict[str, Any]]:
+    """The ``choices`` entries of the chunks that stream one assistant message: its content in
+    pieces, then each tool call as OpenAI streams them (``delta.tool_calls`` with ``index``,
+    ``id``, ``type`` and the function name first, then the arguments in pieces), then the finish."""
+    out: list[dict[str, Any]] = []
+    text = message.get("content") or ""
+    for start in range(0, len(text), CONTENT_PIECE_CHARS):
+        piece = text[start : start + CONTENT_PIECE_CHARS]
+        out.append({"index": index, "delta": {"content": piece}, "finish_reason": None})
+    for j, call in enumerate(message.get("tool_calls") or []):
+        fn = call.get("function") or {}
+        head = {
+            "index": j,
+            "id": call.get("id"),
+            "type": "function",
+            "function": {"name": fn.get("name"), "arguments": ""},
+        }
+        out.append({"index": index, "delta": {"tool_calls": [head]}, "finish_reason": None})
+        args = str(fn.get("arguments") or "")
+        for start in range(0, len(args), CONTENT_PIECE_CHARS):
+            piece = {
+                "index": j,
+                "function": {"arguments": args[start : start + CONTENT_PIECE_CHARS]},
+            }
+            out.append({"index": index, "delta": {"tool_calls": [piece]}, "finish_reason": None})
+    out.append({"index": index, "delta": {}, "finish_reason": finish})
+    return out
+
+
 def chat_completion(
     completion_id: str, model: str, chain: str, results: list[RunResult]
 ) -> dict[str, Any]:
     usage = sum_usage(results)
+    choices = []
+    for i, r in enumerate(results):
+        message, finish = answer_message(r)
+        choices.append({"index": i, "message": message, "finish_reason": finish, "logprobs": None})
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": r.text},
-                "finish_reason": finish_reason(r),
-                "logprobs": None,
-            }
-            for i, r in enumerate(results)
-        ],
+        "choices": choices,
         "usage": usage_body(usage),
         "ponder": ponder_field(chain, results, usage),
     }

@@ -349,15 +349,16 @@ def test_chain_config_errors_name_the_field():
 
 def test_multi_turn_messages_become_one_task():
     from ponder.serve.app import _task
+    from ponder.serve.wire import parse_chat_request
 
-    t = _task(
-        [
-            {"role": "system", "content": "Sys."},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello"},
-            {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
-        ]
-    )
+    messages = [
+        {"role": "system", "content": "Sys."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
+    ]
+    t = _task(parse_chat_request(json.dumps({"model": "m", "messages": messages}).encode()))
+    assert t.messages is None and t.tools is None
     assert t.system == "Sys."
     assert t.question.startswith("Conversation so far:\nUser: Hi\n\nAssistant: Hello")
     assert t.question.endswith("User: What is 2+2?")
