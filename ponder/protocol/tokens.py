@@ -47,12 +47,17 @@ def bound_tokens(text: str) -> int:
 
 
 def bound_chat_tokens(messages: tuple[Message, ...] | list[Message]) -> int:
-    """A safe upper bound on a chat prompt: content bytes, role markup and template slack."""
+    """A safe upper bound on a chat prompt: content bytes, role markup and template slack, plus
+    the other fields of an agent's turns (``tool_calls``, ``tool_call_id``, ``name``)."""
     total = CHAT_TEMPLATE_SLACK
     for m in messages:
         content = m.get("content")
         text = content if isinstance(content, str) else str(content or "")
         total += CHAT_OVERHEAD_PER_MESSAGE + bound_tokens(text) + bound_tokens(str(m.get("role")))
+        for key, value in m.items():  # an agent's turns: tool_calls, tool_call_id, name
+            if key not in ("role", "content") and value is not None:
+                total += bound_tokens(repr(value))
+        total += CHAT_OVERHEAD_PER_MESSAGE * len(m.get("tool_calls") or ())  # template tags
     return total
 
 

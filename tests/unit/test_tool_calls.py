@@ -318,3 +318,15 @@ def test_strategies_that_cannot_take_tools_say_why(config, says):
 )
 def test_cot_and_voting_over_cot_take_tools(config):
     assert build_strategy(config).tools_unsupported() is None
+
+
+def test_the_safe_prompt_bound_counts_an_agents_tool_turns():
+    from ponder.protocol.tokens import bound_chat_tokens
+
+    plain = [{"role": "user", "content": "q"}, {"role": "assistant", "content": None}]
+    call = fn_call("multiply", {"a": 17, "b": 23}, id_="call_abcdefghijklmnop")
+    agent = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+    ]
+    assert bound_chat_tokens(agent) - bound_chat_tokens(plain) > len(json.dumps(call))
