@@ -61,7 +61,7 @@ async def forward_chat(
             code="no_passthrough",
             param="model",
         )
-    offered = req.offered
+    offered = req.offered if req.raw.get("tool_choice") != "none" else set()
     convert_stream = bool(offered) and req.stream
     if convert_stream:  # asked whole, converted, then streamed as chunks (see the module doc)
         drop = ("ponder", "stream", "stream_options")

@@ -142,6 +142,15 @@ def test_passthrough_turns_a_text_tool_call_into_tool_calls(proxy):
     assert sent["tools"] == [MULTIPLY] and sent["tool_choice"] == "auto"
 
 
+def test_passthrough_with_tool_choice_none_keeps_the_text(proxy):
+    srv, _ = proxy
+    resp = client(srv).chat.completions.create(
+        model="m", messages=QUESTION, tools=[MULTIPLY], tool_choice="none"
+    )
+    assert resp.choices[0].message.tool_calls is None
+    assert resp.choices[0].message.content == TEXT_CALL
+
+
 def test_passthrough_without_tools_is_untouched(proxy):
     srv, _ = proxy
     raw = client(srv).chat.completions.with_raw_response.create(model="m", messages=QUESTION)

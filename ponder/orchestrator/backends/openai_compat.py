@@ -467,7 +467,7 @@ class OpenAICompatibleBackend(Backend):
             )
         reported = getattr(usage, "completion_tokens", None) if usage else None
         await self._count_choices(request, choices, None if reported is None else int(reported))
-        if request.tools:
+        if request.tools and request.tool_choice != "none":
             _convert_text_tool_calls(choices, offered_names(request.tools))
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         if not prompt_tokens:
