@@ -330,3 +330,15 @@ def test_the_safe_prompt_bound_counts_an_agents_tool_turns():
         {"role": "assistant", "content": None, "tool_calls": [call]},
     ]
     assert bound_chat_tokens(agent) - bound_chat_tokens(plain) > len(json.dumps(call))
+
+
+async def test_adaptive_stops_once_the_tool_calls_agree():
+    backend = FakeBackend(lambda request, i: tool_choice("multiply", {"a": 17, "b": 23 + 0.0 * i}))
+    strategy = build_strategy(
+        {"name": "adaptive", "k": 8, "seed": 3, "threshold": 1.0, "inner": {"name": "cot"}}
+    )
+    result = await Orchestrator({"default": backend}).run(strategy, AGENT_TASK)
+    assert [r.params.n for r in backend.requests] == [2]  # the first round agreed: stop
+    assert all(r.tools == TOOLS for r in backend.requests)
+    assert winning_tool_calls(result.outcome) is not None
+    assert result.outcome.data["drawn"] == 2
