@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import (
@@ -30,8 +30,23 @@ from ponder.orchestrator.engine import (
     RunLimits,
 )
 
-if TYPE_CHECKING:
-    from ponder.config import ChainConfig
+
+class _Retry(Protocol):
+    def policy(self) -> RetryPolicy: ...
+
+
+class SessionConfig(Protocol):
+    """What a session is built from: ``ponder.config.ChainConfig`` (and the proxy's chains)."""
+
+    max_concurrency: int
+    tool_timeout_s: float
+
+    @property
+    def retry(self) -> _Retry: ...
+
+    def build_backends(self) -> dict[str, Backend]: ...
+
+    def limits(self) -> RunLimits: ...
 
 
 class Session(Orchestrator):
@@ -66,7 +81,7 @@ class Session(Orchestrator):
 
     @classmethod
     def from_config(
-        cls, config: ChainConfig, backends: Mapping[str, Backend] | None = None
+        cls, config: SessionConfig, backends: Mapping[str, Backend] | None = None
     ) -> Session:
         """The session for a chain: its backends (built here unless ``backends`` are given, then
         the caller closes them), its ``max_concurrency``, ``retry`` and default limits."""

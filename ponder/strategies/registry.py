@@ -8,6 +8,7 @@ through this registry too.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -16,10 +17,18 @@ from pydantic import BeforeValidator, ValidationInfo
 from ponder.named_registry import NamedRegistry, format_validation_error
 from ponder.strategies.base import Strategy
 
+BUILTIN_MODULES = (
+    "ponder.strategies",  # cot, sample, adaptive, deepconf, summarize, tool_loop
+    "ponder.stopping.strategies",  # drr_think, drr_sample, drr_feedback
+    "ponder.learning.collect_strategy",  # collect
+)
+"""Modules whose import registers the built-in strategies. Named as data, not imported here,
+so the registry stays at the bottom: those modules import it, not the other way round."""
+
 
 def _load_builtins() -> None:
-    import ponder.stopping.strategies  # noqa: F401  (the DRR strategies)
-    import ponder.strategies  # noqa: F401  (registers the built-in strategies)
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 _REGISTRY: NamedRegistry[Strategy] = NamedRegistry(
