@@ -19,6 +19,7 @@ backend with the "continuation" capability (the local default, or llama.cpp with
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -187,27 +188,7 @@ class BehaviourCollector(Strategy):
         return Outcome(answer=extract_answer(log.text), text=log.text, data={"trace": log})
 
     def _probe(self, messages: tuple[Any, ...], cue: str, log: TraceLog) -> Flow:
-        [res] = yield Generate.of(
-            GenerationRequest(
-                messages=messages,
-                assistant_prefix=log.text.rstrip() + CUE_SEPARATOR + cue,
-                params=SamplingParams(
-                    temperature=0.0, max_tokens=self.probe_max_tokens, stop=self.probe_stop
-                ),
-                purpose="probe",
-            )
-        )
-        if isinstance(res, Completion):
-            log.charge(res)
-            text = res.choices[0].text
-            log.probes.append(
-                {
-                    "at": log.tokens,
-                    "text": text,
-                    "answer": probe_answer(text),
-                    "tokens": res.choices[0].completion_tokens,
-                }
-            )
+        yield from probe_flow(messages, cue, log, self.probe_max_tokens, self.probe_stop)
         return Outcome(answer=None, text="")
 
     def _critique(self, messages: tuple[Any, ...], log: TraceLog) -> Flow:
@@ -230,3 +211,37 @@ class BehaviourCollector(Strategy):
             tops = res.choices[0].top_logprobs
             log.critique_p_yes = p_yes(tops[0]) if tops else None
         return Outcome(answer=None, text="")
+
+
+def probe_flow(
+    messages: tuple[Any, ...],
+    cue: str,
+    log: TraceLog,
+    max_tokens: int,
+    stop: tuple[str, ...],
+) -> Generator[Any, Any, str | None]:
+    """Probe the partial trace in ``log`` (sans-I/O): continue it with the answer cue for a few
+    greedy tokens, record the probe on ``log`` and return its answer (``None`` if it failed).
+    Shared by the collector and the live DRR strategies, so replay and live ask alike."""
+    [res] = yield Generate.of(
+        GenerationRequest(
+            messages=messages,
+            assistant_prefix=log.text.rstrip() + CUE_SEPARATOR + cue,
+            params=SamplingParams(temperature=0.0, max_tokens=max_tokens, stop=stop),
+            purpose="probe",
+        )
+    )
+    if not isinstance(res, Completion):
+        return None
+    log.charge(res)
+    text = res.choices[0].text
+    answer = probe_answer(text)
+    log.probes.append(
+        {
+            "at": log.tokens,
+            "text": text,
+            "answer": answer,
+            "tokens": res.choices[0].completion_tokens,
+        }
+    )
+    return answer

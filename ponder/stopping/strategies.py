@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer
 from ponder.errors import ConfigError, InputError
-from ponder.learning.collect_strategy import CUE_SEPARATOR, TraceLog, p_yes, probe_answer
+from ponder.learning.collect_strategy import CUE_SEPARATOR, TraceLog, p_yes, probe_flow
 from ponder.orchestrator.requests import Completion, GenerationRequest, Message, SamplingParams
 from ponder.prompts import load_template
 from ponder.stopping.features import CheckpointState, majority
@@ -211,30 +211,7 @@ class ProbedReasoner(Strategy):
     def _probe(
         self, messages: tuple[Message, ...], cue: str, log: TraceLog
     ) -> Generator[Any, Any, str | None]:
-        [res] = yield Generate.of(
-            GenerationRequest(
-                messages=messages,
-                assistant_prefix=log.text.rstrip() + CUE_SEPARATOR + cue,
-                params=SamplingParams(
-                    temperature=0.0, max_tokens=self.probe_max_tokens, stop=self.probe_stop
-                ),
-                purpose="probe",
-            )
-        )
-        if not isinstance(res, Completion):
-            return None
-        log.charge(res)
-        text = res.choices[0].text
-        answer = probe_answer(text)
-        log.probes.append(
-            {
-                "at": log.tokens,
-                "text": text,
-                "answer": answer,
-                "tokens": res.choices[0].completion_tokens,
-            }
-        )
-        return answer
+        return (yield from probe_flow(messages, cue, log, self.probe_max_tokens, self.probe_stop))
 
     def flow(self, task: Task) -> Flow:  # pragma: no cover - abstract in practice
         raise NotImplementedError
