@@ -138,6 +138,9 @@ async def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     ap.add_argument("--arms", default="passthrough,sc4")
+    ap.add_argument(
+        "--concurrency", type=int, default=2, help="questions in flight at once (per arm)"
+    )
     ap.add_argument("--out", default=str(ROOT / "results" / "serve_tools"))
     args = ap.parse_args()
     items = select(load_items(args.data, "gsm8k"), args.questions, args.seed)
@@ -178,16 +181,18 @@ async def main() -> None:
                 base_url=srv.base_url, api_key="unused", max_retries=0, timeout=900
             )
             for arm in arms:
-                rows = []
-                for i, item in enumerate(items):
-                    row = await asyncio.to_thread(
-                        agent_loop,
-                        client,
-                        models[arm],
-                        item.question,
-                        args.max_turns,
-                        args.max_tokens,
-                    )
+                gate = asyncio.Semaphore(args.concurrency)
+
+                async def one(i: int, item: Any, arm: str = arm, gate: Any = gate) -> Any:
+                    async with gate:
+                        row = await asyncio.to_thread(
+                            agent_loop,
+                            client,
+                            models[arm],
+                            item.question,
+                            args.max_turns,
+                            args.max_tokens,
+                        )
                     row.update(
                         arm=arm,
                         id=item.id,
@@ -195,7 +200,6 @@ async def main() -> None:
                         correct=row["answer"] is not None
                         and is_equivalent(row["answer"], item.gold),
                     )
-                    rows.append(row)
                     rec.write(json.dumps(row) + "\n")
                     rec.flush()
                     print(
@@ -204,6 +208,9 @@ async def main() -> None:
                         f"bad={row['bad_calls']} ({row['wall_s']}s)",
                         flush=True,
                     )
+                    return row
+
+                rows = list(await asyncio.gather(*(one(i, it) for i, it in enumerate(items))))
                 summary["arms"][arm] = summarize(rows)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
