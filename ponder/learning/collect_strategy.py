@@ -90,8 +90,24 @@ class TraceLog:
             self.conf.extend(round(token_confidence(t), 4) for t in choice.top_logprobs)
 
 
+class ProbedTraceFields(Strategy):
+    """The trace and probe settings shared by the collector and the live DRR strategies, so a
+    judge trained on a collection is used with the same segmentation (not registered)."""
+
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(320, gt=0)
+    probe_every: int = Field(64, gt=0)
+    probe_max_tokens: int = Field(12, gt=0)
+    probe_stop: tuple[str, ...] = ("}",)
+    top_logprobs: int = Field(5, ge=0, le=20)
+    seed: int = 0
+    system_template: str = "cot_system"
+    user_template: str = "cot_user"
+    cue_template: str = "probe_cue"
+
+
 @register_strategy
-class BehaviourCollector(Strategy):
+class BehaviourCollector(ProbedTraceFields):
     """Record k traces of one question, with probes, logprobs and self-critique."""
 
     name: ClassVar[str] = "collect"
@@ -99,17 +115,7 @@ class BehaviourCollector(Strategy):
     k: int = Field(8, ge=1, le=64)
     greedy: bool = False
     temperature: float = Field(0.7, gt=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(320, gt=0)
-    probe_every: int = Field(64, gt=0)
-    probe_max_tokens: int = Field(12, gt=0)
-    probe_stop: tuple[str, ...] = ("}",)
-    top_logprobs: int = Field(5, ge=0, le=20)
     self_critique: bool = True
-    seed: int = 0
-    system_template: str = "cot_system"
-    user_template: str = "cot_user"
-    cue_template: str = "probe_cue"
     critique_template: str = "self_critique_user"
 
     @model_validator(mode="after")

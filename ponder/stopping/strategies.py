@@ -32,12 +32,18 @@ from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer
 from ponder.errors import ConfigError, InputError
-from ponder.learning.collect_strategy import CUE_SEPARATOR, TraceLog, p_yes, probe_flow
+from ponder.learning.collect_strategy import (
+    CUE_SEPARATOR,
+    ProbedTraceFields,
+    TraceLog,
+    p_yes,
+    probe_flow,
+)
 from ponder.orchestrator.requests import Completion, GenerationRequest, Message, SamplingParams
 from ponder.prompts import load_template
 from ponder.stopping.features import CheckpointState, majority
 from ponder.stopping.model import DM, load_dm
-from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
+from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Task
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.registry import register_strategy
 from ponder.strategies.sampling import ensure_some_answer
@@ -65,7 +71,7 @@ def withhold(
     return out
 
 
-class ProbedReasoner(Strategy):
+class ProbedReasoner(ProbedTraceFields):
     """Shared fields and the segment + probe loop of the DRR strategies (not registered)."""
 
     name: ClassVar[str] = "_drr_base"
@@ -74,16 +80,6 @@ class ProbedReasoner(Strategy):
     allow_other_reasoner: bool = False
     abstain_below: float | None = Field(None, ge=0.0, le=1.0)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(320, gt=0)
-    probe_every: int = Field(64, gt=0)
-    probe_max_tokens: int = Field(12, gt=0)
-    probe_stop: tuple[str, ...] = ("}",)
-    top_logprobs: int = Field(5, ge=0, le=20)
-    seed: int = 0
-    system_template: str = "cot_system"
-    user_template: str = "cot_user"
-    cue_template: str = "probe_cue"
 
     def judged_templates(self) -> list[str]:
         return [self.system_template, self.user_template, self.cue_template]
