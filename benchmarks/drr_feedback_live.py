@@ -23,10 +23,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ponder.config import ChainConfig
 from ponder.evaluation.datasets import load_items, select
 from ponder.grading import is_equivalent
-from ponder.orchestrator.backends.local import LocalBackend
-from ponder.orchestrator.engine import Orchestrator
+from ponder.orchestrator.session import Session
 from ponder.stopping.metrics import paired, wilson
 from ponder.stopping.strategies import Feedback, StopSampling, StopThinking
 from ponder.strategies.base import Strategy, Task
@@ -45,6 +45,12 @@ def chains(args: argparse.Namespace) -> dict[str, Strategy]:
     }
 
 
+def session_of(args: argparse.Namespace) -> Session:
+    """The chain file's backend (``-c``; e.g. a running llama-server), else the embedded model."""
+    cfg = ChainConfig.load(args.config) if args.config else ChainConfig(max_concurrency=8)
+    return cfg.session()
+
+
 async def feedback(args: argparse.Namespace) -> None:
     items = select(load_items(args.dataset), args.first)
     out = Path(args.out)
@@ -54,9 +60,10 @@ async def feedback(args: argparse.Namespace) -> None:
         (r["chain"], r["id"])
         for r in map(json.loads, runs.read_text().splitlines() if runs.exists() else [])
     }
-    async with LocalBackend() as backend:
-        orch = Orchestrator(backend, max_concurrency=8)
+    async with session_of(args) as orch:
         for name, strat in chains(args).items():
+            if name not in args.chains.split(","):
+                continue
             todo = [it for it in items if (name, it.id) not in done]
 
             async def one(it: Any, name: str = name, strat: Strategy = strat) -> None:
@@ -68,6 +75,10 @@ async def feedback(args: argparse.Namespace) -> None:
                     "correct": is_equivalent(r.answer, it.gold),
                     "completion_tokens": r.usage.completion_tokens,
                     "rounds": len(r.outcome.data.get("rounds", [])),
+                    "first_correct": is_equivalent(
+                        (r.outcome.data.get("rounds") or [{"answer": r.answer}])[0]["answer"],
+                        it.gold,
+                    ),
                     "confidence": r.outcome.confidence,
                 }
                 with runs.open("a") as f:
@@ -84,12 +95,22 @@ def report(runs: Path) -> None:
         by.setdefault(r["chain"], {})[r["id"]] = r
     base = by.get("no_feedback", {})
     for name, recs in by.items():
-        ids = [i for i in recs if i in base]
+        ids = [i for i in recs if i in base] if base else list(recs)
         k = sum(recs[i]["correct"] for i in ids)
         lo, hi = wilson(k, len(ids))
         won, lost, p = paired([recs[i]["correct"] for i in ids], [base[i]["correct"] for i in ids])
         tok = sum(recs[i]["completion_tokens"] for i in ids) / max(1, len(ids))
         sent = sum(recs[i]["rounds"] > 1 for i in ids)
+        own = [i for i in recs if "first_correct" in recs[i]]
+        if own:  # the change feedback made to this chain's own first answers (same traces)
+            w0, l0, p0 = paired(
+                [recs[i]["correct"] for i in own], [recs[i]["first_correct"] for i in own]
+            )
+            k0 = sum(recs[i]["first_correct"] for i in own)
+            print(
+                f"{name:<18} vs its own first round: n={len(own)} first {k0} -> final "
+                f"{sum(recs[i]['correct'] for i in own)}, won/lost {w0}/{l0} (McNemar p {p0:.2f})"
+            )
         print(
             f"{name:<18} n={len(ids):>3} acc {k / max(1, len(ids)):.3f} [{lo:.3f},{hi:.3f}] "
             f"won/lost vs no_feedback {won}/{lost} (McNemar p {p:.2f}) "
@@ -109,8 +130,7 @@ async def live_check(args: argparse.Namespace) -> None:
     scored = score_collection(dm, records[: args.live_check], int(s["max_tokens"]))
     fields = {k: s[k] for k in ("max_tokens", "probe_every", "probe_max_tokens", "temperature")}
     agree = tokens_agree = total = 0
-    async with LocalBackend() as backend:
-        orch = Orchestrator(backend, max_concurrency=8)
+    async with session_of(args) as orch:
         for q in scored:
             rep = dm_sample(q, dm, args.threshold)
             live = StopSampling(
@@ -136,12 +156,18 @@ async def live_check(args: argparse.Namespace) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dm", required=True, help="DM artifact (or 'default')")
+    ap.add_argument("-c", "--config", help="chain file whose backend to use (default: embedded)")
     ap.add_argument("--dataset", default=str(DATA))
     ap.add_argument("--first", type=int, default=50)
     ap.add_argument("--threshold", type=float, default=0.3, help="DM: send back under this P")
     ap.add_argument("--critique-threshold", type=float, default=0.5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--chains",
+        default="no_feedback,dm_feedback,critique_feedback",
+        help="comma-separated subset to run (each also reports its change from its own round 0)",
+    )
     ap.add_argument("--out", default="results/drr-feedback")
     ap.add_argument("--live-check", type=int, help="replay vs live on N collection questions")
     ap.add_argument("--collection", help="the collection --live-check replays")
