@@ -6,9 +6,12 @@ outcomes (``wilson``, ``paired``). Plain Python; ``auroc`` returns ``None`` with
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from ponder.evaluation.stats import mcnemar_exact, wilson
+
+__all__ = ["Bin", "auroc", "ece", "paired", "reliability", "wilson"]
 
 
 def auroc(y: Sequence[bool], p: Sequence[float]) -> float | None:
@@ -66,24 +69,8 @@ def ece(y: Sequence[bool], p: Sequence[float], bins: int = 10) -> float | None:
     return sum(b.count * abs(b.mean_p - b.accuracy) for b in reliability(y, p, bins)) / len(p)
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion ``k / n``."""
-    if n == 0:
-        return 0.0, 1.0
-    ph = k / n
-    d = 1 + z * z / n
-    c = (ph + z * z / (2 * n)) / d
-    h = z * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
 def paired(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
-    """(won, lost, exact McNemar p) of ``a`` against ``b`` on the same units."""
+    """(won, lost, exact McNemar p) of ``a`` against ``b`` on the same units (in order)."""
     won = sum(x and not y for x, y in zip(a, b, strict=True))
     lost = sum(y and not x for x, y in zip(a, b, strict=True))
-    n = won + lost
-    if n == 0:
-        return 0, 0, 1.0
-    k = min(won, lost)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return won, lost, min(1.0, 2 * tail)
+    return won, lost, mcnemar_exact(won, lost)
