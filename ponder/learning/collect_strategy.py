@@ -140,7 +140,7 @@ class BehaviourCollector(ProbedTraceFields):
                 outcomes.append(r)
             else:  # an unexpected exception in a trace flow: keep the cause, typed
                 log = TraceLog(seed=None, error=f"{type(r).__name__}: {r}")
-                outcomes.append(Outcome(answer=None, text="", data={"trace": log}))
+                outcomes.append(Outcome(answer=None, text="", data={"trace": log, "exception": r}))
         greedy = outcomes.pop() if self.greedy else None
         return Outcome(
             answer=None,

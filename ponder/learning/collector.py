@@ -5,6 +5,9 @@ time through one orchestrator; each finished question is graded and appended to
 ``records.jsonl`` as one line (flushed and fsynced), so a crash or Ctrl-C loses nothing written
 and a rerun with the same settings continues where it stopped. A rerun with *different*
 settings (or another reasoner) into the same directory is refused, naming what differs.
+A question whose trace failed (after the orchestrator's retries) is not written but counted as
+failed, so a rerun redoes it; a failure no rerun can fix (a missing backend capability, a
+rejected key, a config error) stops the whole collection at the first question, writing nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import ConfigError, PonderError
+from ponder.errors import AuthenticationFailed, CapabilityMissing, ConfigError, PonderError
 from ponder.evaluation.datasets import Item
 from ponder.grading import is_equivalent
 from ponder.learning.collect_strategy import BehaviourCollector, TraceLog
@@ -218,6 +221,11 @@ async def collect(
                 summary.failed.append((item.id, f"{type(exc).__name__}: {exc}"))
                 bar.update(1)
                 return
+            problem = _sample_failure(result.outcome)
+            if problem is not None:  # not written: a rerun redoes this question
+                summary.failed.append((item.id, f"{type(problem).__name__}: {problem}"))
+                bar.update(1)
+                return
             u = result.usage
             rec = _record_of(item, result.outcome, u.to_dict(), time.perf_counter() - t)
             line = rec.model_dump_json(exclude_none=True) + "\n"
@@ -241,6 +249,30 @@ async def collect(
         summary.wall_s = time.perf_counter() - t0
         bar.close()
     return summary
+
+
+FATAL = (CapabilityMissing, AuthenticationFailed, ConfigError)
+"""Sample failures that every question would meet the same way: the collection stops at once."""
+
+
+def _sample_failure(outcome: Outcome) -> BaseException | None:
+    """The first failure among a question's traces (greedy included), or None if all finished.
+
+    A question with a failed trace is not written (a collection with holes would bias what is
+    trained on it); a failure that no rerun can fix (``FATAL``) is raised, stopping the run.
+    """
+    greedy = outcome.data.get("greedy")
+    traces = [*outcome.samples, *([greedy] if greedy is not None else [])]
+    first: BaseException | None = None
+    for s in traces:
+        exc = s.data.get("exception")
+        log = s.data.get("trace")
+        if exc is None and log is not None and log.error:
+            exc = PonderError(log.error)
+        if isinstance(exc, FATAL):
+            raise exc
+        first = first or exc
+    return first
 
 
 def _bar(total: int, initial: int, enabled: bool) -> Any:

@@ -14,7 +14,7 @@ from ponder.learning.collect_strategy import BehaviourCollector, p_yes, probe_an
 from ponder.learning.collector import build_manifest, collect
 from ponder.learning.records import ModelInfo, read_collection
 from ponder.orchestrator.backends.fake import FakeBackend
-from ponder.orchestrator.engine import Orchestrator
+from ponder.orchestrator.engine import Orchestrator, RetryPolicy
 from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
 from ponder.strategies.base import Fork, Generate, Task
 
@@ -121,3 +121,57 @@ async def test_collect_writes_grades_and_resumes(tmp_path: Path) -> None:
     other = build_manifest(strat.model_copy(update={"k": 3}), ModelInfo(name="fake"), data, 3, None)
     with pytest.raises(ConfigError, match="k \\(2 vs 3\\)"):
         await collect(items, out, orch, strat, other, progress=False)
+
+
+def _failing(exc: Exception, on_seed: int) -> object:
+    def responder(request: GenerationRequest, i: int) -> Choice:
+        if request.purpose == "reason" and (request.params.seed or 0) == on_seed:
+            raise exc
+        return _responder(request, i)
+
+    return responder
+
+
+async def test_question_with_a_failed_trace_is_not_written_and_redone(tmp_path: Path) -> None:
+    from ponder.errors import UpstreamServerError
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "q0", "answer": "#### 4"}) + "\n")
+    items = [Item("0", "q0", "4"), Item("1", "q1", "4")]
+    strat = BehaviourCollector(k=2, max_tokens=8, probe_every=3, self_critique=False)
+    manifest = build_manifest(strat, ModelInfo(name="fake"), data, 1, None)
+    out = tmp_path / "c"
+    orch = Orchestrator(
+        FakeBackend(_failing(UpstreamServerError("boom", status=500), on_seed=1)),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    s1 = await collect(items, out, orch, strat, manifest, progress=False)
+    assert s1.collected == 0 and [q for q, _ in s1.failed] == ["0", "1"]
+    assert "UpstreamServerError" in s1.failed[0][1]
+    assert read_collection(out)[1] == []  # nothing half-written
+    s2 = await collect(
+        items, out, Orchestrator(FakeBackend(_responder)), strat, manifest, progress=False
+    )
+    assert s2.collected == 2 and not s2.failed
+
+
+async def test_unfixable_failure_stops_the_collection(tmp_path: Path) -> None:
+    from ponder.errors import CapabilityMissing
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "q0", "answer": "#### 4"}) + "\n")
+    items = [Item(str(i), f"q{i}", "4") for i in range(5)]
+    strat = BehaviourCollector(k=2, max_tokens=8, probe_every=3, self_critique=False)
+    manifest = build_manifest(strat, ModelInfo(name="fake"), data, 1, None)
+    backend = FakeBackend(_failing(CapabilityMissing("no continuation"), on_seed=0))
+    with pytest.raises(CapabilityMissing, match="no continuation"):
+        await collect(
+            items,
+            tmp_path / "c",
+            Orchestrator(backend),
+            strat,
+            manifest,
+            questions_at_once=1,
+            progress=False,
+        )
+    assert read_collection(tmp_path / "c")[1] == []
