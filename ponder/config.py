@@ -75,12 +75,15 @@ BACKEND_KINDS: NamedRegistry[BackendConfig] = NamedRegistry(
 
 class LocalBackendConfig(BackendConfig):
     """The embedded llama.cpp server. ``model_path`` defaults to the verified default model;
+    ``model`` names one instead: a built-in model or one registered by ``ponder ssa export``
+    (``ponder.orchestrator.backends.local.registry``; verified by its sha256 before serving).
     ``runtime`` is ``auto`` (the prebuilt wheel, or the native build once measured faster),
     ``prebuilt`` or ``native`` (see ``ponder/orchestrator/backends/local/runtime.py``)."""
 
     __kind__ = "local"
     kind: Literal["local"] = "local"
     runtime: Literal["auto", "prebuilt", "native"] = "auto"
+    model: str | None = None
     model_path: str | None = None
     sha256: str | None = None
     n_parallel: int = Field(8, ge=1, le=64)
@@ -88,12 +91,35 @@ class LocalBackendConfig(BackendConfig):
     threads: int | None = Field(None, ge=1)
     timeout_s: float = Field(3600.0, gt=0)
 
+    @model_validator(mode="after")
+    def _one_model(self) -> LocalBackendConfig:
+        if self.model is not None and (self.model_path is not None or self.sha256 is not None):
+            raise ConfigError(
+                "model",
+                "give either model (a name) or model_path (+ sha256), not both",
+            )
+        return self
+
+    def resolved(self) -> tuple[str | None, str | None, Any]:
+        """``(model_path, sha256, spec)`` for the backend: ``model`` looked up by name (an
+        unknown name is a ``ConfigError`` listing the valid ones), else the fields as given."""
+        if self.model is None:
+            return self.model_path, self.sha256, None
+        from ponder.orchestrator.backends.local.registry import RegisteredModel, resolve_model
+
+        found = resolve_model(self.model)
+        if isinstance(found, RegisteredModel):
+            return found.file, found.sha256, None
+        return None, None, found
+
     def build(self) -> Backend:
         from ponder.orchestrator.backends.local import LocalBackend
 
+        model_path, sha256, spec = self.resolved()
         return LocalBackend(
-            self.model_path,
-            sha256=self.sha256,
+            model_path,
+            sha256=sha256,
+            spec=spec,
             n_parallel=self.n_parallel,
             ctx_per_slot=self.ctx_per_slot,
             threads=self.threads,
@@ -305,9 +331,9 @@ class ChainConfig(ChainParts):
         return load_config_file(cls, path)
 
     def build_backends(self) -> dict[str, Backend]:
-        backends = {"default": self.backend.build()}
+        backends = {"default": _build(self.backend, "backend")}
         for role, cfg in self.roles.items():
-            backends[role] = cfg.build()
+            backends[role] = _build(cfg, f"roles.{role}")
         return backends
 
     def session(self, backends: Mapping[str, Backend] | None = None) -> Session:
@@ -318,6 +344,15 @@ class ChainConfig(ChainParts):
     def build_orchestrator(self, backends: Mapping[str, Backend] | None = None) -> Orchestrator:
         """An orchestrator without lifetime management; prefer ``session()``."""
         return self.session(backends)
+
+
+def _build(cfg: BackendConfig, where: str) -> Backend:
+    """``cfg.build()``, a ``ConfigError`` it raises (an unknown model name) naming the field in
+    the chain (``roles.aggregator.model``)."""
+    try:
+        return cfg.build()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc.field}" if exc.field else where, exc.reason) from exc
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -16,7 +16,12 @@ from pathlib import Path
 
 from ponder.errors import BackendError, ServerDiedError, ServerStartError
 from ponder.orchestrator.backends.base import Backend, Capabilities
-from ponder.orchestrator.backends.local.model import DEFAULT_MODEL, ensure_model, verify_model
+from ponder.orchestrator.backends.local.model import (
+    DEFAULT_MODEL,
+    ModelSpec,
+    ensure_model,
+    verify_model,
+)
 from ponder.orchestrator.backends.local.progress import say
 from ponder.orchestrator.backends.local.runtime import Runtime, RuntimeChoice, choose_runtimes
 from ponder.orchestrator.backends.local.server import (
@@ -43,11 +48,16 @@ __all__ = [
 
 
 def prepare_model(
-    model_path: str | Path | None = None, *, sha256: str | None = None, quiet: bool = False
+    model_path: str | Path | None = None,
+    *,
+    sha256: str | None = None,
+    quiet: bool = False,
+    spec: ModelSpec | None = None,
 ) -> Path:
-    """Assemble/verify the default model, or check a user's GGUF file; return its path."""
+    """Assemble/verify the default model (or the built-in ``spec``), or check a user's GGUF
+    file (against ``sha256`` when given); return its path."""
     if model_path is None:
-        model = ensure_model(DEFAULT_MODEL, quiet=quiet)
+        model = ensure_model(spec or DEFAULT_MODEL, quiet=quiet)
     else:
         model = Path(model_path).expanduser()
         if not model.is_file():
@@ -63,11 +73,12 @@ def prepare_local(
     sha256: str | None = None,
     runtime: RuntimeChoice | str | None = "auto",
     quiet: bool = False,
+    spec: ModelSpec | None = None,
 ) -> tuple[list[Runtime], Path]:
     """Choose the runtime(s) to try (building only for an explicit ``native``) and prepare the
     model; return ``(runtimes, model)``, best runtime first."""
     runtimes = choose_runtimes(runtime, quiet=quiet)
-    return runtimes, prepare_model(model_path, sha256=sha256, quiet=quiet)
+    return runtimes, prepare_model(model_path, sha256=sha256, quiet=quiet, spec=spec)
 
 
 class LocalBackend(Backend):
@@ -75,6 +86,9 @@ class LocalBackend(Backend):
 
     ``runtime``: ``"auto"`` (the prebuilt wheel, or the native build once it is measured faster;
     ``$PONDER_LOCAL_RUNTIME`` can set it), ``"prebuilt"`` or ``"native"`` (built if needed).
+    ``spec``: a built-in model other than the default (assembled on first use), when
+    ``model_path`` is not given; a model named in a config resolves to one of the two
+    (``ponder.orchestrator.backends.local.registry``).
     """
 
     name = "local"
@@ -91,8 +105,10 @@ class LocalBackend(Backend):
         n_mode: str = "fanout",
         timeout_s: float = LOCAL_TIMEOUT_S,
         runtime: RuntimeChoice | str = "auto",
+        spec: ModelSpec | None = None,
     ) -> None:
         self.runtime = runtime
+        self.spec = spec
         self.model_path = model_path
         self.sha256 = sha256
         self.n_parallel = n_parallel
@@ -113,7 +129,11 @@ class LocalBackend(Backend):
 
     def _start_blocking(self) -> OpenAICompatibleBackend:
         runtimes, model = prepare_local(
-            self.model_path, sha256=self.sha256, runtime=self.runtime, quiet=self.quiet
+            self.model_path,
+            sha256=self.sha256,
+            runtime=self.runtime,
+            quiet=self.quiet,
+            spec=self.spec,
         )
         failures: list[str] = []
         for runtime in runtimes:  # the first that starts serves; a fallback only under "auto"
