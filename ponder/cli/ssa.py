@@ -1,13 +1,31 @@
-"""``ponder ssa data``: SSA training examples from a behaviour collection (train questions)."""
+"""``ponder ssa data | rft | train | export``: train the SSA aggregator (docs/ssa.md).
+
+``data`` and ``rft`` run in the main install; ``train`` and ``export`` need torch, transformers
+and peft, which live in the train venv (scripts/setup-train-venv.sh). Run from an environment
+without them, ``train`` and ``export`` re-run themselves with the train venv's Python when it
+exists (``$PONDER_TRAIN_VENV``, default ``.venv-train`` beside the package's checkout), and
+otherwise fail saying how to make it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
+import os
+import sys
+from pathlib import Path
 from typing import Any
+
+from ponder.errors import MissingExtraError
+
+TRAIN_MODULES = ("torch", "transformers", "peft")
+REEXEC_ENV = "PONDER_TRAIN_REEXEC"
+DEFAULT_NAME = "ssa-0.5b-rft"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("ssa", help="SSA aggregator training: build data from a collection")
+    p = sub.add_parser("ssa", help="SSA aggregator training: data, rft targets, train, export")
     steps = p.add_subparsers(dest="ssa_command", required=True, metavar="STEP")
     d = steps.add_parser("data", help="SSA prompts (the inference format) from sample sets")
     d.add_argument("--collection", required=True, help="a `ponder collect` directory")
@@ -19,6 +37,73 @@ def register(sub: Any) -> None:
     d.add_argument("--majority-right-per-teaching", type=float, default=1.0)
     d.add_argument("--none-right-share", type=float, default=0.1)
     d.set_defaults(handler=handle_data)
+    _register_rft(steps)
+    _register_train(steps)
+    _register_export(steps)
+
+
+def _register_rft(steps: Any) -> None:
+    r = steps.add_parser(
+        "rft", help="rejection-sampling targets: sample the aggregator, keep right"
+    )
+    r.add_argument("--data", required=True, help="the JSONL `ponder ssa data` wrote")
+    r.add_argument("--out", required=True, help="targets JSONL (resumable; manifest beside)")
+    r.add_argument("-c", "--config", help="chain file; its aggregator role (else backend) samples")
+    r.add_argument("--model-file", help="GGUF behind the aggregator, hashed into the manifest")
+    r.add_argument("-n", type=int, default=4, help="aggregator samples per example (default 4)")
+    r.add_argument("--temperature", type=float, default=0.8)
+    r.add_argument("--top-p", type=float, default=1.0)
+    r.add_argument("--max-tokens", type=int, default=512)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--cap", type=int, default=2, help="correct targets kept per example")
+    r.add_argument(
+        "--fallback",
+        choices=("candidate", "none"),
+        default="candidate",
+        help="when no sample is right: a target from a correct candidate (default) or none",
+    )
+    r.add_argument("--role", default="aggregator", help="backend role that samples")
+    r.add_argument("--first", type=int, help="only the first N examples")
+    r.add_argument("--examples-at-once", type=int, default=2)
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(handler=handle_rft)
+
+
+def _register_train(steps: Any) -> None:
+    t = steps.add_parser("train", help="LoRA SFT on rft targets (train venv)")
+    t.add_argument("--data", required=True, help="the JSONL `ponder ssa rft` wrote")
+    t.add_argument("--base", help="HF model dir (default: the prepared default model)")
+    t.add_argument("--name", help=f"adapter name (default {DEFAULT_NAME} for the default base)")
+    t.add_argument("--out", help="output dir (default ~/.cache/ponder/ssa/<name>)")
+    t.add_argument("--r", type=int, default=16, help="LoRA rank")
+    t.add_argument("--alpha", type=float, default=32.0)
+    t.add_argument("--dropout", type=float, default=0.05)
+    t.add_argument("--target-modules", help="comma-separated (default q,k,v,o,gate,up,down proj)")
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--batch-size", type=int, default=1)
+    t.add_argument("--grad-accum", type=int, default=4)
+    t.add_argument("--max-length", type=int, default=3072, help="longer pairs are dropped")
+    t.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--threads", type=int, help="CPU threads (default: every core)")
+    t.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
+    t.add_argument("--no-gradient-checkpointing", action="store_true")
+    t.add_argument("--force", action="store_true", help="replace an adapter already in --out")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(handler=handle_train)
+
+
+def _register_export(steps: Any) -> None:
+    e = steps.add_parser("export", help="merge, convert to GGUF, register by name (train venv)")
+    e.add_argument("--adapter", required=True, help="a `ponder ssa train` output dir")
+    e.add_argument("--name", help="model name to register (default: the adapter's name)")
+    e.add_argument("--outtype", choices=("q8_0", "f16", "bf16", "f32"), default="q8_0")
+    e.add_argument("--models-dir", help="where the GGUF goes (default ~/.cache/ponder/models)")
+    e.add_argument("--keep-merged", action="store_true", help="keep ADAPTER/merged")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(handler=handle_export)
 
 
 def handle_data(args: argparse.Namespace) -> int:
@@ -37,4 +122,186 @@ def handle_data(args: argparse.Namespace) -> int:
     out = write_ssa_examples(examples, info, args.out)
     kept = ", ".join(f"{k} {v}" for k, v in sorted(info["kept"].items()))
     print(f"wrote {len(examples)} SSA examples to {out} ({kept}; available {info['available']})")
+    return 0
+
+
+# -- rft ------------------------------------------------------------------------------------------
+
+
+def handle_rft(args: argparse.Namespace) -> int:
+    return asyncio.run(_rft(args))
+
+
+async def _rft(args: argparse.Namespace) -> int:
+    from ponder.config import ChainConfig
+    from ponder.learning.ssa_rft_run import (
+        RFTSettings,
+        build_rft_manifest,
+        read_ssa_examples,
+        run_rft,
+        summarize_rft,
+        summary_text,
+    )
+    from ponder.orchestrator.session import Session
+
+    examples, data_manifest = read_ssa_examples(args.data)
+    if args.first is not None:
+        examples = examples[: args.first]
+    cfg = ChainConfig.load(args.config) if args.config else ChainConfig()
+    settings = RFTSettings(
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        cap=args.cap,
+        fallback=args.fallback,
+        role=args.role,
+    )
+    backend_cfg = cfg.roles.get(args.role, cfg.backend)
+    model = backend_model_info(backend_cfg, args.model_file)
+    manifest = build_rft_manifest(args.data, data_manifest, model, settings)
+    async with Session.from_config(cfg) as session:
+        summary = await run_rft(
+            examples,
+            args.out,
+            session,
+            settings,
+            manifest,
+            examples_at_once=args.examples_at_once,
+            progress=not args.quiet,
+        )
+    print(summary.line())
+    print(summary_text(summarize_rft(args.out)))
+    for eid, why in summary.failed[:5]:
+        print(f"  failed {eid}: {why}")
+    return 1 if summary.failed else 0
+
+
+def backend_model_info(backend: Any, model_file: str | None = None) -> Any:
+    """Which model a backend config serves, for a manifest: the ``--model-file`` GGUF, the
+    local backend's named, given or default model, or an endpoint's model name."""
+    from ponder.config import LocalBackendConfig
+    from ponder.learning.records import ModelInfo
+    from ponder.orchestrator.backends.local.model import DEFAULT_MODEL, sha256_file
+
+    if model_file:
+        path = Path(model_file).expanduser()
+        return ModelInfo(name=path.stem, file=str(path), sha256=sha256_file(path))
+    if isinstance(backend, LocalBackendConfig):
+        path_s, sha, spec = backend.resolved()
+        if spec is not None:
+            return ModelInfo(name=spec.name, file=spec.file_name, sha256=spec.sha256)
+        if path_s is None:
+            return ModelInfo(
+                name=DEFAULT_MODEL.name, file=DEFAULT_MODEL.file_name, sha256=DEFAULT_MODEL.sha256
+            )
+        path = Path(path_s).expanduser()
+        return ModelInfo(
+            name=backend.model or path.stem, file=str(path), sha256=sha or sha256_file(path)
+        )
+    return ModelInfo(name=str(getattr(backend, "model", None) or backend.kind))
+
+
+# -- train / export (train venv) ------------------------------------------------------------------
+
+
+def train_venv_python() -> Path:
+    """The train venv's Python (``$PONDER_TRAIN_VENV``, else ``.venv-train`` in the checkout)."""
+    env = os.environ.get("PONDER_TRAIN_VENV")
+    venv = Path(env) if env else Path(__file__).resolve().parents[2] / ".venv-train"
+    return venv / "bin" / "python"
+
+
+def ensure_train_env(argv: list[str]) -> None:
+    """Return if torch, transformers and peft import here; else re-run ``ponder`` with the
+    train venv's Python (replacing this process), or raise ``MissingExtraError`` saying how to
+    make that venv."""
+    missing = [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
+    if not missing:
+        return
+    python = train_venv_python()
+    if python.is_file() and os.environ.get(REEXEC_ENV) != "1":
+        print(
+            f"ponder: {', '.join(missing)} not here; running in {python.parent.parent}",
+            file=sys.stderr,
+        )
+        os.environ[REEXEC_ENV] = "1"
+        os.execv(str(python), [str(python), "-m", "ponder", *argv])
+    raise MissingExtraError(
+        f"`ponder ssa {argv[1] if len(argv) > 1 else 'train'}` needs {', '.join(missing)} (the "
+        "train extra), kept out of the main install: run scripts/setup-train-venv.sh (it makes "
+        f"{python.parent.parent}; this command then re-runs itself there), or pip install "
+        "'ponder[train]'"
+    )
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The ``ponder`` arguments of this command (what a re-run in the train venv repeats)."""
+    return list(getattr(args, "argv", None) or sys.argv[1:])
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    ensure_train_env(_argv(args))
+    from ponder.learning.ssa_train import DEFAULT_TARGETS, TrainSettings, train_ssa
+    from ponder.orchestrator.backends.local.cache import cache_dir
+    from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+
+    if args.base:
+        base = Path(args.base).expanduser()
+        name = args.name or f"ssa-{base.name}"
+    else:
+        base = prepare_hf_model(None, quiet=args.quiet)  # verified, converted once
+        name = args.name or DEFAULT_NAME
+    out = Path(args.out).expanduser() if args.out else cache_dir() / "ssa" / name
+    targets = (
+        tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
+        if args.target_modules
+        else DEFAULT_TARGETS
+    )
+    settings = TrainSettings(
+        r=args.r,
+        alpha=args.alpha,
+        dropout=args.dropout,
+        target_modules=targets,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        max_length=args.max_length,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        dtype=args.dtype,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+    )
+    meta = train_ssa(
+        args.data, base, out, settings, name=name, progress=not args.quiet, force=args.force
+    )
+    ex = meta["examples"]
+    print(
+        f"trained {meta['name']} in {meta['wall_s']:.0f} s on {meta['device']}: {meta['steps']} "
+        f"steps ({meta['s_per_step']} s/step), {ex['used']} pairs ({ex['by_source']}; "
+        f"{ex['dropped_too_long']} dropped as longer than {settings.max_length} tokens), "
+        f"loss {meta['first_loss']:.4f} -> {meta['final_loss']:.4f}; adapter in {out}"
+    )
+    print(f"next: ponder ssa export --adapter {out}")
+    return 0
+
+
+def handle_export(args: argparse.Namespace) -> int:
+    ensure_train_env(_argv(args))
+    from ponder.learning.ssa_export import export_ssa
+
+    rec = export_ssa(
+        args.adapter,
+        name=args.name,
+        outtype=args.outtype,
+        models_dir=args.models_dir,
+        keep_merged=args.keep_merged,
+        quiet=args.quiet,
+    )
+    print(f"exported {rec['name']}: {rec['file']} (sha256 {rec['sha256']})")
+    print(f"use it: roles: {{aggregator: {{kind: local, model: {rec['name']}}}}}")
     return 0
