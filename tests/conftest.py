@@ -9,7 +9,10 @@ import pytest
 from ponder.orchestrator.backends.local import LocalBackend
 
 # tests/vllm_real needs the separate vLLM venv; tests/integration/test_vllm_suite.py runs it there.
+# tests/train needs the train venv (torch, peft); tests/integration/test_train_suite.py runs it.
 collect_ignore = [] if os.environ.get("PONDER_VLLM_TESTS") == "1" else ["vllm_real"]
+if os.environ.get("PONDER_TRAIN_TESTS") != "1":
+    collect_ignore.append("train")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,66 @@
+"""SSA LoRA training on a tiny model: the prompt is the inference rendering, only the target
+carries loss, a few steps lower the loss, and the files the export reads are written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ponder.cli import main
+from ponder.learning.ssa_sft import IGNORE, Pair, encode, end_token_ids, render_prompt
+from ponder.orchestrator.backends.local.model import model_path
+from tests.train.conftest import QUESTIONS, ssa_messages
+
+TARGET = "The candidates disagree; 3 + 4 = 7. \\boxed{7}"
+
+
+def test_prompt_is_the_chat_template_and_only_the_target_is_labelled(tokenizer: Any) -> None:
+    msgs = ssa_messages(QUESTIONS[0][1], QUESTIONS[0][3])
+    enc = encode(tokenizer, Pair(msgs, TARGET, "aggregator", "x"), 4096, end_token_ids(tokenizer))
+    assert enc is not None
+    prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert prompt == render_prompt(tokenizer, msgs)
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n")
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    n = len(prompt_ids)
+    assert enc.input_ids[:n] == prompt_ids
+    assert enc.labels[:n] == [IGNORE] * n
+    assert all(label != IGNORE for label in enc.labels[n:])
+    assert tokenizer.decode(enc.labels[n:]) == TARGET + "<|im_end|>"
+    assert enc.labels[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_default_gguf_chat_template_equals_the_hf_one(tokenizer: Any) -> None:
+    """llama-server renders the GGUF's template; training renders the HF tokenizer's."""
+    from gguf import GGUFReader
+
+    gguf = model_path()
+    assert gguf.is_file(), f"{gguf} missing: run `ponder setup` first"
+    reader = GGUFReader(str(gguf))
+    assert reader.fields["tokenizer.chat_template"].contents() == tokenizer.chat_template
+
+
+def test_a_few_lora_steps_lower_the_loss(trained: Path) -> None:
+    meta = json.loads((trained / "ponder-ssa.json").read_text())
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert meta["format"] == "ponder.ssa/1" and meta["name"] == "ssa-tiny"
+    assert meta["steps"] == len(log) == 12
+    assert meta["examples"]["used"] == 4 and meta["examples"]["dropped_too_long"] == 1
+    assert meta["examples"]["by_source"] == {"aggregator": 4}
+    assert meta["hyperparameters"]["r"] == 8 and meta["device"] == "cpu"
+    first, last = log[0]["loss"], sum(e["loss"] for e in log[-3:]) / 3
+    assert last < 0.8 * first, [e["loss"] for e in log]
+    assert meta["final_loss"] == log[-1]["loss"] or abs(meta["final_loss"] - log[-1]["loss"]) < 1e-4
+    assert all(e["s"] > 0 and e["target_tokens"] > 0 for e in log)
+    assert (trained / "adapter_model.safetensors").is_file()
+    assert json.loads((trained / "adapter_config.json").read_text())["r"] == 8
+    print(f"tiny model: {meta['s_per_step']} s/step over {meta['steps']} steps")
+
+
+def test_training_an_existing_adapter_dir_again_is_refused(
+    trained: Path, rft_file: Path, tiny_base: Path, capsys: Any
+) -> None:
+    rc = main(["ssa", "train", "--data", str(rft_file), "--base", str(tiny_base),
+               "--out", str(trained), "--quiet"])  # fmt: skip
+    assert rc == 2 and "--force" in capsys.readouterr().err
