@@ -282,7 +282,8 @@ def handle_train(args: argparse.Namespace) -> int:
     ex = meta["examples"]
     print(
         f"trained {meta['name']} in {meta['wall_s']:.0f} s on {meta['device']}: {meta['steps']} "
-        f"steps ({meta['s_per_step']} s/step), {ex['used']} pairs ({ex['by_source']}; "
+        f"steps ({meta['s_per_step']} s/step, {ex['seen']} pairs seen), {ex['used']} pairs "
+        f"({ex['by_source']}; "
         f"{ex['dropped_too_long']} dropped as longer than {settings.max_length} tokens), "
         f"loss {meta['first_loss']:.4f} -> {meta['final_loss']:.4f}; adapter in {out}"
     )

@@ -276,6 +276,7 @@ def train_ssa(
             "rows": len(rows),
             "pairs": len(pairs),
             "used": len(encoded),
+            "seen": sum(len(b) for b in micro[: len(losses) * s.grad_accum]),
             "dropped_too_long": dropped,
             "by_source": by_source,
             "target_tokens": sum(e.target_tokens for e in encoded),

@@ -47,7 +47,7 @@ def test_a_few_lora_steps_lower_the_loss(trained: Path) -> None:
     assert meta["format"] == "ponder.ssa/1" and meta["name"] == "ssa-tiny"
     assert meta["steps"] == len(log) == 12
     assert meta["examples"]["used"] == 4 and meta["examples"]["dropped_too_long"] == 1
-    assert meta["examples"]["by_source"] == {"aggregator": 4}
+    assert meta["examples"]["by_source"] == {"aggregator": 4} and meta["examples"]["seen"] == 12
     assert meta["hyperparameters"]["r"] == 8 and meta["device"] == "cpu"
     first, last = log[0]["loss"], sum(e["loss"] for e in log[-3:]) / 3
     assert last < 0.8 * first, [e["loss"] for e in log]

@@ -10,6 +10,7 @@ import pytest
 
 from ponder.aggregator.ssa import SSA
 from ponder.answers import extract_answer
+from ponder.cli import main
 from ponder.errors import ConfigError
 from ponder.learning.records import ModelInfo
 from ponder.learning.ssa_data import SSAExample, write_ssa_examples
@@ -256,3 +257,32 @@ def test_training_pairs_one_per_target() -> None:
         ("t1", "aggregator", "a"),
         ("t2", "candidate", "a"),
     ]
+
+
+def test_cli_samples_through_the_chain_backend(tmp_path: Path, rm: Any, capsys: Any) -> None:
+    def chat(body: dict[str, Any], path: str, n: int) -> tuple[int, dict[str, Any]]:
+        k = int(body.get("n") or 1)
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": f"ok {i} \\boxed{{4}}"},
+             "finish_reason": "stop"}
+            for i in range(k)
+        ]  # fmt: skip
+        usage = {"prompt_tokens": 50 * k, "completion_tokens": 3 * k, "total_tokens": 53 * k}
+        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                     "choices": choices, "usage": usage}  # fmt: skip
+
+    server = rm(chat)
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(f"backend: {{kind: openai, base_url: '{server.url}/v1', model: agg-m}}\n")
+    data = _data(tmp_path)
+    out = tmp_path / "rft.jsonl"
+    args = ["ssa", "rft", "--data", str(data), "--out", str(out), "-c", str(chain), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "3 examples; 3 (100%) with ≥1 correct aggregator sample" in printed
+    assert "targets: aggregator 6;" in printed  # two distinct right texts each (cap 2)
+    man = json.loads((tmp_path / "rft.jsonl.manifest.json").read_text())
+    assert man["aggregator"]["name"] == "agg-m"
+    sent = [b for b in server.seen if b["_path"].endswith("/chat/completions")]
+    assert sent and all(b["temperature"] == 0.8 and b["max_tokens"] == 512 for b in sent)
+    assert sum(int(b.get("n") or 1) for b in sent) == 12
