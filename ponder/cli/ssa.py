@@ -30,7 +30,13 @@ def register(sub: Any) -> None:
     d = steps.add_parser("data", help="SSA prompts (the inference format) from sample sets")
     d.add_argument("--collection", required=True, help="a `ponder collect` directory")
     d.add_argument("--out", required=True, help="JSONL to write (a .manifest.json goes beside)")
-    d.add_argument("-k", type=int, default=5, help="candidates per set (default 5)")
+    d.add_argument(
+        "-k",
+        type=int,
+        nargs="+",
+        default=[5],
+        help="candidates per set (default 5; several: a mix)",
+    )
     d.add_argument("--subsets", type=int, default=4, help="sets drawn per question")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--max-candidate-tokens", type=int, default=384)

@@ -24,6 +24,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def kind_of(outcomes: list[Outcome], gold: str, correct: list[bool]) -> tuple[st
 def build_ssa_examples(
     collection: str | Path,
     *,
-    k: int = 5,
+    k: int | Sequence[int] = 5,
     subsets: int = 4,
     seed: int = 0,
     aggregator: SSA | None = None,
@@ -85,13 +86,14 @@ def build_ssa_examples(
     agg = aggregator or SSA()
     rng = random.Random(seed)
     pools: dict[str, list[SSAExample]] = {kind: [] for kind in KINDS}
-    for rec in records:
+    ks = [k] if isinstance(k, int) else list(k)
+    for rec, size in ((r, kk) for r in records for kk in ks):
         n = len(rec.samples)
-        if n < k:
-            raise InputError(f"question {rec.id} has {n} samples, fewer than k={k}")
+        if n < size:
+            raise InputError(f"question {rec.id} has {n} samples, fewer than k={size}")
         seen: set[tuple[int, ...]] = set()
         for _ in range(subsets):
-            picks = tuple(sorted(rng.sample(range(n), k)))
+            picks = tuple(sorted(rng.sample(range(n), size)))
             if picks in seen:
                 continue
             seen.add(picks)
@@ -129,7 +131,7 @@ def build_ssa_examples(
         "template_sha256": hashlib.sha256(
             load_template(agg.user_template).source.encode()
         ).hexdigest()[:16],
-        "k": k,
+        "k": ks[0] if len(ks) == 1 else ks,
         "subsets": subsets,
         "seed": seed,
         "max_candidate_tokens": agg.max_candidate_tokens,

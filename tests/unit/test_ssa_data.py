@@ -74,3 +74,14 @@ def test_mix_is_balanced(tmp_path: Path) -> None:
     out = write_ssa_examples(examples, info, tmp_path / "ssa" / "train.jsonl")
     assert len(out.read_text().splitlines()) == 8
     assert json.loads((tmp_path / "ssa" / "train.jsonl.manifest.json").read_text())["k"] == 3
+
+
+def test_several_set_sizes_mix(tmp_path: Path) -> None:
+    rec = _rec("a", ["5", "5", "4", "4", "5"])
+    d = _collection(tmp_path, [rec])
+    examples, info = build_ssa_examples(d, k=[3, 5], subsets=4, none_right_share=0.0)
+    sizes = sorted({len(e.candidates) for e in examples})
+    assert sizes == [3, 5] and info["k"] == [3, 5]
+    five = [e for e in examples if len(e.candidates) == 5]
+    assert len(five) == 1  # one way to pick 5 of 5: repeated draws are not duplicated
+    assert "Below are 5 candidate solutions" in five[0].messages[1]["content"]
