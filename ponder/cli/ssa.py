@@ -85,6 +85,9 @@ def _register_train(steps: Any) -> None:
     t.add_argument("--alpha", type=float, default=32.0)
     t.add_argument("--dropout", type=float, default=0.05)
     t.add_argument("--target-modules", help="comma-separated (default q,k,v,o,gate,up,down proj)")
+    t.add_argument(
+        "--last-layers", type=int, help="LoRA on the top N layers only (much faster on CPU)"
+    )
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--epochs", type=float, default=1.0)
     t.add_argument("--batch-size", type=int, default=1)
@@ -270,6 +273,7 @@ def handle_train(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         dropout=args.dropout,
         target_modules=targets,
+        last_layers=args.last_layers,
         lr=args.lr,
         epochs=args.epochs,
         batch_size=args.batch_size,

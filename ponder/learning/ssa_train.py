@@ -51,6 +51,9 @@ class TrainSettings(BaseModel):
     alpha: float = Field(32.0, gt=0)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    last_layers: int | None = Field(None, ge=1)
+    """LoRA on the top N decoder layers only: backpropagation stops there, so a step costs little
+    more than a forward pass (the CPU recipe); activation checkpointing is then not used."""
     lr: float = Field(2e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(1, ge=1)
@@ -173,7 +176,11 @@ def train_ssa(
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
     model.to(device)
     model.config.use_cache = False
-    if s.gradient_checkpointing:  # renamed activation_checkpointing_enable in transformers 5
+    n_layers = int(model.config.num_hidden_layers)
+    top = min(s.last_layers, n_layers) if s.last_layers else None
+    if (
+        s.gradient_checkpointing and top is None
+    ):  # renamed activation_checkpointing_enable in transformers 5
         enable = getattr(model, "activation_checkpointing_enable", None)
         (enable or model.gradient_checkpointing_enable)()
         model.enable_input_require_grads()
@@ -184,6 +191,7 @@ def train_ssa(
             lora_alpha=s.alpha,
             lora_dropout=s.dropout,
             target_modules=list(s.target_modules),
+            layers_to_transform=list(range(n_layers - top, n_layers)) if top else None,
             bias="none",
             task_type="CAUSAL_LM",
         ),

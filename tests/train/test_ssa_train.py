@@ -64,3 +64,22 @@ def test_training_an_existing_adapter_dir_again_is_refused(
     rc = main(["ssa", "train", "--data", str(rft_file), "--base", str(tiny_base),
                "--out", str(trained), "--quiet"])  # fmt: skip
     assert rc == 2 and "--force" in capsys.readouterr().err
+
+
+def test_last_layers_puts_lora_on_the_top_layers_only(
+    tmp_path: Path, rft_file: Path, tiny_base: Path
+) -> None:
+    from safetensors import safe_open
+
+    out = tmp_path / "top"
+    args = ["ssa", "train", "--data", str(rft_file), "--base", str(tiny_base), "--out", str(out),
+            "--r", "8", "--lr", "1e-2", "--epochs", "2", "--quiet", "--grad-accum", "1",
+            "--max-length", "1024", "--threads", "1", "--last-layers", "1"]  # fmt: skip
+    assert main(args) == 0
+    meta = json.loads((out / "ponder-ssa.json").read_text())
+    assert meta["hyperparameters"]["last_layers"] == 1
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(".layers.1." in k for k in keys), keys  # the tiny base has layers 0, 1
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert sum(e["loss"] for e in log[-2:]) / 2 < log[0]["loss"], [e["loss"] for e in log]
