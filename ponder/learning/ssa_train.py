@@ -96,6 +96,26 @@ def _batches(order: list[int], size: int) -> list[list[int]]:
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
+def target_loss(torch: Any, model: Any, batch: dict[str, Any]) -> Any:
+    """The causal-LM loss on the labelled (target) tokens, computing logits only from the first
+    labelled position on (``logits_to_keep``): the prompt is most of a pair, and its logits over
+    a 150k vocabulary would cost more time and memory than the LoRA layers themselves. Equal to
+    the model's own ``labels=`` loss (mean over labelled tokens, shifted by one)."""
+    labels = batch["labels"]
+    width = labels.shape[1]
+    labelled = (labels != -100).any(dim=0).nonzero()
+    first = int(labelled[0]) if len(labelled) else width - 1
+    keep = width - first + 1  # the position before the first target predicts it
+    out = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep
+    )
+    logits = out.logits[:, :-1, :].float()
+    target = labels[:, width - keep + 1 :]
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
+    )
+
+
 def _collate(torch: Any, items: list[Encoded], pad_id: int, device: Any) -> dict[str, Any]:
     width = max(len(e.input_ids) for e in items)
     ids, labels, mask = [], [], []
@@ -232,7 +252,7 @@ def train_ssa(
                 for batch_idx in group:
                     items = [encoded[i] for i in batch_idx]
                     batch = _collate(torch, items, pad_id, device)
-                    loss = model(**batch).loss
+                    loss = target_loss(torch, model, batch)
                     (loss / len(group)).backward()
                     step_loss += float(loss.detach()) / len(group)
                     tokens += sum(len(e.input_ids) for e in items)

@@ -83,3 +83,25 @@ def test_last_layers_puts_lora_on_the_top_layers_only(
     assert keys and all(".layers.1." in k for k in keys), keys  # the tiny base has layers 0, 1
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert sum(e["loss"] for e in log[-2:]) / 2 < log[0]["loss"], [e["loss"] for e in log]
+
+
+def test_target_loss_equals_the_models_own_loss(tiny_base: Path, tokenizer: Any) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ponder.learning.ssa_train import target_loss
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)
+    torch.manual_seed(0)
+    ids = torch.randint(0, 1000, (2, 40))
+    labels = ids.clone()
+    labels[0, :25] = -100  # prompts of different lengths; a padded tail
+    labels[1, :30] = -100
+    labels[1, 36:] = -100
+    mask = torch.ones_like(ids)
+    mask[1, 36:] = 0
+    batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    with torch.no_grad():
+        ours = float(target_loss(torch, model, batch))
+        theirs = float(model(**batch).loss)
+    assert abs(ours - theirs) < 1e-4 * max(1.0, theirs), (ours, theirs)
