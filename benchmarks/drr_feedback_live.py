@@ -98,7 +98,11 @@ def report(runs: Path) -> None:
         ids = [i for i in recs if i in base] if base else list(recs)
         k = sum(recs[i]["correct"] for i in ids)
         lo, hi = wilson(k, len(ids))
-        won, lost, p = paired([recs[i]["correct"] for i in ids], [base[i]["correct"] for i in ids])
+        won, lost, p = (
+            paired([recs[i]["correct"] for i in ids], [base[i]["correct"] for i in ids])
+            if base
+            else (0, 0, 1.0)
+        )
         tok = sum(recs[i]["completion_tokens"] for i in ids) / max(1, len(ids))
         sent = sum(recs[i]["rounds"] > 1 for i in ids)
         own = [i for i in recs if "first_correct" in recs[i]]
