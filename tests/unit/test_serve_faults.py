@@ -193,7 +193,10 @@ def test_shutdown_answers_json_503_and_ends_streams_with_an_error_event():
         threads = [threading.Thread(target=plain), threading.Thread(target=streamed)]
         for t in threads:
             t.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 15  # both runs reach the (hanging) upstream, even on a
+        while len(up.log) < 2 and time.monotonic() < deadline:  # loaded machine
+            time.sleep(0.05)
+        time.sleep(0.2)
         srv.stop()  # what SIGTERM does
         for t in threads:
             t.join(15)
