@@ -69,7 +69,7 @@ from ponder.evaluation.records import RecordWriter, read_records
 from ponder.evaluation.stats import paired, wilson
 from ponder.grading import is_equivalent
 from ponder.learning.records import Manifest, QuestionRecord, read_collection
-from ponder.learning.ssa_data import sample_outcomes
+from ponder.learning.ssa_data import candidate_outcomes
 from ponder.orchestrator.engine import Orchestrator
 from ponder.orchestrator.session import Session
 from ponder.strategies.base import Outcome, Task
@@ -89,7 +89,7 @@ def first_k(rec: QuestionRecord, k: int) -> list[Outcome]:
     """The first ``k`` collected samples as candidates, as ``ponder ssa data`` builds them."""
     if len(rec.samples) < k:
         raise InputError(f"question {rec.id} has {len(rec.samples)} samples, fewer than k={k}")
-    return sample_outcomes(rec, list(range(k)))
+    return candidate_outcomes(rec, list(range(k)))
 
 
 async def eval_question(

@@ -54,7 +54,9 @@ class SSAExample:
         return json.dumps(self.__dict__, ensure_ascii=False)
 
 
-def sample_outcomes(record: QuestionRecord, picks: list[int]) -> list[Outcome]:
+def candidate_outcomes(record: QuestionRecord, picks: list[int]) -> list[Outcome]:
+    """The picked samples as SSA candidates: answer and text only, all an SSA prompt shows
+    (``ponder.evaluation.behaviour.sample_outcomes`` gives the full outcome for aggregators)."""
     return [Outcome(answer=record.samples[i].answer, text=record.samples[i].text) for i in picks]
 
 
@@ -97,7 +99,7 @@ def build_ssa_examples(
             if picks in seen:
                 continue
             seen.add(picks)
-            outs = sample_outcomes(rec, list(picks))
+            outs = candidate_outcomes(rec, list(picks))
             correct = [rec.samples[i].correct for i in picks]
             kind, majority = kind_of(outs, rec.gold, correct)
             if not any(o.answer is not None for o in outs):

@@ -13,7 +13,7 @@ from ponder.learning.records import (
     QuestionRecord,
     SampleRecord,
 )
-from ponder.learning.ssa_data import build_ssa_examples, sample_outcomes, write_ssa_examples
+from ponder.learning.ssa_data import build_ssa_examples, candidate_outcomes, write_ssa_examples
 from ponder.strategies.base import Task
 
 
@@ -52,7 +52,7 @@ def test_prompt_is_the_inference_prompt(tmp_path: Path) -> None:
     examples, info = build_ssa_examples(d, k=3, subsets=1, aggregator=agg)
     [ex] = examples
     assert ex.kind == "teaching" and ex.majority == "5"
-    live, _ = agg.request(Task(rec.question), sample_outcomes(rec, [0, 1, 2]))
+    live, _ = agg.request(Task(rec.question), candidate_outcomes(rec, [0, 1, 2]))
     assert json.dumps(ex.messages) == json.dumps(list(live.messages or ()))
     assert "[... reasoning truncated ...]" in ex.messages[1]["content"]
     assert (

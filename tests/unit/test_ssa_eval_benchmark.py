@@ -21,7 +21,7 @@ from ponder.learning.records import (
     QuestionRecord,
     SampleRecord,
 )
-from ponder.learning.ssa_data import sample_outcomes
+from ponder.learning.ssa_data import candidate_outcomes
 from ponder.strategies.base import Task
 from tests.unit.loopback import Handler, Reply, Server
 
@@ -121,7 +121,7 @@ def test_ssa_eval_end_to_end(tmp_path: Path, rm: Callable[[Handler], Server]) ->
     assert main(_args(col, chain, out, "--first", "3")) == 0
     assert len(srv.seen) == 3
     for qid in "abc":  # the exact SSA request, from the first k samples
-        req, _ = SSA().request(Task(_rec(qid).question), sample_outcomes(_rec(qid), [0, 1, 2]))
+        req, _ = SSA().request(Task(_rec(qid).question), candidate_outcomes(_rec(qid), [0, 1, 2]))
         [body] = [b for b in srv.seen if f"question {qid}?" in b["messages"][-1]["content"]]
         assert body["messages"][-1]["content"] == req.messages[1]["content"]  # type: ignore[index]
         assert body["messages"][0]["content"] == req.messages[0]["content"]  # type: ignore[index]
