@@ -1,10 +1,10 @@
-"""``ponder ssa data | rft | train | export``: train the SSA aggregator (docs/ssa.md).
+"""``ponder ssa data | rft | train | grpo | export``: train the SSA aggregator (docs/ssa.md).
 
-``data`` and ``rft`` run in the main install; ``train`` and ``export`` need torch, transformers
-and peft, which live in the train venv (scripts/setup-train-venv.sh). Run from an environment
-without them, ``train`` and ``export`` re-run themselves with the train venv's Python when it
-exists (``$PONDER_TRAIN_VENV``, default ``.venv-train`` beside the package's checkout), and
-otherwise fail saying how to make it.
+``data`` and ``rft`` run in the main install; ``train``, ``grpo`` and ``export`` need torch,
+transformers and peft, which live in the train venv (scripts/setup-train-venv.sh). Run from an
+environment without them, ``train``, ``grpo`` and ``export`` re-run themselves with the train
+venv's Python when it exists (``$PONDER_TRAIN_VENV``, default ``.venv-train`` beside the
+package's checkout), and otherwise fail saying how to make it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ponder.errors import MissingExtraError
 TRAIN_MODULES = ("torch", "transformers", "peft")
 REEXEC_ENV = "PONDER_TRAIN_REEXEC"
 DEFAULT_NAME = "ssa-0.5b-rft"
+GRPO_NAME = "ssa-0.5b-grpo"
 
 
 def register(sub: Any) -> None:
@@ -45,6 +46,7 @@ def register(sub: Any) -> None:
     d.set_defaults(handler=handle_data)
     _register_rft(steps)
     _register_train(steps)
+    _register_grpo(steps)
     _register_export(steps)
 
 
@@ -102,6 +104,40 @@ def _register_train(steps: Any) -> None:
     t.add_argument("--force", action="store_true", help="replace an adapter already in --out")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(handler=handle_train)
+
+
+def _register_grpo(steps: Any) -> None:
+    g = steps.add_parser("grpo", help="GRPO on answer correctness (train venv)")
+    g.add_argument("--data", required=True, help="the JSONL `ponder ssa data` wrote")
+    g.add_argument("--base", help="HF model dir (default: the prepared default model)")
+    g.add_argument(
+        "--init-adapter", help="start from this `ponder ssa train` output (RFT, then RL)"
+    )
+    g.add_argument("--name", help="adapter name (default ssa-0.5b-grpo for the default base)")
+    g.add_argument("--out", help="output dir (default ~/.cache/ponder/ssa/<name>)")
+    g.add_argument("--steps", type=int, default=20, help="optimizer steps")
+    g.add_argument("--prompts-per-step", type=int, default=2)
+    g.add_argument("--group", type=int, default=4, help="completions sampled per prompt")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--max-prompt-length", type=int, default=3072, help="longer are dropped")
+    g.add_argument("--beta", type=float, default=0.0, help="KL penalty to the base (default 0)")
+    g.add_argument("--no-scale-advantages", action="store_true", help="Dr. GRPO: r - mean only")
+    g.add_argument("--lr", type=float, default=2e-5)
+    g.add_argument("--r", type=int, default=16, help="LoRA rank (fresh adapters)")
+    g.add_argument("--alpha", type=float, default=32.0)
+    g.add_argument("--dropout", type=float, default=0.0)
+    g.add_argument("--target-modules", help="comma-separated (default q,k,v,o,gate,up,down proj)")
+    g.add_argument("--last-layers", type=int, help="LoRA on the top N layers only")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    g.add_argument("--threads", type=int, help="CPU threads (default: every core)")
+    g.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
+    g.add_argument("--no-gradient-checkpointing", action="store_true")
+    g.add_argument("--force", action="store_true", help="replace an adapter already in --out")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(handler=handle_grpo)
 
 
 def _register_export(steps: Any) -> None:
@@ -252,27 +288,14 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 def handle_train(args: argparse.Namespace) -> int:
     ensure_train_env(_argv(args))
-    from ponder.learning.ssa_train import DEFAULT_TARGETS, TrainSettings, train_ssa
-    from ponder.orchestrator.backends.local.cache import cache_dir
-    from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+    from ponder.learning.ssa_train import TrainSettings, train_ssa
 
-    if args.base:
-        base = Path(args.base).expanduser()
-        name = args.name or f"ssa-{base.name}"
-    else:
-        base = prepare_hf_model(None, quiet=args.quiet)  # verified, converted once
-        name = args.name or DEFAULT_NAME
-    out = Path(args.out).expanduser() if args.out else cache_dir() / "ssa" / name
-    targets = (
-        tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
-        if args.target_modules
-        else DEFAULT_TARGETS
-    )
+    base, name, out = _base_and_out(args, DEFAULT_NAME)
     settings = TrainSettings(
         r=args.r,
         alpha=args.alpha,
         dropout=args.dropout,
-        target_modules=targets,
+        target_modules=_targets(args.target_modules),
         last_layers=args.last_layers,
         lr=args.lr,
         epochs=args.epochs,
@@ -296,6 +319,77 @@ def handle_train(args: argparse.Namespace) -> int:
         f"({ex['by_source']}; "
         f"{ex['dropped_too_long']} dropped as longer than {settings.max_length} tokens), "
         f"loss {meta['first_loss']:.4f} -> {meta['final_loss']:.4f}; adapter in {out}"
+    )
+    print(f"next: ponder ssa export --adapter {out}")
+    return 0
+
+
+def _targets(arg: str | None) -> tuple[str, ...]:
+    from ponder.learning.ssa_train import DEFAULT_TARGETS
+
+    if not arg:
+        return DEFAULT_TARGETS
+    return tuple(t.strip() for t in arg.split(",") if t.strip())
+
+
+def _base_and_out(args: argparse.Namespace, default_name: str) -> tuple[Path, str, Path]:
+    from ponder.orchestrator.backends.local.cache import cache_dir
+    from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+
+    if args.base:
+        base = Path(args.base).expanduser()
+        name = args.name or f"ssa-{base.name}"
+    else:
+        base = prepare_hf_model(None, quiet=args.quiet)  # verified, converted once
+        name = args.name or default_name
+    out = Path(args.out).expanduser() if args.out else cache_dir() / "ssa" / name
+    return base, name, out
+
+
+def handle_grpo(args: argparse.Namespace) -> int:
+    ensure_train_env(_argv(args))
+    from ponder.learning.ssa_grpo import GRPOSettings, grpo_ssa
+
+    base, name, out = _base_and_out(args, GRPO_NAME)
+    settings = GRPOSettings(
+        steps=args.steps,
+        prompts_per_step=args.prompts_per_step,
+        group=args.group,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        max_prompt_length=args.max_prompt_length,
+        beta=args.beta,
+        scale_advantages=not args.no_scale_advantages,
+        lr=args.lr,
+        r=args.r,
+        alpha=args.alpha,
+        dropout=args.dropout,
+        target_modules=_targets(args.target_modules),
+        last_layers=args.last_layers,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        dtype=args.dtype,
+    )
+    meta = grpo_ssa(
+        args.data,
+        base,
+        out,
+        settings,
+        init_adapter=args.init_adapter,
+        name=name,
+        progress=not args.quiet,
+        force=args.force,
+    )
+    ex = meta["examples"]
+    print(
+        f"GRPO {meta['name']} in {meta['wall_s']:.0f} s on {meta['device']}: {meta['steps']} "
+        f"steps ({meta['s_per_step']} s/step), {ex['completions']} completions of "
+        f"{ex['seen']} prompts ({ex['dropped_too_long']} dropped as too long), mean reward "
+        f"{meta['reward_first_half']} (first half) -> {meta['reward_second_half']} (second), "
+        f"{meta['groups_with_signal']} groups with signal; adapter in {out}"
     )
     print(f"next: ponder ssa export --adapter {out}")
     return 0

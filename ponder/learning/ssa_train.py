@@ -84,7 +84,7 @@ def base_info(base: Path) -> dict[str, Any]:
     return info
 
 
-def _device(torch: Any, choice: str) -> Any:
+def pick_device(torch: Any, choice: str) -> Any:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise ConfigError("device", "cuda was asked for but torch sees no CUDA device")
@@ -94,6 +94,53 @@ def _device(torch: Any, choice: str) -> Any:
 
 def _batches(order: list[int], size: int) -> list[list[int]]:
     return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def torch_dtype(torch: Any, choice: str, device: Any) -> Any:
+    """``auto``: float32 on CPU (bf16 matmuls are slow on most CPUs), bfloat16 on CUDA."""
+    return {
+        "float32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "auto": torch.bfloat16 if device.type == "cuda" else torch.float32,
+    }[choice]
+
+
+def lora_model(
+    base: Path, s: Any, device: Any, dtype: Any, *, init_adapter: Path | None = None
+) -> Any:
+    """``base`` with a fresh LoRA adapter (``s``: ``r``, ``alpha``, ``dropout``,
+    ``target_modules``, ``last_layers``, ``gradient_checkpointing``), or with the trainable
+    adapter in ``init_adapter`` (a ``ponder ssa train`` output) loaded instead."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
+    model.to(device)
+    model.config.use_cache = False
+    n_layers = int(model.config.num_hidden_layers)
+    top = min(s.last_layers, n_layers) if s.last_layers else None
+    if init_adapter is not None:
+        cfg = json.loads((init_adapter / "adapter_config.json").read_text())
+        top = 1 if cfg.get("layers_to_transform") else None  # top layers only: no checkpointing
+    if s.gradient_checkpointing and top is None:
+        # renamed activation_checkpointing_enable in transformers 5
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
+        model.enable_input_require_grads()
+    if init_adapter is not None:
+        return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    return get_peft_model(
+        model,
+        LoraConfig(
+            r=s.r,
+            lora_alpha=s.alpha,
+            lora_dropout=s.dropout,
+            target_modules=list(s.target_modules),
+            layers_to_transform=list(range(n_layers - top, n_layers)) if top else None,
+            bias="none",
+            task_type="CAUSAL_LM",
+        ),
+    )
 
 
 def target_loss(torch: Any, model: Any, batch: dict[str, Any]) -> Any:
@@ -144,8 +191,7 @@ def train_ssa(
     """Train a LoRA adapter on ``data`` (an ``ssa rft`` file) over ``base`` into ``out``;
     return the ``ponder-ssa.json`` contents. See the module doc."""
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoTokenizer, GenerationConfig
 
     s = settings or TrainSettings()
     data, base, out = Path(data), Path(base).expanduser(), Path(out).expanduser()
@@ -158,14 +204,10 @@ def train_ssa(
         raise InputError(f"{data} has no RFT rows (make it with `ponder ssa rft`)")
     t_start = time.perf_counter()
     torch.manual_seed(s.seed)
-    device = _device(torch, s.device)
+    device = pick_device(torch, s.device)
     if device.type == "cpu":
         torch.set_num_threads(s.threads or os.cpu_count() or 1)
-    dtype = {
-        "float32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "auto": torch.bfloat16 if device.type == "cuda" else torch.float32,
-    }[s.dtype]
+    dtype = torch_dtype(torch, s.dtype, device)
 
     if not progress:
         from transformers.utils import logging as hf_logging
@@ -193,29 +235,7 @@ def train_ssa(
         )
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else next(iter(ends), 0)
 
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
-    model.to(device)
-    model.config.use_cache = False
-    n_layers = int(model.config.num_hidden_layers)
-    top = min(s.last_layers, n_layers) if s.last_layers else None
-    if (
-        s.gradient_checkpointing and top is None
-    ):  # renamed activation_checkpointing_enable in transformers 5
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        (enable or model.gradient_checkpointing_enable)()
-        model.enable_input_require_grads()
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=s.r,
-            lora_alpha=s.alpha,
-            lora_dropout=s.dropout,
-            target_modules=list(s.target_modules),
-            layers_to_transform=list(range(n_layers - top, n_layers)) if top else None,
-            bias="none",
-            task_type="CAUSAL_LM",
-        ),
-    )
+    model = lora_model(base, s, device, dtype)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=0.0)
     micro_per_epoch = math.ceil(len(encoded) / s.batch_size)

@@ -1,0 +1,352 @@
+"""GRPO for the SSA aggregator: reinforce its own completions that reach the gold answer.
+
+Use ``grpo_ssa(data, base, out, settings)`` or ``ponder ssa grpo`` on the examples ``ponder ssa
+data`` wrote (train questions, the inference prompt, ``gold`` on each), from the base model or
+from an adapter ``ponder ssa train`` made (``init_adapter``: RFT first, then RL, as is usual).
+Train venv only (torch, transformers, peft); the output directory is a ``ponder ssa train``
+output in every respect (``ponder ssa export`` serves it).
+
+One optimizer step (Shao et al., 2024, GRPO; the SSA paper trains its aggregator this way):
+
+1. ``prompts_per_step`` examples (shuffled, cycled) are rendered exactly as inference renders
+   them (``ponder.learning.ssa_sft.render_prompt``), and the current policy samples ``group``
+   completions of each (``temperature``, ``top_p``, ``max_new_tokens``; up to the end-of-turn
+   token);
+2. each completion is rewarded (``answer_reward``: 1 if its final answer is the gold one);
+3. advantages are group-relative (``group_advantages``); a group whose rewards are all equal is
+   skipped (no signal, no backward pass);
+4. the loss is the policy-gradient surrogate ``-A * exp(logp - logp.detach())`` per completion
+   token, plus ``beta`` times the k3 estimate of KL to the base model (the adapter disabled),
+   summed over the step's tokens and divided by their number (a token-level mean, as DAPO).
+   One update per batch of samples, so the PPO ratio is 1 and clipping never binds; it is not
+   implemented.
+
+A plain loop rather than trl's GRPO trainer for the reason ``ssa_train`` gives: the prompt must
+be the inference rendering, the answer graded by Ponder's grader, and the step cheap to measure
+on a CPU. Writes ``grpo_log.jsonl`` (one line a step: mean reward, groups with signal, loss,
+KL, completion tokens, seconds generating and training) beside the adapter and
+``ponder-ssa.json`` (``method: grpo``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.errors import ConfigError, InputError
+from ponder.learning.ssa_grpo_core import Reward, answer_reward, group_advantages
+from ponder.learning.ssa_rft_run import file_sha256, manifest_path, read_ssa_examples
+from ponder.learning.ssa_sft import end_token_ids, render_prompt
+from ponder.learning.ssa_train import (
+    DEFAULT_TARGETS,
+    META,
+    META_FORMAT,
+    base_info,
+    lora_model,
+    pick_device,
+    read_meta,
+    torch_dtype,
+)
+
+LOG = "grpo_log.jsonl"
+
+
+class GRPOSettings(BaseModel):
+    """GRPO sampling, LoRA and optimisation settings (recorded in ``ponder-ssa.json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(20, ge=1)
+    prompts_per_step: int = Field(2, ge=1)
+    group: int = Field(4, ge=2, description="completions sampled per prompt")
+    temperature: float = Field(1.0, gt=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(128, ge=1)
+    max_prompt_length: int = Field(3072, ge=16)
+    """Longer prompts are dropped and counted."""
+    beta: float = Field(0.0, ge=0.0)
+    """Weight of the KL penalty to the base (0: none, as DAPO and Dr. GRPO)."""
+    scale_advantages: bool = True
+    lr: float = Field(2e-5, gt=0)
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """0 by default: the completions' log-probabilities are then those they were sampled with."""
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    last_layers: int | None = Field(None, ge=1)
+    gradient_checkpointing: bool = True
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+
+def completion_logps(torch: Any, model: Any, ids: Any, mask: Any, width: int) -> Any:
+    """Per-token log-probabilities of the last ``width`` tokens of each row of ``ids`` (logits
+    computed for those positions only, ``logits_to_keep``)."""
+    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=width + 1)
+    logits = out.logits[:, :-1, :].float()
+    target = ids[:, -width:]
+    return torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+
+
+def _cut(tokens: list[int], ends: set[int]) -> list[int]:
+    """A sampled completion up to and including its first end-of-turn token."""
+    for i, t in enumerate(tokens):
+        if t in ends:
+            return tokens[: i + 1]
+    return tokens
+
+
+def grpo_ssa(
+    data: str | Path,
+    base: str | Path,
+    out: str | Path,
+    settings: GRPOSettings | None = None,
+    *,
+    init_adapter: str | Path | None = None,
+    name: str | None = None,
+    reward: Reward = answer_reward,
+    progress: bool = True,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train by GRPO on ``data`` (a ``ponder ssa data`` file) into ``out``; return the
+    ``ponder-ssa.json`` contents. See the module doc."""
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig
+
+    s = settings or GRPOSettings()
+    data, base, out = Path(data), Path(base).expanduser(), Path(out).expanduser()
+    init = Path(init_adapter).expanduser() if init_adapter else None
+    if not (base / "config.json").is_file():
+        raise InputError(f"base {base} is not a Hugging Face model directory (no config.json)")
+    if (out / META).is_file() and not force:
+        raise ConfigError("out", f"{out} already holds a trained adapter (use --force to replace)")
+    init_meta = read_meta(init) if init is not None else None
+    if init_meta is not None and Path(init_meta["base"]["dir"]).resolve() != base.resolve():
+        raise ConfigError(
+            "init_adapter",
+            f"{init} was trained on {init_meta['base']['dir']}, not on the base {base}",
+        )
+    examples, data_manifest = read_ssa_examples(data)
+    if not examples:
+        raise InputError(f"{data} has no SSA examples (make it with `ponder ssa data`)")
+    t_start = time.perf_counter()
+    torch.manual_seed(s.seed)
+    device = pick_device(torch, s.device)
+    if device.type == "cpu":
+        torch.set_num_threads(s.threads or os.cpu_count() or 1)
+    dtype = torch_dtype(torch, s.dtype, device)
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    tok = AutoTokenizer.from_pretrained(str(base))
+    try:
+        gen_eos = GenerationConfig.from_pretrained(str(base)).eos_token_id
+    except (OSError, ValueError):
+        gen_eos = None
+    ends = end_token_ids(tok, gen_eos)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else next(iter(ends), 0)
+
+    prompts: list[tuple[list[int], str, str]] = []
+    dropped = 0
+    for ex in examples:
+        ids = list(tok(render_prompt(tok, ex.messages), add_special_tokens=False)["input_ids"])
+        if len(ids) > s.max_prompt_length:
+            dropped += 1
+        else:
+            prompts.append((ids, ex.gold, ex.question_id))
+    if not prompts:
+        raise InputError(
+            f"no usable prompts: all {len(examples)} are longer than {s.max_prompt_length} tokens"
+        )
+
+    model = lora_model(base, s, device, dtype, init_adapter=init)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=0.0)
+    rng = random.Random(s.seed)
+    queue: list[int] = []
+
+    def next_prompt() -> int:
+        if not queue:
+            queue.extend(rng.sample(range(len(prompts)), len(prompts)))
+        return queue.pop()
+
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / LOG
+    log_path.write_text("")
+    bar = _bar(s.steps, progress)
+    rewards_seen: list[float] = []
+    step_log: list[dict[str, Any]] = []
+    try:
+        with log_path.open("a", encoding="utf-8") as log:
+            for step in range(s.steps):
+                entry = _step(torch, model, optim, trainable, prompts, next_prompt, s, ends,
+                              pad_id, tok, reward, device, step)  # fmt: skip
+                rewards_seen.extend(entry.pop("rewards"))
+                step_log.append(entry)
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                bar.update(1)
+                bar.set_postfix(reward=f"{entry['reward']:.2f}", s_step=f"{entry['s']:.0f}")
+    finally:
+        bar.close()
+
+    model.save_pretrained(str(out))
+    import peft
+    import transformers
+
+    half = max(1, len(step_log) // 2)
+    meta = {
+        "format": META_FORMAT,
+        "method": "grpo",
+        "name": name or out.name,
+        "base": base_info(base),
+        "init_adapter": {"dir": str(init), "name": init_meta.get("name")} if init_meta else None,
+        "data": {
+            "path": str(data),
+            "sha256": file_sha256(data),
+            "manifest": data_manifest or None,
+        },
+        "data_manifest_path": str(manifest_path(data)),
+        "hyperparameters": s.model_dump(),
+        "steps": len(step_log),
+        "examples": {
+            "prompts": len(prompts),
+            "dropped_too_long": dropped,
+            "completions": len(rewards_seen),
+            "seen": len(step_log) * s.prompts_per_step,
+        },
+        "reward_first_half": _mean([e["reward"] for e in step_log[:half]]),
+        "reward_second_half": _mean([e["reward"] for e in step_log[half:]]),
+        "groups_with_signal": sum(e["groups_with_signal"] for e in step_log),
+        "device": str(device),
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "dtype": str(dtype).removeprefix("torch."),
+        "wall_s": round(time.perf_counter() - t_start, 2),
+        "s_per_step": _mean([e["s"] for e in step_log]),
+        "final_loss": step_log[-1]["loss"] if step_log else None,
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+        },
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return meta
+
+
+def _step(
+    torch: Any,
+    model: Any,
+    optim: Any,
+    trainable: list[Any],
+    prompts: list[tuple[list[int], str, str]],
+    next_prompt: Any,
+    s: GRPOSettings,
+    ends: set[int],
+    pad_id: int,
+    tok: Any,
+    reward: Reward,
+    device: Any,
+    step: int,
+) -> dict[str, Any]:
+    """Sample, reward and update once; the step's log entry (with its raw ``rewards``)."""
+    t0 = time.perf_counter()
+    groups: list[tuple[Any, list[list[int]], list[float]]] = []
+    all_rewards: list[float] = []
+    model.eval()
+    with torch.no_grad():
+        for j in range(s.prompts_per_step):
+            ids, gold, _qid = prompts[next_prompt()]
+            torch.manual_seed(s.seed * 1_000_003 + step * 101 + j)
+            prompt = torch.tensor([ids], device=device)
+            gen = model.generate(
+                input_ids=prompt,
+                attention_mask=torch.ones_like(prompt),
+                do_sample=True,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                top_k=0,
+                repetition_penalty=1.0,
+                max_new_tokens=s.max_new_tokens,
+                num_return_sequences=s.group,
+                eos_token_id=sorted(ends),
+                pad_token_id=pad_id,
+                use_cache=True,
+            )
+            completions = [_cut(row[len(ids) :].tolist(), ends) for row in gen]
+            rewards = [
+                float(reward(tok.decode(c, skip_special_tokens=True), gold, c)) for c in completions
+            ]
+            all_rewards.extend(rewards)
+            groups.append((prompt, completions, rewards))
+    t_gen = time.perf_counter() - t0
+
+    model.train()
+    n_tokens = sum(len(c) for _, comps, _ in groups for c in comps) or 1
+    loss_total = kl_total = 0.0
+    with_signal = 0
+    for prompt, comps, rewards in groups:
+        adv = group_advantages(rewards, scale=s.scale_advantages)
+        if not any(adv):
+            continue
+        with_signal += 1
+        width = max(len(c) for c in comps)
+        rows = [prompt[0].tolist() + c + [pad_id] * (width - len(c)) for c in comps]
+        ids = torch.tensor(rows, device=device)
+        mask = torch.tensor(
+            [[1] * (prompt.shape[1] + len(c)) + [0] * (width - len(c)) for c in comps],
+            device=device,
+        )
+        tok_mask = mask[:, -width:].to(torch.float32)
+        logp = completion_logps(torch, model, ids, mask, width)
+        a = torch.tensor(adv, device=device, dtype=torch.float32).unsqueeze(1)
+        per_token = -a * torch.exp(logp - logp.detach())
+        if s.beta > 0:
+            with torch.no_grad(), model.disable_adapter():
+                ref = completion_logps(torch, model, ids, mask, width)
+            diff = ref - logp
+            kl = torch.exp(diff) - diff - 1.0
+            per_token = per_token + s.beta * kl
+            kl_total += float((kl.detach() * tok_mask).sum())
+        loss = (per_token * tok_mask).sum() / n_tokens
+        loss.backward()
+        loss_total += float(loss.detach())
+    if with_signal:
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optim.step()
+    optim.zero_grad(set_to_none=True)
+    dt = time.perf_counter() - t0
+    return {
+        "step": step + 1,
+        "reward": round(_mean(all_rewards) or 0.0, 4),
+        "groups_with_signal": with_signal,
+        "groups": len(groups),
+        "loss": round(loss_total, 6),
+        "kl": round(kl_total / n_tokens, 6) if s.beta > 0 else None,
+        "completion_tokens": round(n_tokens / max(1, len(all_rewards)), 1),
+        "gen_s": round(t_gen, 2),
+        "train_s": round(dt - t_gen, 2),
+        "s": round(dt, 2),
+        "rewards": all_rewards,
+    }
+
+
+def _mean(xs: list[float]) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="ssa grpo", unit="step", disable=not enabled)
