@@ -6,7 +6,10 @@ numbered and delimited, then the instruction to reason across them and give a fi
 from the sampler (``roles: {aggregator: ...}`` in the chain config). Long sets are handled on
 purpose: each candidate's reasoning is truncated to ``max_candidate_tokens`` with its final answer
 kept, and at most ``max_candidates`` are shown (the SSA paper reports degradation past ~20).
-If the aggregator fails or states no answer, majority vote decides, and the trace says so.
+If the aggregator fails or states no answer, majority vote decides, and the trace says so. An
+output cut at ``max_tokens`` counts only if it already boxed an answer: the last number of
+unfinished reasoning is not a final answer (a larger aggregator that reasons at length is cut
+often; measured in docs/aggregation.md).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from ponder.aggregator.base import Aggregator
 from ponder.aggregator.candidates import candidate_views
 from ponder.aggregator.registry import register_aggregator
 from ponder.aggregator.voting import Majority
-from ponder.answers import extract_answer
+from ponder.answers import extract_answer, last_boxed
 from ponder.prompts import load_template
 from ponder.protocol.actions import Flow, Generate, Note, Outcome, Task
 from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
@@ -80,15 +83,21 @@ class SSA(Aggregator):
         [result] = yield Generate.of(req)
         vote = Majority().choose(task, samples)
         if isinstance(result, Completion):
-            text = result.choices[0].text
-            answer = extract_answer(text)
+            choice = result.choices[0]
+            text = choice.text
+            cut = choice.finish_reason == "length"
+            answer = last_boxed(text) if cut else extract_answer(text)
             if answer is not None:
                 return Outcome(
                     answer=answer,
                     text=text,
                     data={"aggregator": self.name, "shown": shown, "majority": vote.answer},
                 )
-            why = "the aggregator stated no final answer"
+            why = (
+                f"the aggregator was cut at max_tokens={self.max_tokens} before a final answer"
+                if cut
+                else "the aggregator stated no final answer"
+            )
         else:
             why = f"the aggregator call failed: {type(result.error).__name__}: {result.error}"
         yield Note("ssa_fallback", {"why": why, "answer": vote.answer})

@@ -138,6 +138,20 @@ async def test_ssa_falls_back_to_majority_when_aggregator_states_no_answer():
     assert any(e["event"] == "ssa_fallback" for e in result.trace.of_type("decision"))
 
 
+async def test_ssa_output_cut_at_max_tokens_counts_only_with_a_boxed_answer():
+    """The last number of unfinished reasoning is not an answer: majority decides."""
+    strat = Replay(aggregator=SSA(max_tokens=8), samples=tuple(outs("4", "4", "6")))
+    cut = "Candidate 1 computes 3 + 3 = 6 and candidate 2 then"  # 12 words: cut at 8
+    result = await Orchestrator(FakeBackend([cut])).run(strat, "q")
+    assert result.answer == "4"  # not "6", the last number of the cut text
+    assert "cut at max_tokens=8" in result.outcome.data["fallback"]
+    boxed = "Both agree: \\boxed{4} and so on and on and on and on"
+    result = await Orchestrator(FakeBackend([boxed])).run(
+        Replay(aggregator=SSA(max_tokens=6), samples=tuple(outs("6", "6", "4"))), "q"
+    )
+    assert result.answer == "4" and "fallback" not in result.outcome.data  # boxed before the cut
+
+
 def test_long_candidates_are_truncated_but_keep_their_answer():
     long = Outcome(answer="42", text="step " * 2000 + "so the answer is 42")
     [view] = candidate_views([long], max_candidates=4, max_candidate_tokens=100)
