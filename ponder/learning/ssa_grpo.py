@@ -21,6 +21,11 @@ One optimizer step (Shao et al., 2024, GRPO; the SSA paper trains its aggregator
    One update per batch of samples, so the PPO ratio is 1 and clipping never binds; it is not
    implemented.
 
+The G completions of a prompt share it: it is prefilled once for sampling and run once for the
+loss, its key/value cache repeated for the G completions (``sample_group``, ``group_logps``;
+exact, checked against the per-sequence forward by tests), so a step costs about one prompt
+forward per prompt, not G.
+
 A plain loop rather than trl's GRPO trainer for the reason ``ssa_train`` gives: the prompt must
 be the inference rendering, the answer graded by Ponder's grader, and the step cheap to measure
 on a CPU. Writes ``grpo_log.jsonl`` (one line a step: mean reward, groups with signal, loss,
@@ -49,6 +54,7 @@ from ponder.learning.ssa_train import (
     META,
     META_FORMAT,
     base_info,
+    checkpointing,
     lora_model,
     pick_device,
     read_meta,
@@ -95,6 +101,65 @@ def completion_logps(torch: Any, model: Any, ids: Any, mask: Any, width: int) ->
     logits = out.logits[:, :-1, :].float()
     target = ids[:, -width:]
     return torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+
+
+def group_logps(
+    torch: Any, model: Any, prompt: Any, comps: Any, comp_mask: Any, *, shared: bool = True
+) -> Any:
+    """Per-token log-probabilities of ``comps`` (``[G, T]``, right-padded, ``comp_mask``) after
+    the one ``prompt`` (``[1, P]``) they share.
+
+    ``shared``: the prompt is run once and its key/value cache repeated for the G completions,
+    which attend to it (the gradient flows back through that cache into the prompt positions'
+    LoRA layers, so this is the full forward's result and gradient, not an approximation; tests
+    check both). The prompt is most of an SSA pair, so this costs about one forward instead of
+    G. Not with activation checkpointing, which turns the cache off: ``shared=False`` then runs
+    the G full sequences."""
+    g, width = comps.shape
+    ones = torch.ones(g, prompt.shape[1], dtype=comp_mask.dtype, device=comp_mask.device)
+    mask = torch.cat([ones, comp_mask], dim=1)
+    if not shared:
+        ids = torch.cat([prompt.expand(g, -1), comps], dim=1)
+        return completion_logps(torch, model, ids, mask, width)
+    first = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
+    cache = first.past_key_values
+    cache.batch_repeat_interleave(g)
+    rest = model(input_ids=comps, attention_mask=mask, past_key_values=cache, use_cache=True)
+    logits = torch.cat([first.logits[:, -1:, :].expand(g, 1, -1), rest.logits[:, :-1, :]], dim=1)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(-1, comps.unsqueeze(-1)).squeeze(-1)
+
+
+def sample_group(torch: Any, model: Any, prompt: Any, s: GRPOSettings, ends: set[int],
+                 pad_id: int, *, shared: bool = True) -> Any:  # fmt: skip
+    """``s.group`` sampled continuations of ``prompt`` (``[1, P]``): rows of prompt +
+    completion, as ``generate`` returns them. ``shared``: the prompt is prefilled once and its
+    cache repeated (the same samples for the same seed as ``num_return_sequences``, at one
+    prefill instead of G)."""
+    kwargs: dict[str, Any] = {
+        "do_sample": True,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+        "max_new_tokens": s.max_new_tokens,
+        "eos_token_id": sorted(ends),
+        "pad_token_id": pad_id,
+        "use_cache": True,
+    }
+    if not shared or prompt.shape[1] < 2:
+        return model.generate(
+            input_ids=prompt,
+            attention_mask=torch.ones_like(prompt),
+            num_return_sequences=s.group,
+            **kwargs,
+        )
+    cache = model(input_ids=prompt[:, :-1], use_cache=True).past_key_values
+    cache.batch_repeat_interleave(s.group)
+    rows = prompt.repeat(s.group, 1)
+    return model.generate(
+        input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=cache, **kwargs
+    )
 
 
 def _cut(tokens: list[int], ends: set[int]) -> list[int]:
@@ -261,6 +326,7 @@ def _step(
     step: int,
 ) -> dict[str, Any]:
     """Sample, reward and update once; the step's log entry (with its raw ``rewards``)."""
+    shared = not checkpointing(model)
     t0 = time.perf_counter()
     groups: list[tuple[Any, list[list[int]], list[float]]] = []
     all_rewards: list[float] = []
@@ -270,20 +336,7 @@ def _step(
             ids, gold, _qid = prompts[next_prompt()]
             torch.manual_seed(s.seed * 1_000_003 + step * 101 + j)
             prompt = torch.tensor([ids], device=device)
-            gen = model.generate(
-                input_ids=prompt,
-                attention_mask=torch.ones_like(prompt),
-                do_sample=True,
-                temperature=s.temperature,
-                top_p=s.top_p,
-                top_k=0,
-                repetition_penalty=1.0,
-                max_new_tokens=s.max_new_tokens,
-                num_return_sequences=s.group,
-                eos_token_id=sorted(ends),
-                pad_token_id=pad_id,
-                use_cache=True,
-            )
+            gen = sample_group(torch, model, prompt, s, ends, pad_id, shared=shared)
             completions = [_cut(row[len(ids) :].tolist(), ends) for row in gen]
             rewards = [
                 float(reward(tok.decode(c, skip_special_tokens=True), gold, c)) for c in completions
@@ -302,19 +355,16 @@ def _step(
             continue
         with_signal += 1
         width = max(len(c) for c in comps)
-        rows = [prompt[0].tolist() + c + [pad_id] * (width - len(c)) for c in comps]
-        ids = torch.tensor(rows, device=device)
-        mask = torch.tensor(
-            [[1] * (prompt.shape[1] + len(c)) + [0] * (width - len(c)) for c in comps],
-            device=device,
-        )
-        tok_mask = mask[:, -width:].to(torch.float32)
-        logp = completion_logps(torch, model, ids, mask, width)
+        padded = torch.tensor([c + [pad_id] * (width - len(c)) for c in comps], device=device)
+        comp_mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in comps],
+                                 device=device)  # fmt: skip
+        tok_mask = comp_mask.to(torch.float32)
+        logp = group_logps(torch, model, prompt, padded, comp_mask, shared=shared)
         a = torch.tensor(adv, device=device, dtype=torch.float32).unsqueeze(1)
         per_token = -a * torch.exp(logp - logp.detach())
         if s.beta > 0:
             with torch.no_grad(), model.disable_adapter():
-                ref = completion_logps(torch, model, ids, mask, width)
+                ref = group_logps(torch, model, prompt, padded, comp_mask, shared=shared)
             diff = ref - logp
             kl = torch.exp(diff) - diff - 1.0
             per_token = per_token + s.beta * kl

@@ -143,6 +143,15 @@ def lora_model(
     )
 
 
+def checkpointing(model: Any) -> bool:
+    """Whether activation (gradient) checkpointing is on in ``model`` (or the model it wraps)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for attr in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+        if hasattr(type(inner), attr):
+            return bool(getattr(inner, attr))
+    return False
+
+
 def target_loss(torch: Any, model: Any, batch: dict[str, Any]) -> Any:
     """The causal-LM loss on the labelled (target) tokens, computing logits only from the first
     labelled position on (``logits_to_keep``): the prompt is most of a pair, and its logits over

@@ -137,3 +137,45 @@ def test_grpo_continues_an_rft_adapter(
     (other / "config.json").write_text((tiny_base / "config.json").read_text())
     with pytest.raises(ConfigError, match="init_adapter"):
         grpo_ssa(ssa_data, other, tmp_path / "x", settings, init_adapter=trained, progress=False)
+
+
+def test_shared_prompt_forward_equals_the_full_one(tiny_base: Path) -> None:
+    """One prompt forward with its cache repeated for G completions: the same log-probabilities
+    and the same gradient as G full sequences, and the same samples for the same seed."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ponder.learning.ssa_grpo import GRPOSettings, group_logps, sample_group
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"]))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)  # a trained-looking adapter, not the zero init
+    torch.manual_seed(0)
+    prompt = torch.randint(0, 5000, (1, 40))
+    comps = torch.randint(0, 5000, (3, 9))
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    mask[2, 2:] = 0
+    grads = []
+    logps = []
+    for shared in (True, False):
+        model.zero_grad()
+        logp = group_logps(torch, model, prompt, comps, mask, shared=shared)
+        (logp * mask).sum().backward()
+        logps.append(logp.detach() * mask)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert torch.allclose(logps[0], logps[1], atol=1e-4), (logps[0] - logps[1]).abs().max()
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-4, rtol=1e-3), name
+    s = GRPOSettings(group=3, max_new_tokens=5)
+    model.eval()
+    with torch.no_grad():
+        torch.manual_seed(7)
+        a = sample_group(torch, model, prompt, s, {0}, 0, shared=True)
+        torch.manual_seed(7)
+        b = sample_group(torch, model, prompt, s, {0}, 0, shared=False)
+    assert a.shape == (3, 45) and torch.equal(a, b)
