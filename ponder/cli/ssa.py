@@ -83,26 +83,14 @@ def _register_train(steps: Any) -> None:
     t.add_argument("--base", help="HF model dir (default: the prepared default model)")
     t.add_argument("--name", help=f"adapter name (default {DEFAULT_NAME} for the default base)")
     t.add_argument("--out", help="output dir (default ~/.cache/ponder/ssa/<name>)")
-    t.add_argument("--r", type=int, default=16, help="LoRA rank")
-    t.add_argument("--alpha", type=float, default=32.0)
-    t.add_argument("--dropout", type=float, default=0.05)
-    t.add_argument("--target-modules", help="comma-separated (default q,k,v,o,gate,up,down proj)")
-    t.add_argument(
-        "--last-layers", type=int, help="LoRA on the top N layers only (much faster on CPU)"
-    )
+    _add_lora_args(t, dropout=0.05)
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--epochs", type=float, default=1.0)
     t.add_argument("--batch-size", type=int, default=1)
     t.add_argument("--grad-accum", type=int, default=4)
     t.add_argument("--max-length", type=int, default=3072, help="longer pairs are dropped")
     t.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    t.add_argument("--threads", type=int, help="CPU threads (default: every core)")
-    t.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
-    t.add_argument("--no-gradient-checkpointing", action="store_true")
-    t.add_argument("--force", action="store_true", help="replace an adapter already in --out")
-    t.add_argument("--quiet", action="store_true")
+    _add_run_args(t)
     t.set_defaults(handler=handle_train)
 
 
@@ -125,19 +113,32 @@ def _register_grpo(steps: Any) -> None:
     g.add_argument("--beta", type=float, default=0.0, help="KL penalty to the base (default 0)")
     g.add_argument("--no-scale-advantages", action="store_true", help="Dr. GRPO: r - mean only")
     g.add_argument("--lr", type=float, default=2e-5)
-    g.add_argument("--r", type=int, default=16, help="LoRA rank (fresh adapters)")
-    g.add_argument("--alpha", type=float, default=32.0)
-    g.add_argument("--dropout", type=float, default=0.0)
-    g.add_argument("--target-modules", help="comma-separated (default q,k,v,o,gate,up,down proj)")
-    g.add_argument("--last-layers", type=int, help="LoRA on the top N layers only")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    g.add_argument("--threads", type=int, help="CPU threads (default: every core)")
-    g.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
-    g.add_argument("--no-gradient-checkpointing", action="store_true")
-    g.add_argument("--force", action="store_true", help="replace an adapter already in --out")
-    g.add_argument("--quiet", action="store_true")
+    _add_lora_args(g, dropout=0.0)
+    _add_run_args(g)
     g.set_defaults(handler=handle_grpo)
+
+
+def _add_lora_args(p: Any, *, dropout: float) -> None:
+    """The LoRA options of ``train`` and ``grpo`` (a fresh adapter's; ``--init-adapter`` keeps
+    its own)."""
+    p.add_argument("--r", type=int, default=16, help="LoRA rank")
+    p.add_argument("--alpha", type=float, default=32.0)
+    p.add_argument("--dropout", type=float, default=dropout)
+    p.add_argument("--target-modules", help="comma-separated (default q,k,v,o,gate,up,down proj)")
+    p.add_argument(
+        "--last-layers", type=int, help="LoRA on the top N layers only (much faster on CPU)"
+    )
+
+
+def _add_run_args(p: Any) -> None:
+    """Seed, device and output options shared by ``train`` and ``grpo``."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, help="CPU threads (default: every core)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto")
+    p.add_argument("--no-gradient-checkpointing", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace an adapter already in --out")
+    p.add_argument("--quiet", action="store_true")
 
 
 def _register_export(steps: Any) -> None:

@@ -35,9 +35,7 @@ KL, completion tokens, seconds generating and training) beside the adapter and
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -47,8 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.errors import ConfigError, InputError
 from ponder.learning.ssa_grpo_core import Reward, answer_reward, group_advantages
+from ponder.learning.ssa_grpo_policy import cut_at_end, group_logps, sample_group
 from ponder.learning.ssa_rft_run import file_sha256, manifest_path, read_ssa_examples
-from ponder.learning.ssa_sft import end_token_ids, render_prompt
+from ponder.learning.ssa_sft import render_prompt
 from ponder.learning.ssa_train import (
     DEFAULT_TARGETS,
     META,
@@ -56,9 +55,10 @@ from ponder.learning.ssa_train import (
     base_info,
     checkpointing,
     lora_model,
-    pick_device,
     read_meta,
-    torch_dtype,
+    run_info,
+    setup_run,
+    step_bar,
 )
 
 LOG = "grpo_log.jsonl"
@@ -94,82 +94,6 @@ class GRPOSettings(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
-def completion_logps(torch: Any, model: Any, ids: Any, mask: Any, width: int) -> Any:
-    """Per-token log-probabilities of the last ``width`` tokens of each row of ``ids`` (logits
-    computed for those positions only, ``logits_to_keep``)."""
-    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=width + 1)
-    logits = out.logits[:, :-1, :].float()
-    target = ids[:, -width:]
-    return torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-
-
-def group_logps(
-    torch: Any, model: Any, prompt: Any, comps: Any, comp_mask: Any, *, shared: bool = True
-) -> Any:
-    """Per-token log-probabilities of ``comps`` (``[G, T]``, right-padded, ``comp_mask``) after
-    the one ``prompt`` (``[1, P]``) they share.
-
-    ``shared``: the prompt is run once and its key/value cache repeated for the G completions,
-    which attend to it (the gradient flows back through that cache into the prompt positions'
-    LoRA layers, so this is the full forward's result and gradient, not an approximation; tests
-    check both). The prompt is most of an SSA pair, so this costs about one forward instead of
-    G. Not with activation checkpointing, which turns the cache off: ``shared=False`` then runs
-    the G full sequences."""
-    g, width = comps.shape
-    ones = torch.ones(g, prompt.shape[1], dtype=comp_mask.dtype, device=comp_mask.device)
-    mask = torch.cat([ones, comp_mask], dim=1)
-    if not shared:
-        ids = torch.cat([prompt.expand(g, -1), comps], dim=1)
-        return completion_logps(torch, model, ids, mask, width)
-    first = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
-    cache = first.past_key_values
-    cache.batch_repeat_interleave(g)
-    rest = model(input_ids=comps, attention_mask=mask, past_key_values=cache, use_cache=True)
-    logits = torch.cat([first.logits[:, -1:, :].expand(g, 1, -1), rest.logits[:, :-1, :]], dim=1)
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return logp.gather(-1, comps.unsqueeze(-1)).squeeze(-1)
-
-
-def sample_group(torch: Any, model: Any, prompt: Any, s: GRPOSettings, ends: set[int],
-                 pad_id: int, *, shared: bool = True) -> Any:  # fmt: skip
-    """``s.group`` sampled continuations of ``prompt`` (``[1, P]``): rows of prompt +
-    completion, as ``generate`` returns them. ``shared``: the prompt is prefilled once and its
-    cache repeated (the same samples for the same seed as ``num_return_sequences``, at one
-    prefill instead of G)."""
-    kwargs: dict[str, Any] = {
-        "do_sample": True,
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "top_k": 0,
-        "repetition_penalty": 1.0,
-        "max_new_tokens": s.max_new_tokens,
-        "eos_token_id": sorted(ends),
-        "pad_token_id": pad_id,
-        "use_cache": True,
-    }
-    if not shared or prompt.shape[1] < 2:
-        return model.generate(
-            input_ids=prompt,
-            attention_mask=torch.ones_like(prompt),
-            num_return_sequences=s.group,
-            **kwargs,
-        )
-    cache = model(input_ids=prompt[:, :-1], use_cache=True).past_key_values
-    cache.batch_repeat_interleave(s.group)
-    rows = prompt.repeat(s.group, 1)
-    return model.generate(
-        input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=cache, **kwargs
-    )
-
-
-def _cut(tokens: list[int], ends: set[int]) -> list[int]:
-    """A sampled completion up to and including its first end-of-turn token."""
-    for i, t in enumerate(tokens):
-        if t in ends:
-            return tokens[: i + 1]
-    return tokens
-
-
 def grpo_ssa(
     data: str | Path,
     base: str | Path,
@@ -185,7 +109,6 @@ def grpo_ssa(
     """Train by GRPO on ``data`` (a ``ponder ssa data`` file) into ``out``; return the
     ``ponder-ssa.json`` contents. See the module doc."""
     import torch
-    from transformers import AutoTokenizer, GenerationConfig
 
     s = settings or GRPOSettings()
     data, base, out = Path(data), Path(base).expanduser(), Path(out).expanduser()
@@ -204,31 +127,17 @@ def grpo_ssa(
     if not examples:
         raise InputError(f"{data} has no SSA examples (make it with `ponder ssa data`)")
     t_start = time.perf_counter()
-    torch.manual_seed(s.seed)
-    device = pick_device(torch, s.device)
-    if device.type == "cpu":
-        torch.set_num_threads(s.threads or os.cpu_count() or 1)
-    dtype = torch_dtype(torch, s.dtype, device)
-    if not progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    tok = AutoTokenizer.from_pretrained(str(base))
-    try:
-        gen_eos = GenerationConfig.from_pretrained(str(base)).eos_token_id
-    except (OSError, ValueError):
-        gen_eos = None
-    ends = end_token_ids(tok, gen_eos)
+    device, dtype, tok, ends = setup_run(torch, base, s, progress)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else next(iter(ends), 0)
 
-    prompts: list[tuple[list[int], str, str]] = []
+    prompts: list[tuple[list[int], str]] = []
     dropped = 0
     for ex in examples:
         ids = list(tok(render_prompt(tok, ex.messages), add_special_tokens=False)["input_ids"])
         if len(ids) > s.max_prompt_length:
             dropped += 1
         else:
-            prompts.append((ids, ex.gold, ex.question_id))
+            prompts.append((ids, ex.gold))
     if not prompts:
         raise InputError(
             f"no usable prompts: all {len(examples)} are longer than {s.max_prompt_length} tokens"
@@ -248,7 +157,7 @@ def grpo_ssa(
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / LOG
     log_path.write_text("")
-    bar = _bar(s.steps, progress)
+    bar = step_bar(s.steps, "ssa grpo", progress)
     rewards_seen: list[float] = []
     step_log: list[dict[str, Any]] = []
     try:
@@ -266,9 +175,6 @@ def grpo_ssa(
         bar.close()
 
     model.save_pretrained(str(out))
-    import peft
-    import transformers
-
     half = max(1, len(step_log) // 2)
     meta = {
         "format": META_FORMAT,
@@ -293,18 +199,9 @@ def grpo_ssa(
         "reward_first_half": _mean([e["reward"] for e in step_log[:half]]),
         "reward_second_half": _mean([e["reward"] for e in step_log[half:]]),
         "groups_with_signal": sum(e["groups_with_signal"] for e in step_log),
-        "device": str(device),
-        "threads": torch.get_num_threads() if device.type == "cpu" else None,
-        "dtype": str(dtype).removeprefix("torch."),
-        "wall_s": round(time.perf_counter() - t_start, 2),
         "s_per_step": _mean([e["s"] for e in step_log]),
         "final_loss": step_log[-1]["loss"] if step_log else None,
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-        },
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **run_info(torch, device, dtype, t_start),
     }
     (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return meta
@@ -315,7 +212,7 @@ def _step(
     model: Any,
     optim: Any,
     trainable: list[Any],
-    prompts: list[tuple[list[int], str, str]],
+    prompts: list[tuple[list[int], str]],
     next_prompt: Any,
     s: GRPOSettings,
     ends: set[int],
@@ -333,11 +230,11 @@ def _step(
     model.eval()
     with torch.no_grad():
         for j in range(s.prompts_per_step):
-            ids, gold, _qid = prompts[next_prompt()]
+            ids, gold = prompts[next_prompt()]
             torch.manual_seed(s.seed * 1_000_003 + step * 101 + j)
             prompt = torch.tensor([ids], device=device)
             gen = sample_group(torch, model, prompt, s, ends, pad_id, shared=shared)
-            completions = [_cut(row[len(ids) :].tolist(), ends) for row in gen]
+            completions = [cut_at_end(row[len(ids) :].tolist(), ends) for row in gen]
             rewards = [
                 float(reward(tok.decode(c, skip_special_tokens=True), gold, c)) for c in completions
             ]
@@ -394,9 +291,3 @@ def _step(
 
 def _mean(xs: list[float]) -> float | None:
     return round(sum(xs) / len(xs), 4) if xs else None
-
-
-def _bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="ssa grpo", unit="step", disable=not enabled)

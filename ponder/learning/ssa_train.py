@@ -200,7 +200,6 @@ def train_ssa(
     """Train a LoRA adapter on ``data`` (an ``ssa rft`` file) over ``base`` into ``out``;
     return the ``ponder-ssa.json`` contents. See the module doc."""
     import torch
-    from transformers import AutoTokenizer, GenerationConfig
 
     s = settings or TrainSettings()
     data, base, out = Path(data), Path(base).expanduser(), Path(out).expanduser()
@@ -212,22 +211,7 @@ def train_ssa(
     if not rows:
         raise InputError(f"{data} has no RFT rows (make it with `ponder ssa rft`)")
     t_start = time.perf_counter()
-    torch.manual_seed(s.seed)
-    device = pick_device(torch, s.device)
-    if device.type == "cpu":
-        torch.set_num_threads(s.threads or os.cpu_count() or 1)
-    dtype = torch_dtype(torch, s.dtype, device)
-
-    if not progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    tok = AutoTokenizer.from_pretrained(str(base))
-    try:
-        gen_eos = GenerationConfig.from_pretrained(str(base)).eos_token_id
-    except (OSError, ValueError):
-        gen_eos = None
-    ends = end_token_ids(tok, gen_eos)
+    device, dtype, tok, ends = setup_run(torch, base, s, progress)
     pairs = training_pairs(rows)
     encoded: list[Encoded] = []
     dropped = 0
@@ -266,7 +250,7 @@ def train_ssa(
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / LOG
     log_path.write_text("")
-    bar = _bar(total_steps, progress)
+    bar = step_bar(total_steps, "ssa train", progress)
     model.train()
     losses: list[float] = []
     step_times: list[float] = []
@@ -315,9 +299,6 @@ def train_ssa(
     for e in encoded:
         by_source[e.source] = by_source.get(e.source, 0) + 1
     rft_manifest = manifest_path(data)
-    import peft
-    import transformers
-
     meta = {
         "format": META_FORMAT,
         "name": name or out.name,
@@ -339,19 +320,10 @@ def train_ssa(
             "target_tokens": sum(e.target_tokens for e in encoded),
             "tokens": sum(len(e.input_ids) for e in encoded),
         },
-        "device": str(device),
-        "threads": torch.get_num_threads() if device.type == "cpu" else None,
-        "dtype": str(dtype).removeprefix("torch."),
-        "wall_s": round(time.perf_counter() - t_start, 2),
         "s_per_step": round(sum(step_times) / len(step_times), 3) if step_times else None,
         "first_loss": first_loss,
         "final_loss": losses[-1] if losses else None,
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-        },
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **run_info(torch, device, dtype, t_start),
     }
     (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return meta
@@ -369,7 +341,50 @@ def read_meta(adapter: str | Path) -> dict[str, Any]:
     return dict(meta)
 
 
-def _bar(total: int, enabled: bool) -> Any:
+def setup_run(torch: Any, base: Path, s: Any, progress: bool) -> tuple[Any, Any, Any, set[int]]:
+    """What every training run sets up first, from ``s`` (``seed``, ``device``, ``threads``,
+    ``dtype``): the seed, the device (and CPU threads), the dtype, the base's tokenizer and its
+    end-of-turn token ids (the tokenizer's eos and the generation config's)."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    torch.manual_seed(s.seed)
+    device = pick_device(torch, s.device)
+    if device.type == "cpu":
+        torch.set_num_threads(s.threads or os.cpu_count() or 1)
+    dtype = torch_dtype(torch, s.dtype, device)
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    tok = AutoTokenizer.from_pretrained(str(base))
+    try:
+        gen_eos = GenerationConfig.from_pretrained(str(base)).eos_token_id
+    except (OSError, ValueError):
+        gen_eos = None
+    return device, dtype, tok, end_token_ids(tok, gen_eos)
+
+
+def run_info(torch: Any, device: Any, dtype: Any, t_start: float) -> dict[str, Any]:
+    """The ``ponder-ssa.json`` fields every run records: device, threads, dtype, wall time,
+    library versions, creation time."""
+    import peft
+    import transformers
+
+    return {
+        "device": str(device),
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "dtype": str(dtype).removeprefix("torch."),
+        "wall_s": round(time.perf_counter() - t_start, 2),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+        },
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def step_bar(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="ssa train", unit="step", disable=not enabled)
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled)

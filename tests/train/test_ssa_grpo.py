@@ -12,24 +12,15 @@ import pytest
 from ponder.cli import main
 from ponder.errors import ConfigError
 from ponder.learning.ssa_sft import render_prompt
-from tests.train.conftest import QUESTIONS, ssa_messages
+from tests.train.conftest import rft_rows
 
 
 @pytest.fixture(scope="module")
 def ssa_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four examples in the `ponder ssa data` format."""
     path = tmp_path_factory.mktemp("grpo") / "ssa.jsonl"
-    rows = [
-        {
-            "question_id": qid,
-            "kind": "teaching",
-            "messages": ssa_messages(question, answers),
-            "gold": gold,
-            "candidates": answers,
-            "majority": answers[0],
-        }
-        for qid, question, gold, answers in QUESTIONS
-    ]
+    keys = ("question_id", "kind", "messages", "gold", "candidates", "majority")
+    rows = [{k: r[k] for k in keys} for r in rft_rows() if r["id"] != "long"]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
