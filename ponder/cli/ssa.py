@@ -113,6 +113,10 @@ def _register_grpo(steps: Any) -> None:
     g.add_argument("--beta", type=float, default=0.0, help="KL penalty to the base (default 0)")
     g.add_argument("--no-scale-advantages", action="store_true", help="Dr. GRPO: r - mean only")
     g.add_argument("--lr", type=float, default=2e-5)
+    g.add_argument("--save-every", type=int, default=10, help="checkpoint every N steps (0: never)")
+    g.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out, if any"
+    )
     _add_lora_args(g, dropout=0.0)
     _add_run_args(g)
     g.set_defaults(handler=handle_grpo)
@@ -383,11 +387,14 @@ def handle_grpo(args: argparse.Namespace) -> int:
         name=name,
         progress=not args.quiet,
         force=args.force,
+        resume=args.resume,
+        save_every=args.save_every,
     )
     ex = meta["examples"]
+    resumed = f" (resumed at step {meta['resumed_from_step']})" if meta["resumed_from_step"] else ""
     print(
-        f"GRPO {meta['name']} in {meta['wall_s']:.0f} s on {meta['device']}: {meta['steps']} "
-        f"steps ({meta['s_per_step']} s/step), {ex['completions']} completions of "
+        f"GRPO {meta['name']}{resumed} in {meta['wall_s']:.0f} s on {meta['device']}: "
+        f"{meta['steps']} steps ({meta['s_per_step']} s/step), {ex['completions']} completions of "
         f"{ex['seen']} prompts ({ex['dropped_too_long']} dropped as too long), mean reward "
         f"{meta['reward_first_half']} (first half) -> {meta['reward_second_half']} (second), "
         f"{meta['groups_with_signal']} groups with signal; adapter in {out}"

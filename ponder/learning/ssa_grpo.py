@@ -30,7 +30,9 @@ A plain loop rather than trl's GRPO trainer for the reason ``ssa_train`` gives: 
 be the inference rendering, the answer graded by Ponder's grader, and the step cheap to measure
 on a CPU. Writes ``grpo_log.jsonl`` (one line a step: mean reward, groups with signal, loss,
 KL, completion tokens, seconds generating and training) beside the adapter and
-``ponder-ssa.json`` (``method: grpo``).
+``ponder-ssa.json`` (``method: grpo``). Every ``save_every`` steps it checkpoints the run
+(``ssa_grpo_checkpoint``); ``resume=True`` (``--resume``) continues an interrupted run exactly
+where its last checkpoint left it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.errors import ConfigError, InputError
+from ponder.learning.ssa_grpo_checkpoint import (
+    RunState,
+    checkpoint_path,
+    identity,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from ponder.learning.ssa_grpo_core import Reward, answer_reward, group_advantages
 from ponder.learning.ssa_grpo_policy import cut_at_end, group_logps, sample_group
 from ponder.learning.ssa_rft_run import file_sha256, manifest_path, read_ssa_examples
@@ -105,9 +115,13 @@ def grpo_ssa(
     reward: Reward = answer_reward,
     progress: bool = True,
     force: bool = False,
+    resume: bool = False,
+    save_every: int = 10,
 ) -> dict[str, Any]:
     """Train by GRPO on ``data`` (a ``ponder ssa data`` file) into ``out``; return the
-    ``ponder-ssa.json`` contents. See the module doc."""
+    ``ponder-ssa.json`` contents. ``save_every`` steps (0: never) the run is checkpointed in
+    ``out``; ``resume`` continues from that checkpoint (or starts, if there is none), ``force``
+    starts over. See the module doc."""
     import torch
 
     s = settings or GRPOSettings()
@@ -117,6 +131,12 @@ def grpo_ssa(
         raise InputError(f"base {base} is not a Hugging Face model directory (no config.json)")
     if (out / META).is_file() and not force:
         raise ConfigError("out", f"{out} already holds a trained adapter (use --force to replace)")
+    if checkpoint_path(out).is_file() and not (resume or force):
+        raise ConfigError(
+            "resume",
+            f"{out} holds an unfinished run ({checkpoint_path(out)}): --resume continues it, "
+            "--force starts over",
+        )
     init_meta = read_meta(init) if init is not None else None
     if init_meta is not None and Path(init_meta["base"]["dir"]).resolve() != base.resolve():
         raise ConfigError(
@@ -147,7 +167,15 @@ def grpo_ssa(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=0.0)
     rng = random.Random(s.seed)
-    queue: list[int] = []
+    ident = identity(s.model_dump(), file_sha256(data), base, init)
+    state = RunState()
+    if resume and checkpoint_path(out).is_file():
+        state = load_checkpoint(torch, out, ident, model, optim)
+        rng.setstate(state.rng_state)
+    elif force:
+        remove_checkpoint(out)
+    resumed_from, earlier_s = state.step, state.elapsed_s
+    queue = state.queue
 
     def next_prompt() -> int:
         if not queue:
@@ -156,13 +184,13 @@ def grpo_ssa(
 
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / LOG
-    log_path.write_text("")
+    log_path.write_text("".join(json.dumps(e) + "\n" for e in state.step_log))
     bar = step_bar(s.steps, "ssa grpo", progress)
-    rewards_seen: list[float] = []
-    step_log: list[dict[str, Any]] = []
+    bar.update(state.step)
+    step_log, rewards_seen = state.step_log, state.rewards_seen
     try:
         with log_path.open("a", encoding="utf-8") as log:
-            for step in range(s.steps):
+            for step in range(state.step, s.steps):
                 entry = _step(torch, model, optim, trainable, prompts, next_prompt, s, ends,
                               pad_id, tok, reward, device, step)  # fmt: skip
                 rewards_seen.extend(entry.pop("rewards"))
@@ -171,6 +199,11 @@ def grpo_ssa(
                 log.flush()
                 bar.update(1)
                 bar.set_postfix(reward=f"{entry['reward']:.2f}", s_step=f"{entry['s']:.0f}")
+                state.step = step + 1
+                if save_every and state.step % save_every == 0 and state.step < s.steps:
+                    state.rng_state = rng.getstate()
+                    state.elapsed_s = earlier_s + time.perf_counter() - t_start
+                    save_checkpoint(torch, out, ident, model, optim, state)
     finally:
         bar.close()
 
@@ -201,9 +234,12 @@ def grpo_ssa(
         "groups_with_signal": sum(e["groups_with_signal"] for e in step_log),
         "s_per_step": _mean([e["s"] for e in step_log]),
         "final_loss": step_log[-1]["loss"] if step_log else None,
+        "resumed_from_step": resumed_from or None,
         **run_info(torch, device, dtype, t_start),
     }
+    meta["wall_s"] = round(meta["wall_s"] + earlier_s, 2)  # the interrupted sessions' too
     (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    remove_checkpoint(out)
     return meta
 
 
@@ -245,7 +281,7 @@ def _step(
     model.train()
     n_tokens = sum(len(c) for _, comps, _ in groups for c in comps) or 1
     loss_total = kl_total = 0.0
-    with_signal = 0
+    with_signal = kl_tokens = 0
     for prompt, comps, rewards in groups:
         adv = group_advantages(rewards, scale=s.scale_advantages)
         if not any(adv):
@@ -266,6 +302,7 @@ def _step(
             kl = torch.exp(diff) - diff - 1.0
             per_token = per_token + s.beta * kl
             kl_total += float((kl.detach() * tok_mask).sum())
+            kl_tokens += sum(len(c) for c in comps)
         loss = (per_token * tok_mask).sum() / n_tokens
         loss.backward()
         loss_total += float(loss.detach())
@@ -280,7 +317,7 @@ def _step(
         "groups_with_signal": with_signal,
         "groups": len(groups),
         "loss": round(loss_total, 6),
-        "kl": round(kl_total / n_tokens, 6) if s.beta > 0 else None,
+        "kl": round(kl_total / kl_tokens, 6) if s.beta > 0 and kl_tokens else None,
         "completion_tokens": round(n_tokens / max(1, len(all_rewards)), 1),
         "gen_s": round(t_gen, 2),
         "train_s": round(dt - t_gen, 2),

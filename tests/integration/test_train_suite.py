@@ -16,7 +16,7 @@ from tests.integration.venv_suite import assert_suite_passes
 
 pytestmark = pytest.mark.integration
 
-EXPECTED = {"tests/train": 12}
+EXPECTED = {"tests/train": 13}
 
 
 def test_train_suite_passes_in_its_own_venv() -> None:
