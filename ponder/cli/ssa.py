@@ -1,10 +1,10 @@
-"""``ponder ssa data | rft | train | grpo | export``: train the SSA aggregator (docs/ssa.md).
+"""``ponder ssa data | rft | train | grpo | export | plot``: train the SSA aggregator.
 
-``data`` and ``rft`` run in the main install; ``train``, ``grpo`` and ``export`` need torch,
-transformers and peft, which live in the train venv (scripts/setup-train-venv.sh). Run from an
-environment without them, ``train``, ``grpo`` and ``export`` re-run themselves with the train
-venv's Python when it exists (``$PONDER_TRAIN_VENV``, default ``.venv-train`` beside the
-package's checkout), and otherwise fail saying how to make it (``ponder.cli.ssa_train``).
+See docs/ssa.md. ``data``, ``rft`` and ``plot`` run in the main install; ``train``, ``grpo`` and
+``export`` need torch, transformers and peft, which live in the train venv
+(scripts/setup-train-venv.sh). Run from an environment without them, they re-run themselves with
+the train venv's Python when it exists (``$PONDER_TRAIN_VENV``, default ``.venv-train`` beside
+the package's checkout), and otherwise fail saying how to make it (``ponder.cli.ssa_train``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def register(sub: Any) -> None:
     d.set_defaults(handler=handle_data)
     _register_rft(steps)
     register_train_steps(steps)
+    c = steps.add_parser("plot", help="a train or grpo run's curve as a PNG (main install)")
+    c.add_argument("--run", required=True, help="a `ponder ssa train` or `grpo` output dir")
+    c.add_argument("--out", help="PNG to write (default RUN/curve.png)")
+    c.add_argument("--window", type=int, default=8, help="steps in the moving average")
+    c.set_defaults(handler=handle_plot)
 
 
 def _register_rft(steps: Any) -> None:
@@ -65,6 +70,13 @@ def _register_rft(steps: Any) -> None:
     r.add_argument("--examples-at-once", type=int, default=2)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(handler=handle_rft)
+
+
+def handle_plot(args: argparse.Namespace) -> int:
+    from ponder.learning.ssa_curve import plot_run
+
+    print(f"wrote {plot_run(args.run, args.out, window=args.window)}")
+    return 0
 
 
 def handle_data(args: argparse.Namespace) -> int:

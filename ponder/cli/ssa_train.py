@@ -179,7 +179,7 @@ def handle_train(args: argparse.Namespace) -> int:
         f"{ex['dropped_too_long']} dropped as longer than {settings.max_length} tokens), "
         f"loss {meta['first_loss']:.4f} -> {meta['final_loss']:.4f}; adapter in {out}"
     )
-    print(f"next: ponder ssa export --adapter {out}")
+    print(f"next: ponder ssa export --adapter {out}  (its curve: ponder ssa plot --run {out})")
     return 0
 
 
@@ -253,7 +253,7 @@ def handle_grpo(args: argparse.Namespace) -> int:
         f"{meta['reward_first_half']} (first half) -> {meta['reward_second_half']} (second), "
         f"{meta['groups_with_signal']} groups with signal; adapter in {out}"
     )
-    print(f"next: ponder ssa export --adapter {out}")
+    print(f"next: ponder ssa export --adapter {out}  (its curve: ponder ssa plot --run {out})")
     return 0
 
 
