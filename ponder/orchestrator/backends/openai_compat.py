@@ -8,7 +8,6 @@ the boundary where ``openai``/``httpx`` exceptions become ``ponder.errors``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -39,20 +38,23 @@ from ponder.orchestrator.backends.base import (
     bound_tokens,
     estimate_tokens,
 )
+from ponder.orchestrator.backends.openai_wire import (
+    convert_text_tool_calls,
+    error_detail,
+    error_param,
+    logprobs_of,
+    looks_like_completion,
+    prompt_key,
+    refuses_n,
+    share_tokens,
+)
 from ponder.protocol.requests import Choice, Completion, GenerationRequest
-from ponder.protocol.tool_calls import offered_names, parse_text_tool_calls
+from ponder.protocol.tool_calls import offered_names
 from ponder.secrets import redact
 
 DEFAULT_TIMEOUT_S = 600.0
 PROMPT_COUNT_CACHE = 4096
 """Exact prompt counts remembered from this upstream's own usage (by prompt hash)."""
-N_REFUSAL = re.compile(
-    r"(\bn\b|\bn\s*[<>=!]|only one (completion )?choice|multiple (choices|completions)|"
-    r"number of (choices|completions))",
-    re.IGNORECASE,
-)
-"""What an upstream 400 says when it refuses ``n`` > 1 itself (llama.cpp: "Only one completion
-choice is allowed"; others name the parameter ``n``)."""
 DEFAULT_MAX_CONCURRENCY = 16
 CONTINUATION_MODES = ("auto", "none", "prefill", "template")
 
@@ -179,7 +181,7 @@ class OpenAICompatibleBackend(Backend):
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
         """Exact where this upstream can tell (its own usage for this prompt before, or the
         tokenizer endpoint), else the safe bound: never an estimate that can fall short."""
-        key = _prompt_key(request)
+        key = prompt_key(request)
         seen = self._prompt_seen.get(key)
         if seen is not None:
             self._prompt_seen.move_to_end(key)
@@ -230,7 +232,7 @@ class OpenAICompatibleBackend(Backend):
     def _remember_prompt(self, request: GenerationRequest, prompt_tokens: int) -> None:
         if prompt_tokens <= 0:
             return
-        key = _prompt_key(request)
+        key = prompt_key(request)
         self._prompt_seen[key] = prompt_tokens
         self._prompt_seen.move_to_end(key)
         while len(self._prompt_seen) > PROMPT_COUNT_CACHE:
@@ -372,7 +374,7 @@ class OpenAICompatibleBackend(Backend):
             except json.JSONDecodeError as exc:  # a 200 whose body is not JSON (text/html
                 raise self._malformed(exc) from exc  # comes back as a str: checked below)
         latency = time.perf_counter() - t0
-        if not _looks_like_completion(resp, request.is_chat):
+        if not looks_like_completion(resp, request.is_chat):
             raise self._malformed(None, resp)
         try:
             done = await self._to_completion(request, resp, latency)
@@ -425,7 +427,7 @@ class OpenAICompatibleBackend(Backend):
             for ch in choices
         )
         if reported is not None and reported >= least:
-            _share(choices, int(reported), bounds)
+            share_tokens(choices, int(reported), bounds)
             return
         for ch, e, b in zip(choices, exact, bounds, strict=True):
             ch.completion_tokens = e if e is not None else b
@@ -453,7 +455,7 @@ class OpenAICompatibleBackend(Backend):
                     # OpenAI's legacy shape has token_logprobs; llama.cpp answers raw
                     # completions in the chat shape (``content``), kept as an extra field.
                     content = getattr(c.logprobs, "content", None)
-            lps, tops = _logprobs_of(c.logprobs, content)
+            lps, tops = logprobs_of(c.logprobs, content)
             choices.append(
                 Choice(
                     text=text,
@@ -468,7 +470,7 @@ class OpenAICompatibleBackend(Backend):
         reported = getattr(usage, "completion_tokens", None) if usage else None
         await self._count_choices(request, choices, None if reported is None else int(reported))
         if request.tools and request.tool_choice != "none":
-            _convert_text_tool_calls(choices, offered_names(request.tools))
+            convert_text_tool_calls(choices, offered_names(request.tools))
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         if not prompt_tokens:
             prompt_tokens = await self.count_prompt_tokens(request)
@@ -500,11 +502,11 @@ class OpenAICompatibleBackend(Backend):
             )
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = redact(_error_detail(exc), [self._client.api_key])
+            detail = redact(error_detail(exc), [self._client.api_key])
             after = retry_after_s(exc.response.headers)
             # the key and masked forms of it are redacted from detail
             return error_for_status(
-                status, url, detail, url=url, retry_after_s=after, param=_error_param(exc)
+                status, url, detail, url=url, retry_after_s=after, param=error_param(exc)
             )
         return BackendError(f"call to {url} failed: {exc}", url=url)
 
@@ -532,99 +534,3 @@ def check_base_url(url: str) -> None:
             "backend.base_url",
             f"{url!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000/v1)",
         )
-
-
-def refuses_n(exc: BadRequestError) -> bool:
-    """Whether a 400 refused ``n`` > 1 itself (not the prompt, the context length, ...)."""
-    if exc.param == "n":
-        return True
-    return bool(N_REFUSAL.search(str(exc).split(": ", 1)[-1]))
-
-
-def _prompt_key(request: GenerationRequest) -> str:
-    data = [request.messages, request.prompt, request.assistant_prefix, request.tools]
-    raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _looks_like_completion(resp: Any, chat: bool) -> bool:
-    choices = getattr(resp, "choices", None)
-    if not isinstance(choices, list):
-        return False
-    for c in choices:
-        if chat and getattr(c, "message", None) is None:
-            return False
-        if not hasattr(c, "index"):
-            return False
-    return True
-
-
-def _share(choices: list[Choice], total: int, weights: list[int]) -> None:
-    """Split ``total`` over the choices in proportion to ``weights`` (sums exactly)."""
-    w = sum(weights) or len(choices)
-    given = 0
-    for i, ch in enumerate(choices):
-        if i == len(choices) - 1:
-            ch.completion_tokens = total - given
-        else:
-            ch.completion_tokens = total * (weights[i] or 1) // w
-            given += ch.completion_tokens
-
-
-def _error_param(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("param"), str):
-            return str(err["param"])
-    return None
-
-
-def _error_detail(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:500]
-    return str(exc.message)[:500]
-
-
-def _field(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-def _logprobs_of(
-    logprobs: Any, content: Any
-) -> tuple[list[float] | None, list[dict[str, float]] | None]:
-    """Chosen-token logprobs and per-token top alternatives, from either wire shape."""
-    if content:
-        lps = [float(_field(t, "logprob")) for t in content]
-        tops = [
-            {
-                str(_field(a, "token")): float(_field(a, "logprob"))
-                for a in _field(t, "top_logprobs") or []
-            }
-            for t in content
-        ]
-        return lps, tops
-    if logprobs is None or not getattr(logprobs, "token_logprobs", None):
-        return None, None
-    lps = [x for x in logprobs.token_logprobs if x is not None]
-    legacy = getattr(logprobs, "top_logprobs", None) or []
-    tops = [{str(k): float(v) for k, v in (d or {}).items()} for d in legacy]
-    return lps, tops or None
-
-
-def _convert_text_tool_calls(choices: list[Choice], offered: set[str]) -> None:
-    """A choice that is only a JSON tool call written as text, naming an offered tool, becomes a
-    real tool call (``Choice.tool_calls_from_text``; the trace's completion event says so)."""
-    for ch in choices:
-        if ch.tool_calls:
-            continue
-        calls = parse_text_tool_calls(ch.text, offered)
-        if calls:
-            ch.tool_calls = calls
-            ch.text = ""
-            ch.tool_calls_from_text = True
-            if ch.finish_reason == "stop":
-                ch.finish_reason = "tool_calls"
