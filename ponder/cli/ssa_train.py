@@ -151,22 +151,13 @@ def handle_train(args: argparse.Namespace) -> int:
 
     base, name, out = _base_and_out(args, DEFAULT_NAME)
     settings = TrainSettings(
-        r=args.r,
-        alpha=args.alpha,
-        dropout=args.dropout,
-        target_modules=_targets(args.target_modules),
-        last_layers=args.last_layers,
         lr=args.lr,
         epochs=args.epochs,
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         max_length=args.max_length,
         max_steps=args.max_steps,
-        seed=args.seed,
-        device=args.device,
-        threads=args.threads,
-        dtype=args.dtype,
-        gradient_checkpointing=not args.no_gradient_checkpointing,
+        **_lora_and_run_settings(args),
     )
     meta = train_ssa(
         args.data, base, out, settings, name=name, progress=not args.quiet, force=args.force
@@ -181,6 +172,22 @@ def handle_train(args: argparse.Namespace) -> int:
     )
     print(f"next: ponder ssa export --adapter {out}  (its curve: ponder ssa plot --run {out})")
     return 0
+
+
+def _lora_and_run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of the options ``_add_lora_args`` and ``_add_run_args`` declare."""
+    return {
+        "r": args.r,
+        "alpha": args.alpha,
+        "dropout": args.dropout,
+        "target_modules": _targets(args.target_modules),
+        "last_layers": args.last_layers,
+        "seed": args.seed,
+        "device": args.device,
+        "threads": args.threads,
+        "dtype": args.dtype,
+        "gradient_checkpointing": not args.no_gradient_checkpointing,
+    }
 
 
 def _targets(arg: str | None) -> tuple[str, ...]:
@@ -221,16 +228,7 @@ def handle_grpo(args: argparse.Namespace) -> int:
         beta=args.beta,
         scale_advantages=not args.no_scale_advantages,
         lr=args.lr,
-        r=args.r,
-        alpha=args.alpha,
-        dropout=args.dropout,
-        target_modules=_targets(args.target_modules),
-        last_layers=args.last_layers,
-        gradient_checkpointing=not args.no_gradient_checkpointing,
-        seed=args.seed,
-        device=args.device,
-        threads=args.threads,
-        dtype=args.dtype,
+        **_lora_and_run_settings(args),
     )
     meta = grpo_ssa(
         args.data,

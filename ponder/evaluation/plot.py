@@ -22,17 +22,22 @@ def pareto_front(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return front
 
 
-def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Write a PNG of accuracy vs. mean tokens/question. Needs ``pip install ponder[plot]``."""
+def pyplot(hint: str = "") -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or an ``InputError`` saying how to
+    install it (``hint``: how to do without, e.g. " (or pass --no-plot)")."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise InputError(
-            "plotting needs matplotlib: pip install 'ponder[plot]' (or pass --no-plot)"
-        ) from None
+        raise InputError(f"plotting needs matplotlib: pip install 'ponder[plot]'{hint}") from None
+    return plt
+
+
+def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Write a PNG of accuracy vs. mean tokens/question. Needs ``pip install ponder[plot]``."""
+    plt = pyplot(" (or pass --no-plot)")
     pts = [r for r in rows if r.get("n")]
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     top = 0.0

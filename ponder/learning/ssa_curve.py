@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.errors import InputError
+from ponder.evaluation.plot import pyplot
 
 TRAIN_LOG = "train_log.jsonl"
 GRPO_LOG = "grpo_log.jsonl"
@@ -52,13 +53,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, window: int = 8
     """Write the run's curve to ``out`` (default ``<run_dir>/curve.png``) and return its path."""
     run = Path(run_dir).expanduser()
     kind, rows = read_log(run)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("plotting needs matplotlib: pip install 'ponder[plot]'") from None
+    plt = pyplot()
     steps = [int(r["step"]) for r in rows]
     path = Path(out).expanduser() if out else run / CURVE
     if kind == "train":
