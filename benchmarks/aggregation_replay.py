@@ -31,14 +31,14 @@ from typing import Any
 
 from ponder.aggregator import ConfidenceFiltered, LearnedAggregator, Majority, Weighted
 from ponder.aggregator.base import Aggregator
-from ponder.aggregator.learned_train import train_artifact
+from ponder.behaviour.outcomes import sample_outcomes
+from ponder.behaviour.records import Manifest, QuestionRecord, read_collection
+from ponder.behaviour.stats import paired, wilson
 from ponder.errors import PonderError
-from ponder.evaluation.behaviour import sample_outcomes
 from ponder.evaluation.early_stop_replay import replay_early_stop
-from ponder.evaluation.stats import paired, wilson
 from ponder.grading import is_equivalent
-from ponder.learning.records import Manifest, QuestionRecord, read_collection
-from ponder.strategies.base import Task
+from ponder.learning.learned.train import train_artifact
+from ponder.protocol.actions import Task
 from ponder.strategies.deepconf import DeepConfSample
 
 MEASURES = ("mean", "lowest_group", "bottom10", "tail")

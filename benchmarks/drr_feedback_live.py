@@ -23,13 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ponder.behaviour.datasets import load_items, select
+from ponder.behaviour.metrics import paired, wilson
 from ponder.config import ChainConfig
-from ponder.evaluation.datasets import load_items, select
 from ponder.grading import is_equivalent
 from ponder.orchestrator.session import Session
-from ponder.stopping.metrics import paired, wilson
-from ponder.stopping.strategies import Feedback, StopSampling, StopThinking
-from ponder.strategies.base import Strategy, Task
+from ponder.protocol.actions import Task
+from ponder.protocol.strategy import Strategy
+from ponder.strategies.drr import Feedback, StopSampling, StopThinking
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
@@ -124,9 +125,9 @@ def report(runs: Path) -> None:
 
 async def live_check(args: argparse.Namespace) -> None:
     """Replay vs live on the first N questions of a collection (same seeds and settings)."""
-    from ponder.learning.records import read_collection
+    from ponder.behaviour.records import read_collection
+    from ponder.learning.drr.replay import dm_sample, dm_think, score_collection
     from ponder.stopping.model import load_dm
-    from ponder.stopping.replay import dm_sample, dm_think, score_collection
 
     manifest, records = read_collection(Path(args.collection).expanduser())
     dm = load_dm(args.dm)

@@ -24,19 +24,19 @@ from statistics import mean
 from typing import Any
 
 from ponder.aggregator import SSA, LLMSelect, Majority, Weighted
+from ponder.backends.local import LocalBackend
+from ponder.backends.local.model import MODELS, ensure_model
+from ponder.behaviour.datasets import load_items, select
 from ponder.config import ChainConfig
-from ponder.evaluation.datasets import load_items, select
 from ponder.evaluation.offline import load_sample_sets, offline_jobs
 from ponder.evaluation.records import read_records
 from ponder.evaluation.runner import EvalJob, evaluate
 from ponder.evaluation.summary import format_table
 from ponder.grading import is_equivalent
-from ponder.orchestrator.backends.local import LocalBackend
-from ponder.orchestrator.backends.local.model import MODELS, ensure_model
 from ponder.orchestrator.engine import Orchestrator
+from ponder.protocol.actions import Outcome
 from ponder.strategies import ChainOfThought, ParallelSample
 from ponder.strategies.adaptive import doubling, should_stop
-from ponder.strategies.base import Outcome
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gsm8k" / "test.jsonl"
 

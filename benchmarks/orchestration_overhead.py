@@ -17,7 +17,7 @@ import time
 import openai
 
 from ponder import ChainOfThought, Orchestrator, Task
-from ponder.orchestrator.backends.local import LocalBackend
+from ponder.backends.local import LocalBackend
 
 
 async def main(calls: int, max_tokens: int) -> None:

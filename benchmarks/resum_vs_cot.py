@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from ponder.backends.local import LocalBackend
 from ponder.grading import gold_from_gsm8k, is_equivalent
 from ponder.orchestrator import Orchestrator
-from ponder.orchestrator.backends.local import LocalBackend
-from ponder.orchestrator.requests import GenerationRequest
+from ponder.protocol.requests import GenerationRequest
 from ponder.strategies import ChainOfThought, SummarizingReasoner, Task
 from ponder.strategies.cot import cot_messages
 

@@ -26,9 +26,9 @@ import statistics
 import time
 from pathlib import Path
 
-from ponder.orchestrator.backends.local import prepare_model
-from ponder.orchestrator.backends.local import runtime as rt
-from ponder.orchestrator.backends.local.measure import measure_runtime
+from ponder.backends.local import prepare_model
+from ponder.backends.local import runtime as rt
+from ponder.backends.local.measure import measure_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 

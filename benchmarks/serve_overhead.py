@@ -32,8 +32,8 @@ from typing import Any
 import httpx
 import openai
 
-from ponder.orchestrator.backends.local import LocalBackend
-from ponder.orchestrator.backends.local.server import free_port
+from ponder.backends.local import LocalBackend
+from ponder.backends.local.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,9 +31,9 @@ from typing import Any
 import openai
 
 from ponder.answers import extract_answer
-from ponder.evaluation.datasets import load_items, select
+from ponder.backends.local import LocalBackend
+from ponder.behaviour.datasets import load_items, select
 from ponder.grading import is_equivalent
-from ponder.orchestrator.backends.local import LocalBackend
 from ponder.serve import ServeConfig, ServerThread
 from ponder.tools import get_tool
 

@@ -62,17 +62,17 @@ from pathlib import Path
 from typing import Any
 
 from ponder.aggregator import SSA, Majority
+from ponder.behaviour.records import Manifest, QuestionRecord, read_collection
+from ponder.behaviour.stats import paired, wilson
 from ponder.config import ChainConfig
 from ponder.errors import InputError, PonderError
 from ponder.evaluation.offline import Replay
 from ponder.evaluation.records import RecordWriter, read_records
-from ponder.evaluation.stats import paired, wilson
 from ponder.grading import is_equivalent
-from ponder.learning.records import Manifest, QuestionRecord, read_collection
-from ponder.learning.ssa_data import candidate_outcomes
+from ponder.learning.ssa.data import candidate_outcomes
 from ponder.orchestrator.engine import Orchestrator
 from ponder.orchestrator.session import Session
-from ponder.strategies.base import Outcome, Task
+from ponder.protocol.actions import Outcome, Task
 
 FORMAT = "ponder.ssa-eval/1"
 PER_QUESTION = "per_question.jsonl"

@@ -52,8 +52,8 @@ async def majority_of_8(
 ) -> dict[str, float]:
     from ponder.answers import extract_answer, normalize_answer
     from ponder.grading import gold_from_gsm8k, is_equivalent
-    from ponder.orchestrator.requests import GenerationRequest, SamplingParams
-    from ponder.strategies.base import Task
+    from ponder.protocol.actions import Task
+    from ponder.protocol.requests import GenerationRequest, SamplingParams
     from ponder.strategies.cot import cot_messages
 
     async def one(i: int, q: dict[str, str]) -> tuple[bool, int, int]:
@@ -92,26 +92,26 @@ def free_port() -> int:
 
 
 async def run_arm(arm: str, n: int, max_tokens: int) -> dict[str, object]:
-    from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+    from ponder.backends.vllm_model import prepare_hf_model
 
     qs = questions(n)
     hf_dir = str(prepare_hf_model(quiet=True))
     t0 = time.perf_counter()
     server: subprocess.Popen[bytes] | None = None
     if arm == "vllm":
-        from ponder.orchestrator.backends.vllm_engine import VLLMBackend
+        from ponder.backends.vllm_engine import VLLMBackend
 
         backend: object = VLLMBackend(
             hf_dir, max_model_len=2048, quiet=True, enforce_eager=EAGER, engine_args=NO_CHUNK
         )
     elif arm == "llama":
-        from ponder.orchestrator.backends.local import LocalBackend
+        from ponder.backends.local import LocalBackend
 
         backend = LocalBackend(quiet=True, n_parallel=16, ctx_per_slot=1024)
     else:
         import httpx
 
-        from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
+        from ponder.backends.openai_compat import OpenAICompatibleBackend
 
         port = free_port()
         log = (ROOT / "results" / "vllm_serve.log").open("wb")  # noqa: SIM115 (lives with server)

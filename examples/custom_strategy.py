@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from ponder import ChainOfThought, FakeBackend, Orchestrator
 from ponder.answers import extract_answer
-from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
+from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
 from ponder.strategies import Generate, Note, Outcome, Strategy, Task, register_strategy
 
 

@@ -13,7 +13,7 @@ import sys
 
 from ponder import Orchestrator
 from ponder.aggregator import SSA, LLMSelect, Majority
-from ponder.orchestrator.backends.local import LocalBackend
+from ponder.backends.local import LocalBackend
 from ponder.strategies import ChainOfThought, ParallelSample
 
 

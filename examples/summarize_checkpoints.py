@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ponder import Orchestrator
-from ponder.orchestrator.backends.local import LocalBackend
+from ponder.backends.local import LocalBackend
 from ponder.strategies import SummarizingReasoner
 
 QUESTION = (

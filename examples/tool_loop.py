@@ -13,7 +13,7 @@ import asyncio
 from typing import Annotated
 
 from ponder import Orchestrator
-from ponder.orchestrator.backends.local import LocalBackend
+from ponder.backends.local import LocalBackend
 from ponder.strategies import ToolLoop
 
 

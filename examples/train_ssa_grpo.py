@@ -16,10 +16,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ponder.learning.ssa_export import export_ssa
-from ponder.learning.ssa_grpo import GRPOSettings, grpo_ssa
-from ponder.orchestrator.backends.local.cache import cache_dir
-from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+from ponder.backends.local.cache import cache_dir
+from ponder.backends.vllm_model import prepare_hf_model
+from ponder.learning.ssa.export import export_ssa
+from ponder.learning.ssa.grpo import GRPOSettings, grpo_ssa
 
 
 def main(data: str, init: str) -> None:

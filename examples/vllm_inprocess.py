@@ -14,9 +14,9 @@ import sys
 
 from ponder import ChainOfThought
 from ponder.answers import extract_answer
+from ponder.backends.vllm_engine import VLLMBackend
 from ponder.orchestrator import Orchestrator
-from ponder.orchestrator.backends.vllm_engine import VLLMBackend
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 
 QUESTION = "A shop sells pens at 3 dollars each. How much do 7 pens cost?"
 

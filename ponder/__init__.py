@@ -5,10 +5,10 @@ OpenAI-compatible endpoint, or (optionally) in-process vLLM. Start with ``ponder
 """
 
 from ponder.api import arun, load_config, run
+from ponder.backends import Backend, FakeBackend, OpenAICompatibleBackend
 from ponder.config import ChainConfig
 from ponder.errors import PonderError
 from ponder.orchestrator import Orchestrator, RunResult, Trace
-from ponder.orchestrator.backends import Backend, FakeBackend, OpenAICompatibleBackend
 from ponder.strategies import ChainOfThought, Strategy, Task
 
 __version__ = "0.1.0"

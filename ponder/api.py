@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ponder.backends.base import Backend
 from ponder.config import ChainConfig
-from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import RunResult
 from ponder.orchestrator.trace import Trace
-from ponder.strategies.base import Strategy
+from ponder.protocol.strategy import Strategy
 
 ConfigLike = ChainConfig | Mapping[str, Any] | str | Path | None
 

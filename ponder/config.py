@@ -33,10 +33,10 @@ from pydantic import (
     model_validator,
 )
 
+from ponder.backends.base import Backend
+from ponder.backends.reward import ApiFormat
 from ponder.errors import ConfigError
 from ponder.named_registry import NamedRegistry, format_validation_error
-from ponder.orchestrator.backends.base import Backend
-from ponder.orchestrator.backends.reward import ApiFormat
 from ponder.orchestrator.engine import (
     DEFAULT_TOOL_TIMEOUT_S,
     Orchestrator,
@@ -44,7 +44,7 @@ from ponder.orchestrator.engine import (
     RunLimits,
 )
 from ponder.orchestrator.session import Session
-from ponder.strategies.base import Strategy
+from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import StrategyField
 
 # -- backends -----------------------------------------------------------------------------------
@@ -76,9 +76,9 @@ BACKEND_KINDS: NamedRegistry[BackendConfig] = NamedRegistry(
 class LocalBackendConfig(BackendConfig):
     """The embedded llama.cpp server. ``model_path`` defaults to the verified default model;
     ``model`` names one instead: a built-in model or one registered by ``ponder ssa export``
-    (``ponder.orchestrator.backends.local.registry``; verified by its sha256 before serving).
+    (``ponder.backends.local.registry``; verified by its sha256 before serving).
     ``runtime`` is ``auto`` (the prebuilt wheel, or the native build once measured faster),
-    ``prebuilt`` or ``native`` (see ``ponder/orchestrator/backends/local/runtime.py``)."""
+    ``prebuilt`` or ``native`` (see ``ponder/backends/local/runtime.py``)."""
 
     __kind__ = "local"
     kind: Literal["local"] = "local"
@@ -105,7 +105,7 @@ class LocalBackendConfig(BackendConfig):
         unknown name is a ``ConfigError`` listing the valid ones), else the fields as given."""
         if self.model is None:
             return self.model_path, self.sha256, None
-        from ponder.orchestrator.backends.local.registry import RegisteredModel, resolve_model
+        from ponder.backends.local.registry import RegisteredModel, resolve_model
 
         found = resolve_model(self.model)
         if isinstance(found, RegisteredModel):
@@ -113,7 +113,7 @@ class LocalBackendConfig(BackendConfig):
         return None, None, found
 
     def build(self) -> Backend:
-        from ponder.orchestrator.backends.local import LocalBackend
+        from ponder.backends.local import LocalBackend
 
         model_path, sha256, spec = self.resolved()
         return LocalBackend(
@@ -149,7 +149,7 @@ class OpenAIBackendConfig(BackendConfig):
     continuation: Literal["auto", "none", "prefill", "template"] = "auto"
 
     def build(self) -> Backend:
-        from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
+        from ponder.backends.openai_compat import OpenAICompatibleBackend
 
         return OpenAICompatibleBackend(
             base_url=self.base_url,
@@ -179,7 +179,7 @@ class VLLMBackendConfig(BackendConfig):
     engine_args: dict[str, Any] = Field(default_factory=dict)
 
     def build(self) -> Backend:
-        from ponder.orchestrator.backends.vllm_engine import VLLMBackend
+        from ponder.backends.vllm_engine import VLLMBackend
 
         return VLLMBackend(
             self.model,
@@ -196,7 +196,7 @@ class RewardModelBackendConfig(BackendConfig):
     """A reward model over HTTP, for ``scorer: {kind: reward_model}`` (role ``reward``). It scores
     and never generates. ``api_format`` names the wire format (``vllm_pooling``: ``POST
     {base_url}/pooling``; ``vllm_classify``: ``POST {base_url}/classify``); see
-    ``ponder.orchestrator.backends.reward``."""
+    ``ponder.backends.reward``."""
 
     __kind__ = "reward_model"
     kind: Literal["reward_model"] = "reward_model"
@@ -209,7 +209,7 @@ class RewardModelBackendConfig(BackendConfig):
     timeout_s: float = Field(120.0, gt=0)
 
     def build(self) -> Backend:
-        from ponder.orchestrator.backends.reward import RewardModelBackend
+        from ponder.backends.reward import RewardModelBackend
 
         return RewardModelBackend(
             base_url=self.base_url,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ponder.orchestrator.backends.local import LocalBackend
+from ponder.backends.local import LocalBackend
 
 # tests/vllm_real needs the separate vLLM venv; tests/integration/test_vllm_suite.py runs it there.
 # tests/train needs the train venv (torch, peft); tests/integration/test_train_suite.py runs it.

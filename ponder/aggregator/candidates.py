@@ -2,7 +2,7 @@
 
 Used by SSA and LLM-select. Each candidate keeps its final answer; only the reasoning is cut to
 ``max_candidate_tokens`` (head and tail kept, the middle replaced by a marker). Token counts are
-estimates (``ponder.orchestrator.backends.base.estimate_tokens``) because aggregators are sans-I/O.
+estimates (``ponder.backends.base.estimate_tokens``) because aggregators are sans-I/O.
 """
 
 from __future__ import annotations

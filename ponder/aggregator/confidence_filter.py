@@ -26,8 +26,7 @@ from ponder.aggregator.registry import register_aggregator
 from ponder.aggregator.voting import Group, group_answers
 from ponder.confidence import MEASURES
 from ponder.errors import AllSamplesFailed, ConfigError, NoAnswer
-from ponder.strategies.base import Outcome, Task
-from ponder.strategies.sampling import failure_of
+from ponder.protocol.actions import Outcome, Task, failure_of
 
 Measure = Literal["mean", "lowest_group", "bottom10", "tail"]
 assert set(MEASURES) == set(Measure.__args__)  # type: ignore[attr-defined]

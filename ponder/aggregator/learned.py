@@ -30,10 +30,9 @@ from pydantic import BaseModel, Field
 from ponder.aggregator.base import Aggregator, valid
 from ponder.aggregator.learned_features import group_features
 from ponder.aggregator.registry import register_aggregator
+from ponder.behaviour.records import Manifest
 from ponder.errors import AllSamplesFailed, ConfigError, InputError, NoAnswer
-from ponder.learning.records import Manifest
-from ponder.strategies.base import Outcome, Task
-from ponder.strategies.sampling import failure_of
+from ponder.protocol.actions import Outcome, Task, failure_of
 
 ARTIFACT_FORMAT = "ponder.learned_aggregator/1"
 DEFAULT_ARTIFACT = Path(__file__).with_name("artifacts") / "learned-default.json"
@@ -119,7 +118,7 @@ def load_artifact(path: str | Path) -> LearnedArtifact:
 
 
 def _default_sha256() -> str:
-    from ponder.orchestrator.backends.local.model import DEFAULT_MODEL
+    from ponder.backends.local.model import DEFAULT_MODEL
 
     return DEFAULT_MODEL.sha256
 

@@ -30,7 +30,7 @@ from ponder.aggregator.voting import Group, group_answers
 from ponder.confidence import MEASURES
 from ponder.errors import ConfigError
 from ponder.grading import is_equivalent
-from ponder.strategies.base import Outcome
+from ponder.protocol.actions import Outcome
 
 FAMILIES = ("votes", "confidence", "length", "form", "critique", "probes")
 PRESETS = {"live": ("votes", "confidence", "length", "form"), "all": FAMILIES}

@@ -9,7 +9,7 @@ Four kinds, chosen by ``kind``:
 - ``reward_model``: a reward model behind HTTP; one ``RewardRequest`` per candidate (the question
   as the user turn, the candidate's text as the assistant turn, after ``system`` if set) with
   ``role`` (default ``"reward"``), which the chain routes to a ``kind: reward_model`` backend
-  (``ponder.orchestrator.backends.reward``: vLLM's ``/pooling`` or ``/classify``). A failed call
+  (``ponder.backends.reward``: vLLM's ``/pooling`` or ``/classify``). A failed call
   leaves that candidate unscored; if *every* call failed (not for budget) the run fails with the
   translated error, naming the URL, rather than silently falling back to majority;
 - ``judge``: an LLM judge; one request per candidate with ``role`` (default ``"aggregator"``) asking

@@ -20,9 +20,8 @@ from ponder.aggregator.registry import register_aggregator
 from ponder.aggregator.scorers import Scorer, score_of, with_scores
 from ponder.errors import AllSamplesFailed, NoAnswer
 from ponder.grading import is_equivalent
-from ponder.protocol.actions import Flow, Outcome, Task
+from ponder.protocol.actions import Flow, Outcome, Task, failure_of
 from ponder.protocol.tool_calls import is_tool_answer
-from ponder.strategies.sampling import failure_of
 
 
 @dataclass

@@ -32,9 +32,9 @@ def register(sub: Any) -> None:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from ponder.aggregator.learned_train import train_artifact
+    from ponder.behaviour.records import read_collection
     from ponder.errors import InputError
-    from ponder.learning.records import read_collection
+    from ponder.learning.learned.train import train_artifact
 
     manifest, records = read_collection(args.collection)
     if not records:

@@ -42,10 +42,10 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from ponder.behaviour.datasets import load_items, select
     from ponder.config import ChainConfig, LocalBackendConfig
-    from ponder.evaluation.datasets import load_items, select
-    from ponder.learning.collect_strategy import BehaviourCollector
-    from ponder.learning.collector import build_manifest, collect, file_sha256
+    from ponder.learning.collect.collector import build_manifest, collect, file_sha256
+    from ponder.learning.collect.strategy import BehaviourCollector
     from ponder.orchestrator.session import Session
 
     items_all = load_items(args.dataset)
@@ -80,8 +80,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def _model_info(backend: Any, model_file: str | None, local_cls: Any, sha: Any) -> Any:
-    from ponder.learning.records import ModelInfo
-    from ponder.orchestrator.backends.local.model import DEFAULT_MODEL
+    from ponder.backends.local.model import DEFAULT_MODEL
+    from ponder.behaviour.records import ModelInfo
 
     if model_file:
         path = Path(model_file).expanduser()

@@ -53,8 +53,8 @@ def _cv_line(name: str, cv: dict[str, Any]) -> str:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from ponder.learning.records import read_collection
-    from ponder.stopping.train import train_dm
+    from ponder.behaviour.records import read_collection
+    from ponder.learning.drr.train import train_dm
 
     manifest, records = read_collection(Path(args.data).expanduser())
     dm = train_dm(manifest, records, seed=args.seed)
@@ -68,11 +68,11 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def handle_evaluate(args: argparse.Namespace) -> int:
+    from ponder.behaviour.records import read_collection
     from ponder.errors import InputError
-    from ponder.learning.records import read_collection
-    from ponder.stopping.evaluate import evaluate
+    from ponder.learning.drr.evaluate import evaluate
+    from ponder.learning.drr.train import train_dm
     from ponder.stopping.model import DM, load_dm
-    from ponder.stopping.train import train_dm
 
     test_manifest, test_records = read_collection(Path(args.test).expanduser())
     train_records = None

@@ -21,9 +21,9 @@ from typing import Any
 
 from ponder.aggregator.registry import build_aggregator
 from ponder.api import load_config
+from ponder.behaviour.datasets import FORMATS, load_items, select
 from ponder.config import ChainConfig
 from ponder.errors import InputError
-from ponder.evaluation.datasets import FORMATS, load_items, select
 from ponder.evaluation.offline import NoModel, load_sample_sets, offline_jobs
 from ponder.evaluation.runner import EvalJob, evaluate
 from ponder.evaluation.summary import format_table

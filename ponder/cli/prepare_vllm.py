@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+    from ponder.backends.vllm_model import prepare_hf_model
 
     path = prepare_hf_model(args.gguf, out=args.out, quiet=args.quiet, force=args.force)
     print(path)

@@ -31,8 +31,8 @@ def register(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ponder.orchestrator.backends.local import prepare_model
-    from ponder.orchestrator.backends.local import runtime as rt
+    from ponder.backends.local import prepare_model
+    from ponder.backends.local import runtime as rt
 
     model = prepare_model(args.gguf, quiet=args.quiet)
     if args.native:
@@ -65,9 +65,9 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _measure(runtimes: list[Any], model: Any, *, quiet: bool) -> None:
-    from ponder.orchestrator.backends.local import runtime as rt
-    from ponder.orchestrator.backends.local.measure import measure_runtime
-    from ponder.orchestrator.backends.local.progress import say
+    from ponder.backends.local import runtime as rt
+    from ponder.backends.local.measure import measure_runtime
+    from ponder.backends.local.progress import say
 
     speeds = []
     for runtime in runtimes:  # one server at a time, each freshly started

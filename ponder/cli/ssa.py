@@ -73,7 +73,7 @@ def _register_rft(steps: Any) -> None:
 
 
 def handle_plot(args: argparse.Namespace) -> int:
-    from ponder.learning.ssa_curve import plot_run
+    from ponder.learning.ssa.curve import plot_run
 
     print(f"wrote {plot_run(args.run, args.out, window=args.window)}")
     return 0
@@ -81,7 +81,7 @@ def handle_plot(args: argparse.Namespace) -> int:
 
 def handle_data(args: argparse.Namespace) -> int:
     from ponder.aggregator.ssa import SSA
-    from ponder.learning.ssa_data import build_ssa_examples, write_ssa_examples
+    from ponder.learning.ssa.data import build_ssa_examples, write_ssa_examples
 
     examples, info = build_ssa_examples(
         args.collection,
@@ -107,7 +107,7 @@ def handle_rft(args: argparse.Namespace) -> int:
 
 async def _rft(args: argparse.Namespace) -> int:
     from ponder.config import ChainConfig
-    from ponder.learning.ssa_rft_run import (
+    from ponder.learning.ssa.rft_run import (
         RFTSettings,
         build_rft_manifest,
         read_ssa_examples,
@@ -154,9 +154,9 @@ async def _rft(args: argparse.Namespace) -> int:
 def backend_model_info(backend: Any, model_file: str | None = None) -> Any:
     """Which model a backend config serves, for a manifest: the ``--model-file`` GGUF, the
     local backend's named, given or default model, or an endpoint's model name."""
+    from ponder.backends.local.model import DEFAULT_MODEL, sha256_file
+    from ponder.behaviour.records import ModelInfo
     from ponder.config import LocalBackendConfig
-    from ponder.learning.records import ModelInfo
-    from ponder.orchestrator.backends.local.model import DEFAULT_MODEL, sha256_file
 
     if model_file:
         path = Path(model_file).expanduser()

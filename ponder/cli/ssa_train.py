@@ -147,7 +147,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 def handle_train(args: argparse.Namespace) -> int:
     ensure_train_env(_argv(args))
-    from ponder.learning.ssa_train import TrainSettings, train_ssa
+    from ponder.learning.ssa.train import TrainSettings, train_ssa
 
     base, name, out = _base_and_out(args, DEFAULT_NAME)
     settings = TrainSettings(
@@ -191,7 +191,7 @@ def _lora_and_run_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _targets(arg: str | None) -> tuple[str, ...]:
-    from ponder.learning.ssa_train import DEFAULT_TARGETS
+    from ponder.learning.ssa.train import DEFAULT_TARGETS
 
     if not arg:
         return DEFAULT_TARGETS
@@ -199,8 +199,8 @@ def _targets(arg: str | None) -> tuple[str, ...]:
 
 
 def _base_and_out(args: argparse.Namespace, default_name: str) -> tuple[Path, str, Path]:
-    from ponder.orchestrator.backends.local.cache import cache_dir
-    from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+    from ponder.backends.local.cache import cache_dir
+    from ponder.backends.vllm_model import prepare_hf_model
 
     if args.base:
         base = Path(args.base).expanduser()
@@ -214,7 +214,7 @@ def _base_and_out(args: argparse.Namespace, default_name: str) -> tuple[Path, st
 
 def handle_grpo(args: argparse.Namespace) -> int:
     ensure_train_env(_argv(args))
-    from ponder.learning.ssa_grpo import GRPOSettings, grpo_ssa
+    from ponder.learning.ssa.grpo import GRPOSettings, grpo_ssa
 
     base, name, out = _base_and_out(args, GRPO_NAME)
     settings = GRPOSettings(
@@ -257,7 +257,7 @@ def handle_grpo(args: argparse.Namespace) -> int:
 
 def handle_export(args: argparse.Namespace) -> int:
     ensure_train_env(_argv(args))
-    from ponder.learning.ssa_export import export_ssa
+    from ponder.learning.ssa.export import export_ssa
 
     rec = export_ssa(
         args.adapter,

@@ -1,6 +1,6 @@
 """The evaluation harness behind ``ponder eval``: datasets, runner, summary, plot, offline mode."""
 
-from ponder.evaluation.datasets import Item, load_items, select
+from ponder.behaviour.datasets import Item, load_items, select
 from ponder.evaluation.runner import EvalJob, evaluate
 from ponder.evaluation.summary import format_table, summarize
 

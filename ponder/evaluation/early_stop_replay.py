@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ponder.behaviour.outcomes import sample_outcome
+from ponder.behaviour.records import QuestionRecord
 from ponder.errors import PonderError
-from ponder.evaluation.behaviour import sample_outcome
 from ponder.grading import is_equivalent
-from ponder.learning.records import QuestionRecord
-from ponder.strategies.base import Outcome, Task
+from ponder.protocol.actions import Outcome, Task
 from ponder.strategies.deepconf import DeepConfSample
 
 

@@ -19,13 +19,14 @@ from pydantic import ConfigDict
 from ponder.aggregator.base import Aggregator
 from ponder.aggregator.registry import AggregatorField
 from ponder.answers import extract_answer
+from ponder.backends.base import Backend
+from ponder.behaviour.datasets import Item, read_jsonl
 from ponder.config import ChainConfig
 from ponder.errors import CapabilityMissing, InputError
-from ponder.evaluation.datasets import Item, read_jsonl
 from ponder.evaluation.runner import EvalJob
-from ponder.orchestrator.backends.base import Backend
-from ponder.orchestrator.requests import Completion, GenerationRequest
-from ponder.strategies.base import Flow, Outcome, Strategy, Task
+from ponder.protocol.actions import Flow, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest
+from ponder.protocol.strategy import Strategy
 
 
 class Replay(Strategy):
@@ -79,8 +80,8 @@ def load_sample_sets(path: str) -> list[Item]:
 
 
 def _collection_items(path: str) -> list[Item]:
-    from ponder.evaluation.behaviour import sample_outcomes
-    from ponder.learning.records import read_collection
+    from ponder.behaviour.outcomes import sample_outcomes
+    from ponder.behaviour.records import read_collection
 
     manifest, records = read_collection(path)
     if not records:

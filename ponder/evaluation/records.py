@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ponder.evaluation.datasets import Item
+from ponder.behaviour.datasets import Item
 from ponder.grading import is_equivalent
 from ponder.jsonl import cut_torn_tail, read_json_lines, write_line
 from ponder.orchestrator.engine import RunResult

@@ -18,14 +18,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ponder.backends.base import Backend
+from ponder.behaviour.datasets import Item
 from ponder.config import BackendConfig, ChainConfig
 from ponder.errors import InputError, PonderError
-from ponder.evaluation.datasets import Item
 from ponder.evaluation.records import RecordWriter, error_record, make_record, read_records
 from ponder.evaluation.summary import add_paired, summarize
-from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.engine import Orchestrator
-from ponder.strategies.base import Strategy
+from ponder.protocol.strategy import Strategy
 
 StrategyFor = Callable[[Item], Strategy]
 

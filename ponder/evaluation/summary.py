@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from statistics import mean, median
 from typing import Any
 
-from ponder.evaluation.stats import paired, wilson
+from ponder.behaviour.stats import paired, wilson
 
 
 def summarize(name: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]:

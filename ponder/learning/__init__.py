@@ -1,33 +1,17 @@
-"""The learning loop: record what the reasoner does on labelled questions, learn from it.
+"""The learning loop, offline: learn from what the reasoner did on labelled questions.
 
-Use it to turn a reasoner's own behaviour into judges and policies, with no manual labels::
+Nothing online imports this package; it imports everything below it. One sub-package per recipe::
 
-    ponder collect  --dataset gsm8k-train --out DIR     # behaviour data (resumable JSONL)
-    -> ponder.learning.records     one format: question, k samples, probes, logprobs, correctness
-    -> DRR judge (ponder.stopping), learned aggregator (ponder.aggregator), SSA training examples
-    -> artifacts carrying the collection's Manifest (which reasoner they describe)
+    collect/   record behaviour (``ponder collect``): the ``collect`` strategy + its resumable driver
+    drr/       train the DRR judge (DM) and evaluate every stop policy by replay
+    learned/   train the learned aggregator
+    ssa/       SSA aggregator training: data, RFT, SFT, GRPO, export to GGUF
 
-``collect_strategy`` is the sans-I/O part (a strategy like any other: the orchestrator does every
-call, so budget, retries, usage and traces are the usual ones); ``collector`` drives it over a
-dataset, grades, and appends one line per question so a crash loses nothing written.
+All of them read one behaviour format (``ponder.behaviour.records``) and write artifacts that
+carry its manifest (``ponder.behaviour.artifact``), so the online judges refuse a reasoner they do
+not describe. Importing this package registers the ``collect`` strategy (the CLI imports it).
 """
 
-from ponder.learning.collect_strategy import BehaviourCollector
-from ponder.learning.records import (
-    FORMAT,
-    Manifest,
-    ProbeRecord,
-    QuestionRecord,
-    SampleRecord,
-    read_collection,
-)
+from ponder.learning.collect.strategy import BehaviourCollector
 
-__all__ = [
-    "FORMAT",
-    "BehaviourCollector",
-    "Manifest",
-    "ProbeRecord",
-    "QuestionRecord",
-    "SampleRecord",
-    "read_collection",
-]
+__all__ = ["BehaviourCollector"]

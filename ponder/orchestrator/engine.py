@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ponder.backends.base import Backend
 from ponder.errors import (
     BackendError,
     BudgetExhausted,
@@ -24,7 +25,6 @@ from ponder.errors import (
     RunTimeout,
     ToolTimeout,
 )
-from ponder.orchestrator.backends.base import Backend
 from ponder.orchestrator.budget import TokenBudget
 from ponder.orchestrator.trace import Trace
 from ponder.orchestrator.usage import Usage
@@ -51,7 +51,7 @@ from ponder.protocol.requests import (
 from ponder.protocol.tokens import bound_chat_tokens
 
 if TYPE_CHECKING:  # the engine runs any flow; it needs no strategy class at run time
-    from ponder.strategies.base import Strategy
+    from ponder.protocol.strategy import Strategy
 
 DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_TOOL_TIMEOUT_S = 30.0

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from ponder.orchestrator.backends.base import Backend
+from ponder.backends.base import Backend
 from ponder.orchestrator.engine import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_RETRY,

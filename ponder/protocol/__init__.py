@@ -3,8 +3,8 @@ flow yields, ``Task`` and ``Outcome``, and token estimates.
 
 Import from here in strategies, aggregators, stop policies, the engine and backends alike (it
 imports nothing of Ponder but ``ponder.errors``), the way httpx keeps its models in one module.
-The old homes (``ponder.orchestrator.requests``, ``ponder.strategies.base``,
-``ponder.orchestrator.backends.base``) re-export these names.
+The old homes (``ponder.protocol.requests``, ``ponder.protocol.strategy``,
+``ponder.backends.base``) re-export these names.
 """
 
 from ponder.protocol.actions import (

@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.errors import NoAnswer
 from ponder.protocol.requests import GenerationRequest, Message, Result, RewardRequest
 
 
@@ -175,3 +176,10 @@ class CallTool:
 Action = Generate | Fork | Note | Score | CallTool
 Flow = Generator[Action, Any, Outcome]
 GenerateResults = list[Result]
+
+
+def failure_of(sample: Outcome) -> BaseException:
+    """The typed reason a sample has no answer."""
+    if sample.error is not None:
+        return sample.error
+    return NoAnswer(sample.data.get("finish_reason"))

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ponder.orchestrator.backends.base import Backend
+from ponder.backends.base import Backend
 from ponder.orchestrator.engine import RetryPolicy, RunLimits, RunResult
 from ponder.orchestrator.session import Session
 from ponder.orchestrator.trace import Trace

@@ -38,7 +38,7 @@ from ponder.config import (
 )
 from ponder.errors import ConfigError
 from ponder.named_registry import format_validation_error
-from ponder.strategies.base import Strategy
+from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import StrategyField
 
 CHAIN_PREFIX = "ponder:"

@@ -17,8 +17,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from ponder.orchestrator.backends.base import Backend
-from ponder.orchestrator.backends.local.server import free_port
+from ponder.backends.base import Backend
+from ponder.backends.local.server import free_port
 from ponder.serve.app import create_app
 from ponder.serve.config import ServeConfig
 

@@ -19,8 +19,8 @@ import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
+from ponder.backends.base import Backend
 from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
-from ponder.orchestrator.backends.base import Backend
 
 MAX_UPSTREAM_MODELS = 32
 

@@ -3,11 +3,11 @@
 Use it in three steps (``ponder drr collect | train | evaluate``; docs/stopping.md)::
 
     collection = read_collection(DIR)                  # ponder.learning: behaviour data
-    dm = train_dm(*collection); dm.save(FILE)          # ponder.stopping.train (scikit-learn)
+    dm = train_dm(*collection); dm.save(FILE)          # ponder.learning.drr.train (scikit-learn)
     evaluate(dm, *read_collection(TEST), OUT)          # replay of every stop policy + baselines
 
 At inference ``DM.load(FILE)`` needs no scikit-learn; the strategies ``drr_think``,
-``drr_sample`` and ``drr_feedback`` (``ponder.stopping.strategies``) take ``dm: FILE``.
+``drr_sample`` and ``drr_feedback`` (``ponder.strategies.drr``) take ``dm: FILE``.
 Modules: ``features`` (state -> features), ``states`` (records -> checkpoint states),
 ``model`` (the artifact), ``train``, ``replay`` (policies over a collection), ``evaluate``,
 ``metrics`` (AUROC, ECE, Wilson, McNemar).

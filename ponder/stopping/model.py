@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ponder.behaviour.records import Manifest
 from ponder.errors import ConfigError, InputError
-from ponder.learning.records import Manifest
 from ponder.stopping.features import (
     CHECKPOINT_FEATURES,
     SAMPLING_FEATURES,

@@ -1,10 +1,11 @@
 """Reasoning strategies. Importing this package registers the built-in ones."""
 
 from ponder.protocol.actions import Flow, Fork, Generate, Note, Outcome, Task
+from ponder.protocol.strategy import Strategy
 from ponder.strategies.adaptive import AdaptiveSample
-from ponder.strategies.base import Strategy
 from ponder.strategies.cot import ChainOfThought
 from ponder.strategies.deepconf import DeepConfSample
+from ponder.strategies.drr import Feedback, StopSampling, StopThinking
 from ponder.strategies.parallel import ParallelSample
 from ponder.strategies.registry import (
     StrategyField,
@@ -20,11 +21,14 @@ __all__ = [
     "ParallelSample",
     "ChainOfThought",
     "DeepConfSample",
+    "Feedback",
     "Flow",
     "Fork",
     "Generate",
     "Note",
     "Outcome",
+    "StopSampling",
+    "StopThinking",
     "Strategy",
     "StrategyField",
     "SummarizingReasoner",

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from ponder.aggregator.registry import AggregatorField, build_aggregator
 from ponder.aggregator.voting import group_answers
 from ponder.protocol.actions import Flow, Note, Outcome, Task
-from ponder.strategies.base import Strategy
+from ponder.protocol.strategy import Strategy
 from ponder.strategies.parallel import _default_inner, resolve_seed
 from ponder.strategies.registry import StrategyField, register_strategy
 from ponder.strategies.sampling import draw, ensure_some_answer, sampling_tools_unsupported

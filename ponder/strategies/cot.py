@@ -28,13 +28,13 @@ from ponder.protocol.requests import (
     Message,
     SamplingParams,
 )
+from ponder.protocol.strategy import SingleCall, Strategy
 from ponder.protocol.tool_calls import (
     call_name,
     normalized_calls,
     offered_names,
     tool_call_answer,
 )
-from ponder.strategies.base import SingleCall, Strategy
 from ponder.strategies.registry import register_strategy
 
 PROMPT_VARIABLES = {"question"}

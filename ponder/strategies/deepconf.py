@@ -48,9 +48,10 @@ from ponder.confidence import (
     trace_confidence,
 )
 from ponder.errors import CapabilityMissing
-from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
 from ponder.prompts import load_template
-from ponder.strategies.base import Flow, Fork, Generate, Note, Outcome, Strategy, Task
+from ponder.protocol.actions import Flow, Fork, Generate, Note, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
+from ponder.protocol.strategy import Strategy
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.parallel import resolve_seed
 from ponder.strategies.registry import register_strategy

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ponder.aggregator.registry import AggregatorField, build_aggregator
 from ponder.protocol.actions import Flow, Note, Task
-from ponder.strategies.base import Strategy
+from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import StrategyField, build_strategy, register_strategy
 from ponder.strategies.sampling import draw, ensure_some_answer, sampling_tools_unsupported
 

@@ -15,15 +15,14 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BeforeValidator, ValidationInfo
 
 from ponder.named_registry import NamedRegistry, format_validation_error
-from ponder.strategies.base import Strategy
+from ponder.protocol.strategy import Strategy
 
-BUILTIN_MODULES = (
-    "ponder.strategies",  # cot, sample, adaptive, deepconf, summarize, tool_loop
-    "ponder.stopping.strategies",  # drr_think, drr_sample, drr_feedback
-    "ponder.learning.collect_strategy",  # collect
-)
-"""Modules whose import registers the built-in strategies. Named as data, not imported here,
-so the registry stays at the bottom: those modules import it, not the other way round."""
+BUILTIN_MODULES = ("ponder.strategies",)
+"""The package whose import registers every online strategy (cot, sample, adaptive, deepconf,
+summarize, tool_loop, drr_think, drr_sample, drr_feedback). Named as data, not imported here, so
+the registry stays below the strategies: they import it, not the other way round. Offline
+strategies register themselves when their package is imported (``collect``: ``ponder.learning``,
+which the CLI imports)."""
 
 
 def _load_builtins() -> None:

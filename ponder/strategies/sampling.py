@@ -17,9 +17,9 @@ from collections.abc import Generator
 from typing import Any
 
 from ponder.errors import AllSamplesFailed, BackendError, BudgetExhausted, NoAnswer
-from ponder.protocol.actions import Fork, Generate, Note, Outcome, Task
+from ponder.protocol.actions import Fork, Generate, Note, Outcome, Task, failure_of
 from ponder.protocol.requests import Completion, GenerationFailure, GenerationRequest
-from ponder.strategies.base import SingleCall, Strategy
+from ponder.protocol.strategy import SingleCall, Strategy
 
 SampleFlow = Generator[Any, Any, list[Outcome]]
 
@@ -41,13 +41,6 @@ def _failed(error: BaseException, seed: int) -> Outcome:
 
 def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def failure_of(sample: Outcome) -> BaseException:
-    """The typed reason a sample has no answer."""
-    if sample.error is not None:
-        return sample.error
-    return NoAnswer(sample.data.get("finish_reason"))
 
 
 def draw(

@@ -46,8 +46,8 @@ from ponder.protocol.requests import (
     Result,
     SamplingParams,
 )
+from ponder.protocol.strategy import Strategy
 from ponder.protocol.tokens import estimate_chat_tokens
-from ponder.strategies.base import Strategy
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.registry import register_strategy
 

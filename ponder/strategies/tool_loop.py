@@ -39,9 +39,9 @@ from ponder.protocol.actions import (
     ToolResult,
 )
 from ponder.protocol.requests import Completion, GenerationRequest, Message, SamplingParams
+from ponder.protocol.strategy import Strategy
 from ponder.protocol.tokens import CHAT_OVERHEAD_PER_MESSAGE, estimate_tokens
 from ponder.protocol.tool_calls import parse_text_tool_calls
-from ponder.strategies.base import Strategy
 from ponder.strategies.registry import register_strategy
 from ponder.tools.base import Tool, resolve_tools
 

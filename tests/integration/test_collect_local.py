@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from ponder import Orchestrator
-from ponder.evaluation.datasets import Item
-from ponder.learning.collect_strategy import BehaviourCollector
-from ponder.learning.collector import build_manifest, collect
-from ponder.learning.records import ModelInfo, read_collection
+from ponder.behaviour.datasets import Item
+from ponder.behaviour.records import ModelInfo, read_collection
+from ponder.learning.collect.collector import build_manifest, collect
+from ponder.learning.collect.strategy import BehaviourCollector
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from ponder import ChainOfThought, Orchestrator
+from ponder.backends.local import LocalBackend
 from ponder.errors import ServerDiedError
 from ponder.grading import is_equivalent
-from ponder.orchestrator.backends.local import LocalBackend
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +112,7 @@ def test_killed_parent_leaves_no_orphaned_server(tmp_path):
     script = tmp_path / "hold.py"
     script.write_text(
         "import asyncio\n"
-        "from ponder.orchestrator.backends.local import LocalBackend\n"
+        "from ponder.backends.local import LocalBackend\n"
         "async def main():\n"
         "    b = LocalBackend(quiet=True, n_parallel=1, ctx_per_slot=512)\n"
         "    await b.start()\n"

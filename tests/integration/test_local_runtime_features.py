@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from ponder.orchestrator.backends.local.runtime import RUNTIME_ENV, auto_order
-from ponder.orchestrator.backends.openai_compat import OpenAICompatibleBackend
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.backends.local.runtime import RUNTIME_ENV, auto_order
+from ponder.backends.openai_compat import OpenAICompatibleBackend
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 
 pytestmark = pytest.mark.integration
 

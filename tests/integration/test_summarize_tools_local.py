@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ponder import OpenAICompatibleBackend, Orchestrator
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 from ponder.strategies import SummarizingReasoner, ToolLoop
 
 pytestmark = pytest.mark.integration

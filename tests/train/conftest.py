@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ponder.aggregator.ssa import SSA
-from ponder.orchestrator.backends.local.model import model_path
-from ponder.orchestrator.backends.vllm_model import converted_dir_for
-from ponder.strategies.base import Outcome, Task
+from ponder.backends.local.model import model_path
+from ponder.backends.vllm_model import converted_dir_for
+from ponder.protocol.actions import Outcome, Task
 
 QUESTIONS = [
     ("q1", "Tom has 3 apples and buys 4 more. How many apples does he have?", "7", ["7", "6"]),

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ponder.backends.local import registry
 from ponder.config import ChainConfig
-from ponder.learning.ssa_export import export_ssa
-from ponder.learning.ssa_sft import render_prompt
-from ponder.orchestrator.backends.local import registry
+from ponder.learning.ssa.export import export_ssa
+from ponder.learning.ssa.sft import render_prompt
 from ponder.protocol.requests import GenerationRequest, SamplingParams
 from tests.train.conftest import QUESTIONS, ssa_messages
 

@@ -12,7 +12,7 @@ import pytest
 
 from ponder.cli import main
 from ponder.errors import ConfigError
-from ponder.learning.ssa_sft import render_prompt
+from ponder.learning.ssa.sft import render_prompt
 from tests.train.conftest import rft_rows
 
 
@@ -67,7 +67,7 @@ def test_grpo_raises_a_learnable_reward(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from ponder.learning.ssa_grpo import GRPOSettings, grpo_ssa
+    from ponder.learning.ssa.grpo import GRPOSettings, grpo_ssa
 
     mask = half_space(tiny_base)
     out = tmp_path / "half"
@@ -89,7 +89,7 @@ def test_grpo_raises_a_learnable_reward(
 def test_cli_run_writes_an_exportable_adapter(
     tmp_path: Path, tiny_base: Path, ssa_data: Path
 ) -> None:
-    from ponder.learning.ssa_train import read_meta
+    from ponder.learning.ssa.train import read_meta
 
     out = tmp_path / "cli"
     args = ["ssa", "grpo", "--data", str(ssa_data), "--base", str(tiny_base), "--out", str(out),
@@ -114,7 +114,7 @@ def test_grpo_continues_an_rft_adapter(
 ) -> None:
     from safetensors import safe_open
 
-    from ponder.learning.ssa_grpo import GRPOSettings, grpo_ssa
+    from ponder.learning.ssa.grpo import GRPOSettings, grpo_ssa
 
     out = tmp_path / "from-rft"
     settings = GRPOSettings(steps=1, group=2, max_new_tokens=4, threads=1,
@@ -139,7 +139,7 @@ def test_shared_prompt_forward_equals_the_full_one(tiny_base: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ponder.learning.ssa_grpo import GRPOSettings, group_logps, sample_group
+    from ponder.learning.ssa.grpo import GRPOSettings, group_logps, sample_group
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"]))
@@ -182,8 +182,8 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path, tiny_base: Path, ssa_da
     import torch
     from safetensors.torch import load_file
 
-    from ponder.learning.ssa_grpo import GRPOSettings, grpo_ssa
-    from ponder.learning.ssa_grpo_checkpoint import checkpoint_path
+    from ponder.learning.ssa.grpo import GRPOSettings, grpo_ssa
+    from ponder.learning.ssa.grpo_checkpoint import checkpoint_path
 
     mask = half_space(tiny_base)
     reward = share_reward(mask)

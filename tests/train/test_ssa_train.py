@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ponder.backends.local.model import model_path
 from ponder.cli import main
-from ponder.learning.ssa_sft import IGNORE, Pair, encode, end_token_ids, render_prompt
-from ponder.orchestrator.backends.local.model import model_path
+from ponder.learning.ssa.sft import IGNORE, Pair, encode, end_token_ids, render_prompt
 from tests.train.conftest import QUESTIONS, ssa_messages
 
 TARGET = "The candidates disagree; 3 + 4 = 7. \\boxed{7}"
@@ -89,7 +89,7 @@ def test_target_loss_equals_the_models_own_loss(tiny_base: Path, tokenizer: Any)
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ponder.learning.ssa_train import target_loss
+    from ponder.learning.ssa.train import target_loss
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from ponder.learning.records import (
+from ponder.behaviour.records import (
     MANIFEST,
     RECORDS,
     DatasetInfo,
@@ -15,10 +15,10 @@ from ponder.learning.records import (
     QuestionRecord,
     SampleRecord,
 )
-from ponder.orchestrator.requests import Choice, GenerationRequest
+from ponder.protocol.requests import Choice, GenerationRequest
 from ponder.stopping.features import CHECKPOINT_FEATURES, SAMPLING_FEATURES
 from ponder.stopping.model import DM, Linear, Scorer
-from ponder.stopping.strategies import template_hash
+from ponder.strategies.drr import template_hash
 
 TEMPLATES = ("cot_system", "cot_user", "probe_cue", "self_critique_user")
 

@@ -11,8 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from ponder.answers import extract_answer
-from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
-from ponder.strategies.base import Flow, Generate, Note, Outcome, Strategy, Task
+from ponder.protocol.actions import Flow, Generate, Note, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
+from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import _REGISTRY, register_strategy
 
 

@@ -15,7 +15,7 @@ from ponder.aggregator.candidates import TRUNCATION_MARK, candidate_views
 from ponder.aggregator.llm_select import parse_pick
 from ponder.errors import AllSamplesFailed, ConfigError, UnknownNameError, UpstreamServerError
 from ponder.evaluation.offline import Replay
-from ponder.strategies.base import Outcome, Task
+from ponder.protocol.actions import Outcome, Task
 
 TASK = Task("What is one half?")
 

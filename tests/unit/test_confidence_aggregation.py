@@ -18,9 +18,9 @@ from ponder.confidence import (
     trace_confidence,
 )
 from ponder.errors import CapabilityMissing, ConfigError
-from ponder.orchestrator.requests import Choice
+from ponder.protocol.actions import Outcome, Task
+from ponder.protocol.requests import Choice
 from ponder.strategies import ChainOfThought, ParallelSample
-from ponder.strategies.base import Outcome, Task
 
 TASK = Task("q")
 
@@ -140,7 +140,7 @@ def test_chosen_logprob_confidences_weigh_by_exp():
 def test_vllm_top_logprobs_become_token_confidence():
     from dataclasses import dataclass
 
-    from ponder.orchestrator.backends.vllm_engine import _top_logprobs
+    from ponder.backends.vllm_engine import _top_logprobs
 
     @dataclass
     class Lp:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ponder import FakeBackend, Orchestrator
+from ponder.backends.base import Capabilities
+from ponder.behaviour.records import QuestionRecord, SampleRecord
 from ponder.errors import CapabilityMissing
 from ponder.evaluation.early_stop_replay import replay_early_stop
-from ponder.learning.records import QuestionRecord, SampleRecord
-from ponder.orchestrator.backends.base import Capabilities
-from ponder.orchestrator.requests import Choice, GenerationRequest
+from ponder.protocol.requests import Choice, GenerationRequest
 from ponder.strategies import build_strategy
 from ponder.strategies.deepconf import DeepConfSample
 

@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from ponder.behaviour.metrics import auroc, ece, paired, wilson
+from ponder.behaviour.records import QuestionRecord, read_collection
 from ponder.errors import ConfigError, InputError
-from ponder.learning.records import QuestionRecord, read_collection
-from ponder.stopping.evaluate import evaluate
-from ponder.stopping.features import (
-    CHECKPOINT_FEATURES,
-    CheckpointState,
-    beta_stay,
-    checkpoint_features,
-    majority,
-)
-from ponder.stopping.metrics import auroc, ece, paired, wilson
-from ponder.stopping.model import DM
-from ponder.stopping.replay import (
+from ponder.learning.drr.evaluate import evaluate
+from ponder.learning.drr.replay import (
     ScoredQuestion,
     adaptive,
     beta,
@@ -30,8 +22,16 @@ from ponder.stopping.replay import (
     full,
     score_collection,
 )
-from ponder.stopping.states import trace_states
-from ponder.stopping.train import train_dm
+from ponder.learning.drr.states import trace_states
+from ponder.learning.drr.train import train_dm
+from ponder.stopping.features import (
+    CHECKPOINT_FEATURES,
+    CheckpointState,
+    beta_stay,
+    checkpoint_features,
+    majority,
+)
+from ponder.stopping.model import DM
 from tests.unit.drr_helpers import agree_dm, manifest, sample, synthetic
 
 
@@ -149,7 +149,7 @@ def test_boosted_trees_export_matches_sklearn() -> None:
     import numpy as np
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from ponder.stopping.train import _export
+    from ponder.learning.drr.train import _export
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
@@ -210,7 +210,7 @@ def test_cli_train_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_platt_never_inverts_a_model() -> None:
-    from ponder.stopping.train import platt
+    from ponder.learning.drr.train import platt
 
     a, b = platt([1.0, 2.0, 3.0, 4.0], [False, False, True, True])
     assert a > 0

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from ponder.backends.fake import FakeBackend
+from ponder.behaviour.datasets import Item
+from ponder.behaviour.records import ModelInfo, read_collection
 from ponder.errors import ConfigError
-from ponder.evaluation.datasets import Item
-from ponder.learning.collect_strategy import BehaviourCollector
-from ponder.learning.collector import build_manifest, collect
-from ponder.learning.records import ModelInfo, read_collection
-from ponder.orchestrator.backends.fake import FakeBackend
+from ponder.learning.collect.collector import build_manifest, collect
+from ponder.learning.collect.strategy import BehaviourCollector
+from ponder.learning.drr.replay import dm_sample, dm_sample_think, dm_think, score_collection
 from ponder.orchestrator.engine import Orchestrator
-from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
-from ponder.stopping.replay import dm_sample, dm_sample_think, dm_think, score_collection
-from ponder.stopping.strategies import Feedback, StopSampling, StopThinking
-from ponder.strategies.base import Generate, Note, Task
+from ponder.protocol.actions import Generate, Note, Task
+from ponder.protocol.requests import Choice, Completion, GenerationRequest
+from ponder.strategies.drr import Feedback, StopSampling, StopThinking
 from ponder.strategies.registry import build_strategy
 from tests.unit.drr_helpers import agree_dm, manifest, reasoner
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ponder.behaviour.stats import accuracy_text, mcnemar_exact, paired, wilson
 from ponder.cli import main
-from ponder.evaluation.stats import accuracy_text, mcnemar_exact, paired, wilson
 from ponder.evaluation.summary import add_paired, format_table, summarize
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"

@@ -12,6 +12,8 @@ import time
 import pytest
 
 from ponder import ChainOfThought, Orchestrator
+from ponder.backends import OpenAICompatibleBackend
+from ponder.backends.base import bound_tokens
 from ponder.errors import (
     AllSamplesFailed,
     AuthenticationFailed,
@@ -22,10 +24,8 @@ from ponder.errors import (
     RunTimeout,
 )
 from ponder.orchestrator import RetryPolicy
-from ponder.orchestrator.backends import OpenAICompatibleBackend
-from ponder.orchestrator.backends.base import bound_tokens
 from ponder.orchestrator.engine import retry_delay
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 from ponder.secrets import redact
 from ponder.strategies.adaptive import AdaptiveSample
 from ponder.strategies.parallel import ParallelSample
@@ -234,8 +234,8 @@ def test_one_redactor_scrubs_keys_and_their_masked_forms():
 
 
 async def test_reward_backend_uses_the_one_redactor(rm):
-    from ponder.orchestrator.backends.reward import RewardModelBackend
-    from ponder.orchestrator.requests import RewardRequest
+    from ponder.backends.reward import RewardModelBackend
+    from ponder.protocol.requests import RewardRequest
 
     key = "sk-reward-abcdefgh-9876"
     srv = rm(lambda body, path, i: (400, {"error": {"message": "bad key sk-r****9876"}}))

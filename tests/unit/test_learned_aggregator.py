@@ -9,11 +9,8 @@ import pytest
 from ponder.aggregator import LearnedAggregator, build_aggregator
 from ponder.aggregator.learned import ReasonerMismatch, load_artifact
 from ponder.aggregator.learned_features import group_features, resolve_families
-from ponder.aggregator.learned_train import train_artifact
-from ponder.cli import main
-from ponder.errors import ConfigError
-from ponder.evaluation.behaviour import sample_outcomes
-from ponder.learning.records import (
+from ponder.behaviour.outcomes import sample_outcomes
+from ponder.behaviour.records import (
     DatasetInfo,
     Manifest,
     ModelInfo,
@@ -21,7 +18,10 @@ from ponder.learning.records import (
     QuestionRecord,
     SampleRecord,
 )
-from ponder.strategies.base import Task
+from ponder.cli import main
+from ponder.errors import ConfigError
+from ponder.learning.learned.train import train_artifact
+from ponder.protocol.actions import Task
 
 
 def manifest(sha: str = "a" * 64, name: str = "tiny") -> Manifest:

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from ponder.backends.fake import FakeBackend
+from ponder.behaviour.datasets import Item
+from ponder.behaviour.records import ModelInfo, read_collection
 from ponder.confidence import token_confidence
 from ponder.errors import ConfigError
-from ponder.evaluation.datasets import Item
-from ponder.learning.collect_strategy import BehaviourCollector, p_yes, probe_answer
-from ponder.learning.collector import build_manifest, collect
-from ponder.learning.records import ModelInfo, read_collection
-from ponder.orchestrator.backends.fake import FakeBackend
+from ponder.learning.collect.collector import build_manifest, collect
+from ponder.learning.collect.strategy import BehaviourCollector
 from ponder.orchestrator.engine import Orchestrator, RetryPolicy
-from ponder.orchestrator.requests import Choice, Completion, GenerationRequest
-from ponder.strategies.base import Fork, Generate, Task
+from ponder.protocol.actions import Fork, Generate, Task
+from ponder.protocol.requests import Choice, Completion, GenerationRequest
+from ponder.strategies.probed_trace import p_yes, probe_answer
 
 
 def _choice(text: str, tokens: int, finish: str = "length") -> Choice:

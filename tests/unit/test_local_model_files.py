@@ -2,9 +2,9 @@ import hashlib
 
 import pytest
 
+from ponder.backends.local import prepare_local
+from ponder.backends.local.model import verify_model
 from ponder.errors import ModelIntegrityError, ServerStartError
-from ponder.orchestrator.backends.local import prepare_local
-from ponder.orchestrator.backends.local.model import verify_model
 
 
 def test_wrong_hash_is_refused(tmp_path):

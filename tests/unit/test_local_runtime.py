@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from ponder.backends.local import LocalBackend
+from ponder.backends.local import runtime as rt
+from ponder.backends.local.prebuilt_server import build_params, parse_args
+from ponder.backends.local.server import LlamaServer
+from ponder.backends.local.toolchain import installed_server
 from ponder.cli import main as cli_main
 from ponder.errors import ConfigError, ServerStartError
-from ponder.orchestrator.backends.local import LocalBackend
-from ponder.orchestrator.backends.local import runtime as rt
-from ponder.orchestrator.backends.local.prebuilt_server import build_params, parse_args
-from ponder.orchestrator.backends.local.server import LlamaServer
-from ponder.orchestrator.backends.local.toolchain import installed_server
 
 
 @pytest.fixture(autouse=True)
@@ -144,9 +144,7 @@ async def test_auto_falls_back_to_the_next_runtime_and_describe_says_which(tmp_p
     fake.write_text(FAKE_SERVER)
     broken = rt.Runtime("native", ("/bin/false",), "broken", "/bin/false")
     working = rt.Runtime("prebuilt", (sys.executable, str(fake)), "fake 1.0", "test")
-    monkeypatch.setattr(
-        "ponder.orchestrator.backends.local.choose_runtimes", lambda *a, **k: [broken, working]
-    )
+    monkeypatch.setattr("ponder.backends.local.choose_runtimes", lambda *a, **k: [broken, working])
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     backend = LocalBackend(model, quiet=True, n_parallel=1, ctx_per_slot=256)
@@ -162,9 +160,7 @@ async def test_auto_falls_back_to_the_next_runtime_and_describe_says_which(tmp_p
 
 async def test_when_every_runtime_fails_the_error_carries_each_failure(tmp_path, monkeypatch):
     broken = rt.Runtime("native", ("/bin/false",), "broken", "/bin/false")
-    monkeypatch.setattr(
-        "ponder.orchestrator.backends.local.choose_runtimes", lambda *a, **k: [broken, broken]
-    )
+    monkeypatch.setattr("ponder.backends.local.choose_runtimes", lambda *a, **k: [broken, broken])
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     backend = LocalBackend(model, quiet=True, n_parallel=1, ctx_per_slot=256)

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from ponder.cli import main
-from ponder.cli.ssa import backend_model_info
-from ponder.config import ChainConfig, LocalBackendConfig
-from ponder.errors import ConfigError, ModelIntegrityError
-from ponder.orchestrator.backends.local import prepare_model
-from ponder.orchestrator.backends.local.model import SAMPLER_1_5B
-from ponder.orchestrator.backends.local.registry import (
+from ponder.backends.local import prepare_model
+from ponder.backends.local.model import SAMPLER_1_5B
+from ponder.backends.local.registry import (
     register_model,
     registry_path,
     resolve_model,
 )
+from ponder.cli import main
+from ponder.cli.ssa import backend_model_info
+from ponder.config import ChainConfig, LocalBackendConfig
+from ponder.errors import ConfigError, ModelIntegrityError
 
 
 @pytest.fixture

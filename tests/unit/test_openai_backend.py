@@ -7,6 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from ponder import ChainOfThought, Orchestrator
+from ponder.backends import OpenAICompatibleBackend
+from ponder.backends.local.server import free_port
 from ponder.errors import (
     AuthenticationFailed,
     BadRequestError,
@@ -14,9 +16,7 @@ from ponder.errors import (
     UpstreamServerError,
 )
 from ponder.orchestrator import RetryPolicy
-from ponder.orchestrator.backends import OpenAICompatibleBackend
-from ponder.orchestrator.backends.local.server import free_port
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.002, jitter_s=0)
 

@@ -5,8 +5,9 @@ import pytest
 from ponder import ChainOfThought, FakeBackend, Orchestrator
 from ponder.errors import AuthenticationFailed, InputError, UpstreamServerError
 from ponder.orchestrator import RetryPolicy
-from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
-from ponder.strategies.base import Fork, Generate, Note, Outcome, Strategy, Task
+from ponder.protocol.actions import Fork, Generate, Note, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
+from ponder.protocol.strategy import Strategy
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.002, jitter_s=0)
 

@@ -3,9 +3,10 @@ import pytest
 from ponder import FakeBackend, Orchestrator
 from ponder.errors import AllSamplesFailed, ConfigError, UpstreamServerError
 from ponder.orchestrator import RetryPolicy
-from ponder.orchestrator.requests import Completion, GenerationRequest, SamplingParams
+from ponder.protocol.actions import Generate, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
+from ponder.protocol.strategy import Strategy
 from ponder.strategies import AdaptiveSample, ParallelSample, build_strategy
-from ponder.strategies.base import Generate, Outcome, Strategy, Task
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 

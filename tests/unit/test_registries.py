@@ -10,11 +10,11 @@ import pytest
 
 from ponder.aggregator.registry import build_aggregator
 from ponder.aggregator.scorers import SCORER_KINDS, Scorer, register_scorer
+from ponder.backends.base import Backend
+from ponder.backends.fake import FakeBackend
 from ponder.config import BACKEND_KINDS, BackendConfig, ChainConfig
 from ponder.errors import UnknownNameError
 from ponder.named_registry import NamedRegistry, Registry
-from ponder.orchestrator.backends.base import Backend
-from ponder.orchestrator.backends.fake import FakeBackend
 from ponder.protocol import Outcome, Task
 from ponder.strategies.registry import build_strategy
 from ponder.tools.base import get_tool

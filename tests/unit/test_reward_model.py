@@ -14,6 +14,8 @@ import pytest
 
 from ponder import ChainConfig, FakeBackend, Orchestrator
 from ponder.aggregator import BestOfN, Scorer, build_aggregator
+from ponder.backends import RewardModelBackend
+from ponder.backends.local.server import free_port
 from ponder.errors import (
     AuthenticationFailed,
     CapabilityMissing,
@@ -23,9 +25,7 @@ from ponder.errors import (
 )
 from ponder.evaluation.offline import Replay
 from ponder.orchestrator import RetryPolicy
-from ponder.orchestrator.backends import RewardModelBackend
-from ponder.orchestrator.backends.local.server import free_port
-from ponder.strategies.base import Outcome
+from ponder.protocol.actions import Outcome
 from tests.unit.loopback import Reply
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.002, jitter_s=0)

@@ -9,8 +9,8 @@ import httpx
 import openai
 import pytest
 
+from ponder.backends.fake import FakeBackend
 from ponder.errors import ConfigError
-from ponder.orchestrator.backends.fake import FakeBackend
 from ponder.serve import ServeConfig, ServerThread
 from ponder.serve.wire import FINISH_BUDGET
 from tests.unit.serve_helpers import UPSTREAM_SECRET, fake_upstream

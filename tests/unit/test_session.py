@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 import ponder
+from ponder.backends.fake import FakeBackend
 from ponder.config import ChainConfig, RetryConfig
 from ponder.errors import ConfigError, PonderError, RunTimeout
-from ponder.orchestrator.backends.fake import FakeBackend
 from ponder.orchestrator.engine import RetryPolicy, RunLimits
 from ponder.orchestrator.session import Session
 from ponder.protocol import Completion, GenerationRequest

@@ -4,13 +4,13 @@ small, and answer with probabilities."""
 from __future__ import annotations
 
 from ponder.aggregator.learned import DEFAULT_ARTIFACT, LearnedAggregator, load_artifact
-from ponder.evaluation.behaviour import sample_outcomes
-from ponder.learning.records import QuestionRecord, SampleRecord
-from ponder.orchestrator.backends.local.model import DEFAULT_MODEL
+from ponder.backends.local.model import DEFAULT_MODEL
+from ponder.behaviour.outcomes import sample_outcomes
+from ponder.behaviour.records import QuestionRecord, SampleRecord
+from ponder.protocol.actions import Task
 from ponder.stopping.features import CheckpointState
 from ponder.stopping.model import DEFAULT_ARTIFACT as DM_ARTIFACT
 from ponder.stopping.model import load_dm
-from ponder.strategies.base import Task
 
 
 def test_default_dm_describes_the_default_model() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from ponder.cli import main
 from ponder.errors import InputError
-from ponder.learning.ssa_curve import moving_average, plot_run, read_log
+from ponder.learning.ssa.curve import moving_average, plot_run, read_log
 
 
 def write_log(path: Path, rows: list[dict]) -> None:

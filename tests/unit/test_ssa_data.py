@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 from ponder.aggregator.ssa import SSA
-from ponder.learning.records import (
+from ponder.behaviour.records import (
     DatasetInfo,
     Manifest,
     ModelInfo,
     QuestionRecord,
     SampleRecord,
 )
-from ponder.learning.ssa_data import build_ssa_examples, candidate_outcomes, write_ssa_examples
-from ponder.strategies.base import Task
+from ponder.learning.ssa.data import build_ssa_examples, candidate_outcomes, write_ssa_examples
+from ponder.protocol.actions import Task
 
 
 def _rec(qid: str, answers: list[str | None], gold: str = "4") -> QuestionRecord:

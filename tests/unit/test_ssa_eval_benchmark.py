@@ -14,15 +14,15 @@ from typing import Any
 
 from benchmarks.ssa_eval import PER_QUESTION, main, summarize_all
 from ponder.aggregator.ssa import SSA
-from ponder.learning.records import (
+from ponder.behaviour.records import (
     DatasetInfo,
     Manifest,
     ModelInfo,
     QuestionRecord,
     SampleRecord,
 )
-from ponder.learning.ssa_data import candidate_outcomes
-from ponder.strategies.base import Task
+from ponder.learning.ssa.data import candidate_outcomes
+from ponder.protocol.actions import Task
 from tests.unit.loopback import Handler, Reply, Server
 
 # id: (gold, answers of the 4 collected samples); the benchmark uses the first k=3

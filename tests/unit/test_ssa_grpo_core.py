@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ponder.learning.ssa_grpo_core import answer_reward, group_advantages
+from ponder.learning.ssa.grpo_core import answer_reward, group_advantages
 
 
 def test_answer_reward_grades_the_final_answer() -> None:

@@ -10,12 +10,13 @@ import pytest
 
 from ponder.aggregator.ssa import SSA
 from ponder.answers import extract_answer
+from ponder.backends.fake import FakeBackend
+from ponder.behaviour.records import ModelInfo
 from ponder.cli import main
 from ponder.errors import ConfigError
-from ponder.learning.records import ModelInfo
-from ponder.learning.ssa_data import SSAExample, write_ssa_examples
-from ponder.learning.ssa_rft import RFTSampler, parse_candidates, select_targets
-from ponder.learning.ssa_rft_run import (
+from ponder.learning.ssa.data import SSAExample, write_ssa_examples
+from ponder.learning.ssa.rft import RFTSampler, parse_candidates, select_targets
+from ponder.learning.ssa.rft_run import (
     RFTSettings,
     build_rft_manifest,
     example_id,
@@ -24,11 +25,10 @@ from ponder.learning.ssa_rft_run import (
     run_rft,
     summarize_rft,
 )
-from ponder.learning.ssa_sft import IGNORE, Pair, encode, training_pairs
-from ponder.orchestrator.backends.fake import FakeBackend
+from ponder.learning.ssa.sft import IGNORE, Pair, encode, training_pairs
 from ponder.orchestrator.session import Session
+from ponder.protocol.actions import Outcome, Task
 from ponder.protocol.requests import GenerationRequest
-from ponder.strategies.base import Outcome, Task
 
 
 def _example(qid: str, answers: list[str | None], gold: str, max_tokens: int = 384) -> SSAExample:

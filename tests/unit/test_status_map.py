@@ -41,7 +41,7 @@ def test_retry_after_is_read_in_seconds_or_ms() -> None:
 async def test_a_reward_model_429_carries_its_retry_after() -> None:
     import httpx
 
-    from ponder.orchestrator.backends.reward import RewardModelBackend
+    from ponder.backends.reward import RewardModelBackend
     from ponder.protocol import RewardRequest
 
     def reply(request: httpx.Request) -> httpx.Response:

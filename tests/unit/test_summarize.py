@@ -1,11 +1,12 @@
 import pytest
 
 from ponder import FakeBackend, OpenAICompatibleBackend, Orchestrator
+from ponder.backends.base import Capabilities
 from ponder.errors import CapabilityMissing, ConfigError
-from ponder.orchestrator.backends.base import Capabilities
-from ponder.orchestrator.requests import GenerationRequest
+from ponder.protocol.actions import Fork, Outcome, Task
+from ponder.protocol.requests import GenerationRequest
+from ponder.protocol.strategy import Strategy
 from ponder.strategies import SummarizingReasoner, build_strategy
-from ponder.strategies.base import Fork, Outcome, Strategy, Task
 
 QUESTION = "Tom has 3 boxes with 4 apples each and eats 2. How many apples are left?"
 LONG = " ".join(f"step{i}" for i in range(400))

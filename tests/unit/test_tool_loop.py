@@ -4,7 +4,7 @@ import pytest
 
 from ponder import FakeBackend, Orchestrator
 from ponder.errors import ConfigError
-from ponder.orchestrator.requests import Choice, GenerationRequest
+from ponder.protocol.requests import Choice, GenerationRequest
 from ponder.strategies import ToolLoop, build_strategy
 
 QUESTION = "A shop sells 17 boxes of 23 pens. How many pens?"

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from ponder.backends import vllm_engine, vllm_settings
+from ponder.backends.vllm_engine import EngineSettings, VLLMApi, VLLMBackend
 from ponder.config import ChainConfig
 from ponder.errors import BadRequestError, MissingExtraError, ServerDiedError
-from ponder.orchestrator.backends import vllm_engine, vllm_settings
-from ponder.orchestrator.backends.vllm_engine import EngineSettings, VLLMApi, VLLMBackend
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 from ponder.strategies.cot import ChainOfThought
 
 
@@ -266,8 +266,8 @@ def test_nothing_else_imports_vllm() -> None:
     import subprocess
 
     code = (
-        "import sys, ponder, ponder.api, ponder.config, ponder.cli, ponder.orchestrator.backends, "
-        "ponder.orchestrator.backends.vllm_engine, ponder.orchestrator.backends.vllm_model; "
+        "import sys, ponder, ponder.api, ponder.config, ponder.cli, ponder.backends, "
+        "ponder.backends.vllm_engine, ponder.backends.vllm_model; "
         "from ponder.cli import build_parser; build_parser(); "
         "print(any(m == 'vllm' or m.startswith('vllm.') for m in sys.modules))"
     )
@@ -292,7 +292,7 @@ def test_cli_backend_vllm_builds_a_vllm_config(tmp_path: Path) -> None:
 def test_converted_dir_is_verified_against_its_marker(tmp_path: Path) -> None:
     import json
 
-    from ponder.orchestrator.backends.vllm_model import MARKER, check_converted, resolve_model_dir
+    from ponder.backends.vllm_model import MARKER, check_converted, resolve_model_dir
 
     d = tmp_path / "m"
     d.mkdir()

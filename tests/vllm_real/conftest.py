@@ -18,14 +18,14 @@ ENGINE_KW = {"max_model_len": 2048, "seed": 0}
 @pytest.fixture(scope="session")
 def vllm_model_dir() -> str:
     """The default GGUF converted to an HF directory (cached in ~/.cache/ponder/hf)."""
-    from ponder.orchestrator.backends.vllm_model import prepare_hf_model
+    from ponder.backends.vllm_model import prepare_hf_model
 
     return str(prepare_hf_model(quiet=True))
 
 
 @pytest.fixture(scope="session")
 async def vllm_backend(vllm_model_dir: str):
-    from ponder.orchestrator.backends.vllm_engine import VLLMBackend
+    from ponder.backends.vllm_engine import VLLMBackend
 
     backend = VLLMBackend(vllm_model_dir, quiet=True, **ENGINE_KW)
     await backend.start()

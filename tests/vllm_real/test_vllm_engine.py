@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ponder.backends.vllm_engine import VLLMBackend
+from ponder.backends.vllm_model import MARKER, check_converted, prepare_hf_model
 from ponder.config import ChainConfig
-from ponder.orchestrator.backends.vllm_engine import VLLMBackend
-from ponder.orchestrator.backends.vllm_model import MARKER, check_converted, prepare_hf_model
-from ponder.orchestrator.requests import GenerationRequest, SamplingParams
+from ponder.protocol.requests import GenerationRequest, SamplingParams
 
 from .conftest import ENGINE_KW
 

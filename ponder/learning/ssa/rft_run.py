@@ -1,0 +1,292 @@
+"""Drive ``RFTSampler`` over SSA examples into a resumable JSONL of training targets.
+
+Use ``run_rft(...)`` from Python or ``ponder ssa rft`` from the shell, after ``ponder ssa data``.
+Examples run a few at a time through one orchestrator (a ``Session``: its budget, retries,
+concurrency and usage); each finished example is graded (``select_targets``) and appended as one
+line, flushed and fsynced, with its targets (possibly none) and every sample, so a crash or
+Ctrl-C loses nothing written. A rerun continues: done example ids are skipped, a last line torn
+by a crash is cut and that example redone. A rerun with other settings, another aggregator or
+other data into the same file is refused, naming what differs. ``OUT.manifest.json`` carries the
+examples' manifest (sampler, template hash, k, truncation), the aggregator model and the
+settings; ``summarize_rft(OUT)`` counts the whole file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.behaviour.records import ModelInfo
+from ponder.errors import ConfigError, InputError, PonderError
+from ponder.jsonl import append_line, cut_torn_tail, read_json_lines
+from ponder.learning.collect.collector import file_sha256
+from ponder.learning.ssa.data import SSAExample
+from ponder.learning.ssa.rft import Fallback, RFTSampler, select_targets
+from ponder.orchestrator.engine import Orchestrator
+from ponder.protocol.actions import Task
+
+FORMAT = "ponder.ssa-rft/1"
+
+
+class RFTSettings(BaseModel):
+    """How targets are sampled and kept (recorded in the manifest; a resume must match)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(4, ge=1, le=64)
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, gt=0)
+    seed: int = 0
+    cap: int = Field(2, ge=1)
+    fallback: Fallback = "candidate"
+    role: str = "aggregator"
+
+    def sampler(self, example: SSAExample) -> RFTSampler:
+        return RFTSampler(
+            messages=tuple(example.messages),
+            n=self.n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            role=self.role,
+        )
+
+
+def manifest_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".manifest.json")
+
+
+def example_id(example: SSAExample) -> str:
+    """Stable id of one example: its question and a hash of its exact prompt."""
+    digest = hashlib.sha256(json.dumps(example.messages, sort_keys=True).encode()).hexdigest()
+    return f"{example.question_id}:{digest[:12]}"
+
+
+def read_ssa_examples(path: str | Path) -> tuple[list[SSAExample], dict[str, Any]]:
+    """The examples ``ponder ssa data`` wrote, and their manifest (``{}`` if it is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"SSA examples file {path} does not exist (make it with `ponder ssa data`)"
+        )
+    examples = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            examples.append(SSAExample(**json.loads(line)))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path} line {i} is not an SSA example: {exc}") from exc
+    man = manifest_path(path)
+    info = json.loads(man.read_text(encoding="utf-8")) if man.is_file() else {}
+    return examples, info
+
+
+def build_rft_manifest(
+    data: str | Path, data_manifest: dict[str, Any], aggregator: ModelInfo, settings: RFTSettings
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "data": {"path": str(data), "sha256": file_sha256(data), "manifest": data_manifest},
+        "aggregator": aggregator.model_dump(),
+        "settings": settings.model_dump(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def check_resumable(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse to append to targets made with other settings, naming what differs."""
+    diffs = []
+    if old.get("format") != new["format"]:
+        diffs.append(f"format ({old.get('format')!r} vs {new['format']!r})")
+    if old.get("data", {}).get("sha256") != new["data"]["sha256"]:
+        diffs.append(f"data ({old.get('data', {}).get('path')} vs {new['data']['path']})")
+    oa, na = old.get("aggregator", {}), new["aggregator"]
+    if (oa.get("name"), oa.get("sha256")) != (na["name"], na["sha256"]):
+        diffs.append(
+            f"aggregator ({oa.get('name')} {oa.get('sha256')} vs {na['name']} {na['sha256']})"
+        )
+    os_, ns = old.get("settings", {}), new["settings"]
+    diffs += [f"{k} ({os_.get(k)!r} vs {ns.get(k)!r})" for k in sorted(ns) if os_.get(k) != ns[k]]
+    if diffs:
+        raise ConfigError(
+            "out",
+            "these targets were made with other settings: "
+            + "; ".join(diffs)
+            + " (use a new --out file, or the original settings to resume)",
+        )
+
+
+def read_rft_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Every complete row of a targets file (a torn last line is ignored)."""
+    return read_json_lines(path)
+
+
+@dataclass
+class RFTSummary:
+    """What one ``run_rft`` call did (``summarize_rft`` counts the whole file)."""
+
+    out: Path
+    total: int
+    done_before: int
+    processed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+    wall_s: float = 0.0
+
+    def line(self) -> str:
+        rate = self.completion_tokens / self.wall_s if self.wall_s else 0.0
+        return (
+            f"sampled {self.processed} example(s) ({self.done_before} before, "
+            f"{len(self.failed)} failed, {self.total} in the data) into {self.out}; "
+            f"{self.completion_tokens} generated tokens at {rate:.1f} tok/s"
+        )
+
+
+def summarize_rft(path: str | Path) -> dict[str, Any]:
+    """Counts over the whole targets file: examples, with ≥1 correct aggregator sample, targets
+    by source, examples with no target, samples and their tokens, by example kind."""
+    rows = read_rft_rows(path)
+    by_source: Counter[str] = Counter()
+    by_kind: Counter[str] = Counter()
+    with_target: Counter[str] = Counter()
+    samples = correct = tokens = target_tokens = 0
+    any_right = 0
+    for r in rows:
+        by_kind[r["kind"]] += 1
+        graded = r.get("samples", [])
+        samples += len(graded)
+        right = sum(bool(g["correct"]) for g in graded)
+        correct += right
+        any_right += right > 0
+        tokens += sum(int(g.get("tokens") or 0) for g in graded)
+        for t in r.get("targets", []):
+            by_source[t["source"]] += 1
+            target_tokens += int(t.get("tokens") or 0)
+        if r.get("targets"):
+            with_target[r["kind"]] += 1
+    return {
+        "examples": len(rows),
+        "with_correct_sample": any_right,
+        "with_target": sum(with_target.values()),
+        "targets": dict(by_source),
+        "samples": samples,
+        "correct_samples": correct,
+        "sample_tokens": tokens,
+        "by_kind": dict(by_kind),
+        "with_target_by_kind": dict(with_target),
+    }
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    n = s["examples"] or 1
+    targets = ", ".join(f"{k} {v}" for k, v in sorted(s["targets"].items())) or "none"
+    kinds = ", ".join(
+        f"{k} {s['with_target_by_kind'].get(k, 0)}/{v}" for k, v in sorted(s["by_kind"].items())
+    )
+    right = s["with_correct_sample"]
+    return (
+        f"{s['examples']} examples; {right} ({right / n:.0%}) "
+        f"with ≥1 correct aggregator sample ({s['correct_samples']}/{s['samples']} samples right, "
+        f"{s['sample_tokens']} sample tokens); targets: {targets}; "
+        f"{s['with_target']} examples with a target (by kind: {kinds})"
+    )
+
+
+async def run_rft(
+    examples: Sequence[SSAExample],
+    out: str | Path,
+    orchestrator: Orchestrator,
+    settings: RFTSettings,
+    manifest: dict[str, Any],
+    *,
+    examples_at_once: int = 2,
+    progress: bool = True,
+) -> RFTSummary:
+    """Sample and grade targets for ``examples`` into ``out`` (resuming); see the module doc."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mpath = manifest_path(out)
+    if mpath.is_file():
+        check_resumable(json.loads(mpath.read_text(encoding="utf-8")), manifest)
+    else:
+        tmp = mpath.with_name(mpath.name + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        tmp.replace(mpath)
+    cut_torn_tail(out)
+    done = {r["id"] for r in read_rft_rows(out)}
+    pending: dict[str, SSAExample] = {}
+    for ex in examples:
+        eid = example_id(ex)
+        if eid not in done:
+            pending.setdefault(eid, ex)
+    summary = RFTSummary(out=out, total=len(examples), done_before=len(done))
+    lock = asyncio.Lock()
+    gate = asyncio.Semaphore(max(1, examples_at_once))
+    bar = _bar(len(examples), len(examples) - len(pending), progress)
+    stats = {"right": 0, "seen": 0}
+    t0 = time.perf_counter()
+
+    async def one(eid: str, ex: SSAExample) -> None:
+        async with gate:
+            user = ex.messages[-1]["content"]
+            try:
+                result = await orchestrator.run(settings.sampler(ex), Task(user))
+            except PonderError as exc:
+                summary.failed.append((eid, f"{type(exc).__name__}: {exc}"))
+                bar.update(1)
+                return
+            outcome = result.outcome
+            if outcome.error is not None:
+                summary.failed.append((eid, str(outcome.data.get("error"))))
+                bar.update(1)
+                return
+            sel = select_targets(
+                outcome.samples, ex.gold, user, cap=settings.cap, fallback=settings.fallback
+            )
+            row = {
+                "id": eid,
+                **ex.__dict__,
+                "targets": [t.to_dict() for t in sel.targets],
+                "samples": sel.graded,
+                "usage": result.usage.to_dict(),
+            }
+            line = json.dumps(row, ensure_ascii=False)
+            async with lock:
+                append_line(out, line)
+                summary.processed += 1
+                summary.completion_tokens += result.usage.completion_tokens
+                summary.prompt_tokens += result.usage.prompt_tokens
+                summary.wall_s = time.perf_counter() - t0
+                stats["seen"] += 1
+                stats["right"] += sel.correct_samples > 0
+                bar.update(1)
+                rate = summary.completion_tokens / summary.wall_s if summary.wall_s else 0.0
+                bar.set_postfix(right=f"{stats['right']}/{stats['seen']}", tok_s=f"{rate:.0f}")
+
+    try:
+        await asyncio.gather(*(one(eid, ex) for eid, ex in pending.items()))
+    finally:
+        summary.wall_s = time.perf_counter() - t0
+        bar.close()
+    return summary
+
+
+def _bar(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="ssa rft", unit="ex", disable=not enabled)

@@ -1,0 +1,365 @@
+"""DRR at inference: live sans-I/O strategies driven by a trained DM.
+
+Use them like any strategy (chain files name them; ``dm`` is an artifact path or ``"default"``)::
+
+    strategy: {name: drr_think, dm: ~/.cache/ponder/dm/qwen05.json, threshold: 0.8}
+    strategy: {name: drr_sample, dm: default, k: 8, threshold: 0.8}
+    strategy: {name: drr_feedback, dm: default, judge: dm, threshold: 0.5, rounds: 2}
+
+- ``drr_think`` (stop thinking): reason in segments of ``probe_every`` tokens; after each
+  unfinished segment probe for the current answer (the collector's cue), score the state with the
+  DM and stop, answering with the probe's answer, once P(correct) >= ``threshold``.
+- ``drr_sample`` (stop sampling): draw traces in rounds of ``round_size``; after each round stop
+  when the DM says the current majority is right with P >= ``threshold``.
+- ``drr_feedback`` (the DRR paper's own use): when the reasoner has finished and its judge
+  (``dm`` or ``self_critique``) scores the answer under ``threshold``, send it back to re-examine
+  its solution, up to ``rounds`` times.
+
+Every one puts its P(correct) on ``Outcome.confidence`` (so on ``RunResult.confidence``) and, with
+``abstain_below``, withholds an answer whose confidence is under it (``answer=None``,
+``data["abstained"] = True``, the withheld answer in ``data["withheld_answer"]``). Segment and
+probe requests are exactly the collector's (``ponder.learning.collect.strategy``), so with the
+same seed a live run makes the decisions a replay of its collection predicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from ponder.answers import extract_answer
+from ponder.errors import ConfigError, InputError
+from ponder.prompts import load_template
+from ponder.protocol.actions import Flow, Fork, Generate, Note, Outcome, Task
+from ponder.protocol.requests import Completion, GenerationRequest, Message, SamplingParams
+from ponder.stopping.features import CheckpointState, majority
+from ponder.stopping.model import DM, load_dm
+from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
+from ponder.strategies.probed_trace import (
+    CUE_SEPARATOR,
+    ProbedTraceFields,
+    TraceLog,
+    p_yes,
+    probe_flow,
+)
+from ponder.strategies.registry import register_strategy
+from ponder.strategies.sampling import ensure_some_answer
+
+
+def template_hash(name: str) -> str:
+    """The collector's template hash (``ponder.learning.collect.collector.template_hashes``)."""
+    return hashlib.sha256(load_template(name).source.encode()).hexdigest()[:16]
+
+
+def withhold(
+    out: Outcome, p: float | None, abstain_below: float | None, calibrated: bool = True
+) -> Outcome:
+    """Put ``p`` on the outcome (as ``data["p_correct"]`` too when it is the DM's calibrated
+    P(correct), which ``RunResult.p_correct`` reads); withhold the answer, clearly marked, when
+    ``p`` is under ``abstain_below``."""
+    out.confidence = p
+    if calibrated and p is not None:
+        out.data["p_correct"] = p
+    if abstain_below is not None and p is not None and p < abstain_below:
+        out.data["abstained"] = True
+        out.data["withheld_answer"] = out.answer
+        out.data["abstain_below"] = abstain_below
+        out.answer = None
+    return out
+
+
+class ProbedReasoner(ProbedTraceFields):
+    """Shared fields and the segment + probe loop of the DRR strategies (not registered)."""
+
+    name: ClassVar[str] = "_drr_base"
+
+    dm: str = "default"
+    allow_other_reasoner: bool = False
+    abstain_below: float | None = Field(None, ge=0.0, le=1.0)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+
+    def judged_templates(self) -> list[str]:
+        return [self.system_template, self.user_template, self.cue_template]
+
+    @model_validator(mode="after")
+    def _dm_fits(self) -> ProbedReasoner:
+        load_template(self.system_template, allowed=())
+        load_template(self.user_template, allowed=PROMPT_VARIABLES)
+        load_template(self.cue_template, allowed=())
+        if self.dm_needed():
+            self.judge_model().check_settings(
+                {n: template_hash(n) for n in self.judged_templates()},
+                self.probe_every,
+                self.allow_other_reasoner,
+            )
+        return self
+
+    def dm_needed(self) -> bool:
+        return True
+
+    def judge_model(self) -> DM:
+        try:
+            return load_dm(self.dm)
+        except InputError as exc:  # a config names the artifact: say which field
+            raise ConfigError("dm", str(exc)) from exc
+
+    def trace(
+        self,
+        messages: tuple[Message, ...],
+        seed: int | None,
+        stop_at: float | None,
+        probes: bool = True,
+    ) -> Flow:
+        """One trace in segments with probes; stops early once the DM's P >= ``stop_at``.
+
+        Returns an ``Outcome`` whose ``data`` holds ``trace`` (a ``TraceLog``), ``p`` (the DM's
+        P(correct) at the last state, ``None`` without probes), ``stopped_at`` (tokens) and
+        ``early`` (stopped before the reasoner finished).
+        """
+        dm = self.judge_model() if probes else None
+        cue = load_template(self.cue_template, allowed=()).render()
+        log = TraceLog(seed=seed)
+        answers: list[str | None] = []
+        p: float | None = None
+        while True:
+            size = min(self.probe_every, self.max_tokens - log.tokens)
+            [res] = yield Generate.of(
+                GenerationRequest(
+                    messages=messages,
+                    assistant_prefix=log.text,
+                    params=SamplingParams(
+                        temperature=self.temperature,
+                        top_p=self.top_p,
+                        max_tokens=size,
+                        seed=seed,
+                        logprobs=True,
+                        top_logprobs=max(self.top_logprobs, 1),
+                    ),
+                    purpose="reason",
+                )
+            )
+            if not isinstance(res, Completion):
+                # the best answer so far: the last probe's (with its score), as budget-limited
+                return Outcome(
+                    answer=answers[-1] if answers else None,
+                    text=log.text,
+                    budget_limited=res.budget,
+                    data={"trace": log, "p": p, "early": False, "error": str(res.error)},
+                    error=None if res.budget else res.error,
+                )
+            log.charge(res)
+            log.add_segment(res.choices[0])
+            cut = log.finish_reason == "length" and log.tokens >= self.max_tokens
+            finished = log.finish_reason != "length" or res.choices[0].completion_tokens == 0
+            if finished and not cut:
+                break
+            if dm is None:
+                if cut:
+                    break
+                continue
+            probe = yield from self._probe(messages, cue, log)
+            if probe is not None:
+                answers.append(probe)
+            if cut:
+                break
+            if probe is None:
+                continue
+            state = CheckpointState(
+                at=log.tokens,
+                answers=tuple(answers),
+                lp=log.lp,
+                conf=log.conf,
+                finished=False,
+                cut=False,
+                max_tokens=dm.max_tokens,
+            )
+            p = dm.p_checkpoint(state)
+            stop = stop_at is not None and p >= stop_at
+            yield Note(
+                "drr_checkpoint",
+                {"at": log.tokens, "answer": answers[-1], "p": round(p, 4), "stop": stop},
+            )
+            if stop:
+                text = log.text.rstrip() + CUE_SEPARATOR + cue + (answers[-1] or "") + "}"
+                data = {"trace": log, "p": p, "early": True, "stopped_at": log.tokens}
+                return Outcome(answer=answers[-1], text=text, data=data)
+        answer = extract_answer(log.text)
+        if answer is None and cut and log.probes:
+            answer = log.probes[-1]["answer"]
+        if dm is not None:
+            state = CheckpointState(
+                at=log.tokens,
+                answers=(*answers, answer),
+                lp=log.lp,
+                conf=log.conf,
+                finished=not cut,
+                cut=cut,
+                max_tokens=dm.max_tokens,
+            )
+            p = dm.p_checkpoint(state)
+            yield Note("drr_final", {"at": log.tokens, "answer": answer, "p": round(p, 4)})
+        data = {"trace": log, "p": p, "early": False, "stopped_at": log.tokens}
+        return Outcome(answer=answer, text=log.text, data=data)
+
+    def _probe(
+        self, messages: tuple[Message, ...], cue: str, log: TraceLog
+    ) -> Generator[Any, Any, str | None]:
+        return (yield from probe_flow(messages, cue, log, self.probe_max_tokens, self.probe_stop))
+
+    def flow(self, task: Task) -> Flow:  # pragma: no cover - abstract in practice
+        raise NotImplementedError
+
+
+def _summary(log: TraceLog) -> dict[str, Any]:
+    return {"tokens": log.tokens, "probes": len(log.probes), "usage": dict(log.usage)}
+
+
+@register_strategy
+class StopThinking(ProbedReasoner):
+    """Stop one trace at the first checkpoint where the DM's P(correct) >= ``threshold``."""
+
+    name: ClassVar[str] = "drr_think"
+
+    threshold: float = Field(0.8, ge=0.0, le=1.0)
+
+    def flow(self, task: Task) -> Flow:
+        messages = cot_messages(task, self.system_template, self.user_template)
+        out = yield from self.trace(messages, self.seed, self.threshold)
+        if out.error is not None and out.answer is None:
+            raise out.error  # as ``cot``: a failed call (not the budget) fails the run
+        log: TraceLog = out.data.pop("trace")
+        out.data.update(_summary(log))
+        return withhold(out, out.data.get("p"), self.abstain_below)
+
+
+@register_strategy
+class StopSampling(ProbedReasoner):
+    """Draw traces in rounds; stop once the DM's P(majority right) >= ``threshold``."""
+
+    name: ClassVar[str] = "drr_sample"
+
+    k: int = Field(8, ge=1, le=64)
+    threshold: float = Field(0.8, ge=0.0, le=1.0)
+    round_size: int = Field(1, ge=1)
+    think_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    """Also stop each trace early (``drr_think``'s rule) when set; replay covers it unset."""
+
+    def flow(self, task: Task) -> Flow:
+        dm = self.judge_model()
+        messages = cot_messages(task, self.system_template, self.user_template)
+        samples: list[Outcome] = []
+        answers: list[str | None] = []
+        scores: list[float] = []
+        p = 0.0
+        while len(samples) < self.k:
+            n = min(self.round_size, self.k - len(samples))
+            flows = [
+                self.trace(messages, self.seed + len(samples) + i, self.think_threshold)
+                for i in range(n)
+            ]
+            results = yield Fork(flows, label="drr_sample")
+            for r in results:
+                o = r if isinstance(r, Outcome) else Outcome(answer=None, text="", error=r)
+                log = o.data.pop("trace", None)
+                if log is not None:
+                    o.data.update(_summary(log))
+                samples.append(o)
+                answers.append(o.answer)
+                scores.append(o.data.get("p") or 0.0)
+            p = dm.p_majority(answers, scores)
+            stop = p >= self.threshold
+            yield Note(
+                "drr_round", {"drawn": len(samples), "p_majority": round(p, 4), "stop": stop}
+            )
+            if stop:
+                break
+        empty = ensure_some_answer(samples)
+        if empty is not None:
+            return empty
+        answer = majority(answers)
+        rep = next((s for s in samples if s.answer == answer), samples[0])
+        out = Outcome(
+            answer=answer,
+            text=rep.text,
+            samples=samples,
+            budget_limited=any(s.budget_limited for s in samples),
+            data={"drawn": len(samples), "p_majority": p},
+        )
+        return withhold(out, p, self.abstain_below)
+
+
+@register_strategy
+class Feedback(ProbedReasoner):
+    """Send a finished answer back to be re-examined while its judge scores it low."""
+
+    name: ClassVar[str] = "drr_feedback"
+
+    judge: Literal["dm", "self_critique"] = "dm"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    rounds: int = Field(2, ge=0, le=8)
+    reexamine_template: str = "drr_reexamine_user"
+    critique_template: str = "self_critique_user"
+
+    def dm_needed(self) -> bool:
+        return self.judge == "dm"
+
+    @model_validator(mode="after")
+    def _feedback_templates(self) -> Feedback:
+        load_template(self.reexamine_template, allowed=())
+        load_template(self.critique_template, allowed=())
+        return self
+
+    def flow(self, task: Task) -> Flow:
+        messages = cot_messages(task, self.system_template, self.user_template)
+        history: list[dict[str, Any]] = []
+        out = Outcome(answer=None, text="")
+        score: float | None = None
+        for r in range(self.rounds + 1):
+            out = yield from self.trace(messages, self.seed, None, probes=self.judge == "dm")
+            if out.error is not None and out.answer is None:
+                raise out.error
+            log: TraceLog = out.data.pop("trace")
+            if self.judge == "dm":
+                score = out.data.get("p")
+            else:
+                score = yield from self._critique(messages, out.text)
+            history.append({"round": r, "answer": out.answer, "score": score, **_summary(log)})
+            again = score is not None and score < self.threshold and r < self.rounds
+            yield Note(
+                "drr_feedback", {"round": r, "answer": out.answer, "score": score, "again": again}
+            )
+            if not again or out.budget_limited:
+                break
+            ask = load_template(self.reexamine_template, allowed=()).render()
+            messages = (
+                *messages,
+                {"role": "assistant", "content": out.text},
+                {"role": "user", "content": ask},
+            )
+        out.data.update({"judge": self.judge, "rounds": history})
+        return withhold(out, score, self.abstain_below, calibrated=self.judge == "dm")
+
+    def _critique(
+        self, messages: tuple[Message, ...], text: str
+    ) -> Generator[Any, Any, float | None]:
+        ask = load_template(self.critique_template, allowed=()).render()
+        [res] = yield Generate.of(
+            GenerationRequest(
+                messages=(
+                    *messages,
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": ask},
+                ),
+                params=SamplingParams(
+                    temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=20
+                ),
+                purpose="critique",
+            )
+        )
+        if not isinstance(res, Completion):
+            return None
+        tops = res.choices[0].top_logprobs
+        return p_yes(tops[0]) if tops else None
