@@ -348,7 +348,7 @@ def test_chain_config_errors_name_the_field():
 
 
 def test_multi_turn_messages_become_one_task():
-    from ponder.serve.app import _task
+    from ponder.serve.chain_request import task_from_request
     from ponder.serve.wire import parse_chat_request
 
     messages = [
@@ -357,7 +357,8 @@ def test_multi_turn_messages_become_one_task():
         {"role": "assistant", "content": "Hello"},
         {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
     ]
-    t = _task(parse_chat_request(json.dumps({"model": "m", "messages": messages}).encode()))
+    body = json.dumps({"model": "m", "messages": messages}).encode()
+    t = task_from_request(parse_chat_request(body))
     assert t.messages is None and t.tools is None
     assert t.system == "Sys."
     assert t.question.startswith("Conversation so far:\nUser: Hi\n\nAssistant: Hello")

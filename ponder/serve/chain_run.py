@@ -1,0 +1,171 @@
+"""Run a chain request and answer it: admit its ``n`` runs, run them, reply as JSON or a stream.
+
+Use ``run_chain`` from the chat route once the request is known to name a chain. It counts the
+runs against ``max_concurrent_runs`` (429 when full, 503 while shutting down), runs them on the
+upstream the request names, writes each run's trace (keys redacted) when ``trace_dir`` is set,
+and answers with a ``chat.completion`` (or its SSE stream), the run ids in ``x-ponder-trace-id``.
+A client that leaves a non-streaming request cancels its runs (answered 499).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.responses import Response
+
+from ponder.orchestrator.engine import RunLimits, RunResult
+from ponder.orchestrator.session import Session
+from ponder.orchestrator.trace import Trace
+from ponder.serve.chain_request import check_takes_tools, run_budget, task_from_request
+from ponder.serve.config import ChainSpec
+from ponder.serve.errors import redact, shutting_down_error, to_api_error
+from ponder.serve.state import ProxyState
+from ponder.serve.streaming import ProgressFeed, stream_chain
+from ponder.serve.wire import ApiError, ChatRequest, chat_completion, new_completion_id
+
+log = logging.getLogger("ponder.serve")
+TRACE_HEADER = "x-ponder-trace-id"
+
+
+async def run_chain(
+    s: ProxyState,
+    request: Request,
+    req: ChatRequest,
+    name: str,
+    spec: ChainSpec,
+    upstream_model: str | None,
+) -> Response:
+    cfg = s.config
+    task = task_from_request(req)
+    check_takes_tools(name, spec, task)
+    budget = run_budget(spec, req)
+    limit = cfg.limits.max_concurrent_runs
+    if req.n > limit:
+        raise ApiError(
+            400,
+            f"n={req.n} runs exceed this proxy's max_concurrent_runs of {limit}",
+            param="n",
+            code="n_too_large",
+        )
+    if s.shutting_down:
+        raise shutting_down_error()
+    if s.active_runs + req.n > limit:
+        raise ApiError(
+            429,
+            f"this proxy is running {s.active_runs} chain runs (limit {limit}); retry later",
+            type_="rate_limit_error",
+            code="too_many_runs",
+            headers={"retry-after": "1"},
+        )
+    s.active_runs += req.n  # taken now, so concurrent requests see it; released exactly once
+    held = [True]
+
+    def release() -> None:
+        if held[0]:
+            held[0] = False
+            s.active_runs -= req.n
+
+    limits = RunLimits(total_tokens=budget, timeout_s=spec.timeout_s)
+    feed = ProgressFeed() if req.stream else None
+    traces = [Trace(listener=feed) for _ in range(req.n)]
+    trace_ids = ",".join(t.run_id for t in traces)
+    completion_id = new_completion_id()
+
+    async def one(session: Session, trace: Trace) -> RunResult:
+        try:
+            return await session.run(spec.strategy, task, trace=trace, limits=limits)
+        finally:
+            _write_trace(cfg.trace_dir, trace, s.secrets)
+
+    async def runs() -> list[RunResult]:
+        try:
+            async with s.upstream.lease(upstream_model) as backend:
+                session = s.session_for(name, spec, backend)
+                t = asyncio.ensure_future(asyncio.gather(*(one(session, tr) for tr in traces)))
+                s.tasks.add(t)
+                try:
+                    return await t
+                finally:
+                    s.tasks.discard(t)
+        finally:
+            release()
+
+    if req.stream and feed is not None:
+        gen = _releasing(
+            release,
+            stream_chain(
+                completion_id=completion_id,
+                model=req.model,
+                chain=name,
+                runs=runs,
+                feed=feed,
+                keepalive_s=cfg.keepalive_s,
+                secrets=s.secrets,
+                include_usage=req.include_usage,
+            ),
+        )
+        return StreamingResponse(
+            gen,
+            media_type="text/event-stream",
+            headers={TRACE_HEADER: trace_ids, "cache-control": "no-cache"},
+        )
+    work = asyncio.ensure_future(runs())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler was cancelled
+        work.cancel()
+        gone.cancel()
+        await asyncio.gather(work, gone, return_exceptions=True)
+        raise
+    gone.cancel()
+    if work not in done:  # the client left: stop spending upstream tokens on its answer
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        log.info("ponder serve: client left; cancelled run(s) %s", trace_ids)
+        return Response(status_code=499)
+    try:
+        results = work.result()
+    except asyncio.CancelledError:  # the server is stopping: the drain cancelled the runs
+        err = shutting_down_error()
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+    except Exception as exc:
+        err = to_api_error(exc, s.secrets)
+        return JSONResponse(
+            err.body(), status_code=err.status, headers={TRACE_HEADER: trace_ids, **err.headers}
+        )
+    body = chat_completion(completion_id, req.model, name, results)
+    return JSONResponse(body, headers={TRACE_HEADER: trace_ids})
+
+
+async def _releasing(release: Any, gen: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for part in gen:
+            yield part
+    finally:
+        release()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (the body was read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _write_trace(trace_dir: str | None, trace: Trace, secrets: list[str | None]) -> None:
+    if not trace_dir:
+        return
+    path = Path(trace_dir) / f"{trace.run_id}.jsonl"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(redact(trace.to_jsonl(), secrets), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("could not write trace %s: %s", trace.run_id, exc)

@@ -1,0 +1,117 @@
+"""What the proxy shares between requests, and how it drains at shutdown.
+
+Use ``ProxyState`` for anything that outlives one request: the config, the upstream, the
+pass-through HTTP client, the proxy's key, the per-chain role backends and concurrency limits, the
+count of chain runs in flight and their tasks. The app builds one in its lifespan; ``drain`` lets
+in-flight runs finish (up to a grace period) before the server closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import httpx
+
+from ponder.backends.base import Backend
+from ponder.orchestrator.engine import RetryPolicy
+from ponder.orchestrator.session import Session
+from ponder.serve.config import ChainSpec, ServeConfig
+from ponder.serve.upstream import Upstream
+
+log = logging.getLogger("ponder.serve")
+
+
+class ProxyState:
+    """What the app shares between requests: config, upstream, pass-through client, run count."""
+
+    def __init__(self, config: ServeConfig, backend: Backend | None) -> None:
+        self.config = config
+        self.upstream = (
+            Upstream(backend=backend) if backend is not None else Upstream(config.upstream)
+        )
+        self.proxy_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        if config.api_key_env and not self.proxy_key:
+            from ponder.errors import ConfigError
+
+            raise ConfigError(
+                "api_key_env", f"environment variable {config.api_key_env} is not set"
+            )
+        timeout = getattr(config.upstream, "timeout_s", 600.0)
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        self.active_runs = 0
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.shutting_down = False
+        self.role_backends: dict[str, dict[str, Backend]] = {
+            name: {role: cfg.build() for role, cfg in spec.roles.items()}
+            for name, spec in config.chains.items()
+        }
+        # one limit per chain across all its requests (not one per request)
+        self.semaphores = {
+            name: asyncio.Semaphore(spec.max_concurrency) for name, spec in config.chains.items()
+        }
+
+    def retry_for(self, spec: ChainSpec) -> RetryPolicy:
+        """The chain's own ``retry``, else the serve file's ``retry``, else the defaults."""
+        if "retry" in spec.model_fields_set or self.config.retry is None:
+            return spec.retry.policy()
+        return self.config.retry.policy()
+
+    def session_for(self, chain: str, spec: ChainSpec, default: Backend) -> Session:
+        """A session for one request to ``chain``: the chain's role backends (started and closed
+        by the proxy), the upstream as default, and the chain's shared concurrency limit."""
+        return Session(
+            {**self.role_backends.get(chain, {}), "default": default},
+            max_concurrency=spec.max_concurrency,
+            retry=self.retry_for(spec),
+            limits=spec.limits(),
+            owns_backends=False,
+            semaphore=self.semaphores[chain],
+            tool_timeout_s=spec.tool_timeout_s,
+        )
+
+    async def start_roles(self) -> None:
+        for roles in self.role_backends.values():
+            for backend in roles.values():
+                await backend.start()
+
+    async def close_roles(self) -> None:
+        for roles in self.role_backends.values():
+            for backend in roles.values():
+                await backend.aclose()
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Every key this proxy holds, scrubbed from error messages and written traces."""
+        role_keys = [
+            os.environ.get(env)
+            for spec in self.config.chains.values()
+            for cfg in spec.roles.values()
+            if (env := getattr(cfg, "api_key_env", None))
+        ]
+        return [*self.upstream.secrets, self.proxy_key, *role_keys]
+
+    async def drain(self, grace_s: float) -> None:
+        """Let in-flight runs finish for ``grace_s`` seconds, then cancel the rest (their clients
+        get a 503 ``shutting_down``, or an error event on a stream). Logs one line."""
+        self.shutting_down = True
+        pending = set(self.tasks)
+        if not pending:
+            return
+        log.info("ponder serve: waiting up to %.0fs for %d run(s)", grace_s, len(pending))
+        _, still = await asyncio.wait(pending, timeout=grace_s) if grace_s else (set(), pending)
+        for t in still:
+            t.cancel()
+        if still:
+            await asyncio.gather(*still, return_exceptions=True)
+            log.warning(
+                "ponder serve: shutting down: cancelled %d run(s) still going after %.0fs "
+                "(answered 503 shutting_down)",
+                len(still),
+                grace_s,
+            )
