@@ -1,45 +1,19 @@
-"""Reading the OpenAI wire: responses, usage and errors, in either shape an endpoint sends.
+"""Reading the OpenAI wire: a completion response, in either shape an endpoint sends.
 
-Pure functions ``OpenAICompatibleBackend`` applies to what an upstream returned: whether a
-response has the shape of a completion, chosen-token logprobs and their alternatives (chat's
-``content`` list or the legacy completions arrays), a usage total split over choices, a tool call
-written as text made a real one, the ``param`` and message of an error body, whether a 400
-refused ``n`` > 1, and the key a prompt's exact token count is remembered by.
+Use it on what an upstream returned for a call that succeeded (failures are
+``openai_errors``'s): pure functions ``OpenAICompatibleBackend`` applies to tell whether a
+response has the shape of a completion, read its choices (chat or raw completions) with their
+chosen-token logprobs and alternatives (chat's ``content`` list or the legacy completions
+arrays), and make a tool call written as text a real one. Counting the tokens those choices cost
+is ``openai_tokens``'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from typing import Any
 
-import openai
-
-from ponder.errors import BadRequestError
 from ponder.protocol.requests import Choice, GenerationRequest
 from ponder.protocol.tool_calls import parse_text_tool_calls
-
-N_REFUSAL = re.compile(
-    r"(\bn\b|\bn\s*[<>=!]|only one (completion )?choice|multiple (choices|completions)|"
-    r"number of (choices|completions))",
-    re.IGNORECASE,
-)
-"""What an upstream 400 says when it refuses ``n`` > 1 itself (llama.cpp: "Only one completion
-choice is allowed"; others name the parameter ``n``)."""
-
-
-def refuses_n(exc: BadRequestError) -> bool:
-    """Whether a 400 refused ``n`` > 1 itself (not the prompt, the context length, ...)."""
-    if exc.param == "n":
-        return True
-    return bool(N_REFUSAL.search(str(exc).split(": ", 1)[-1]))
-
-
-def prompt_key(request: GenerationRequest) -> str:
-    data = [request.messages, request.prompt, request.assistant_prefix, request.tools]
-    raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def looks_like_completion(resp: Any, chat: bool) -> bool:
@@ -52,36 +26,6 @@ def looks_like_completion(resp: Any, chat: bool) -> bool:
         if not hasattr(c, "index"):
             return False
     return True
-
-
-def share_tokens(choices: list[Choice], total: int, weights: list[int]) -> None:
-    """Split ``total`` over the choices in proportion to ``weights`` (sums exactly)."""
-    w = sum(weights) or len(choices)
-    given = 0
-    for i, ch in enumerate(choices):
-        if i == len(choices) - 1:
-            ch.completion_tokens = total - given
-        else:
-            ch.completion_tokens = total * (weights[i] or 1) // w
-            given += ch.completion_tokens
-
-
-def error_param(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("param"), str):
-            return str(err["param"])
-    return None
-
-
-def error_detail(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:500]
-    return str(exc.message)[:500]
 
 
 def wire_field(obj: Any, name: str) -> Any:
@@ -108,6 +52,43 @@ def logprobs_of(
     legacy = getattr(logprobs, "top_logprobs", None) or []
     tops = [{str(k): float(v) for k, v in (d or {}).items()} for d in legacy]
     return lps, tops or None
+
+
+def read_choices(request: GenerationRequest, resp: Any) -> list[Choice]:
+    """The choices of a response that ``looks_like_completion``, in ``index`` order, with no
+    completion tokens counted yet (``completion_tokens=0``)."""
+    raw_choices = sorted(resp.choices or [], key=lambda c: c.index)
+    choices: list[Choice] = []
+    for c in raw_choices:
+        if request.is_chat:
+            text = c.message.content or ""
+            tool_calls = (
+                [tc.model_dump() for tc in c.message.tool_calls]
+                if getattr(c.message, "tool_calls", None)
+                else None
+            )
+            content = c.logprobs.content if c.logprobs is not None else None
+        else:
+            text = c.text or ""
+            tool_calls = None
+            content = None
+            if c.logprobs is not None:
+                # OpenAI's legacy shape has token_logprobs; llama.cpp answers raw
+                # completions in the chat shape (``content``), kept as an extra field.
+                content = getattr(c.logprobs, "content", None)
+        lps, tops = logprobs_of(c.logprobs, content)
+        choices.append(
+            Choice(
+                text=text,
+                finish_reason=c.finish_reason,
+                completion_tokens=0,
+                token_logprobs=lps,
+                tool_calls=tool_calls,
+                seed=request.params.seed,
+                top_logprobs=tops if request.params.top_logprobs else None,
+            )
+        )
+    return choices
 
 
 def convert_text_tool_calls(choices: list[Choice], offered: set[str]) -> None:

@@ -112,7 +112,7 @@ async def test_llama_style_short_usage_for_n_is_not_trusted():
             assert honest == up.log[-1].completion_tokens
             for ch in done.choices:
                 ch.completion_tokens = 0
-            await b._count_choices(req, done.choices, honest // 4)  # one choice's worth
+            await b._tokens.count_choices(req, done.choices, honest // 4)  # one choice's worth
             assert done.completion_tokens >= honest
 
 
