@@ -1,6 +1,6 @@
 """Write your own sans-I/O strategy and unit-test it without a model.
 
-A strategy yields actions; the orchestrator performs them. Here: ask once, then ask the model to
+A strategy yields actions; the session performs them. Here: ask once, then ask the model to
 double-check its own answer, and keep the second answer only if it states one.
 
     python examples/custom_strategy.py
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from ponder import ChainOfThought, FakeBackend, Orchestrator
+from ponder import ChainOfThought, FakeBackend, Session
 from ponder.answers import extract_answer
 from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
 from ponder.strategies import Generate, Note, Outcome, Strategy, Task, register_strategy
@@ -44,7 +44,8 @@ class DoubleCheck(Strategy):
 
 async def main() -> None:
     fake = FakeBackend(["12 + 30 = 43, \\boxed{43}", "Re-checking: 12 + 30 = 42. \\boxed{42}"])
-    result = await Orchestrator(fake).run(DoubleCheck(), "What is 12 + 30?")
+    async with Session(fake) as session:
+        result = await session.run(DoubleCheck(), "What is 12 + 30?")
     assert result.answer == "42" and result.usage.calls == 2
     print("answer:", result.answer, "|", result.usage.summary_line())
     print("purposes:", sorted(result.usage.by_purpose))

@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from ponder import Orchestrator
+from ponder import Session
 from ponder.aggregator import SSA, LLMSelect, Majority
 from ponder.backends.local import LocalBackend
 from ponder.strategies import ChainOfThought, ParallelSample
 
 
 async def main(question: str) -> None:
-    async with LocalBackend(n_parallel=4) as backend:
-        orch = Orchestrator(backend)  # one backend serves both the sampler and aggregator roles
+    # one backend serves both the sampler and aggregator roles; the session starts and stops it
+    async with Session(LocalBackend(n_parallel=4)) as session:
         inner = ChainOfThought(temperature=0.7, max_tokens=256)
         for agg in (Majority(), SSA(max_tokens=256), LLMSelect()):
             strat = ParallelSample(k=4, seed=7, inner=inner, aggregator=agg)
-            result = await orch.run(strat, question)
+            result = await session.run(strat, question)
             answers = [s.answer for s in result.outcome.samples]
             usage = result.usage.summary_line()
             print(f"{agg.name:>10}: {result.answer}   samples={answers}   {usage}")

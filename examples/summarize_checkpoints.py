@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ponder import Orchestrator
+from ponder import Session
 from ponder.backends.local import LocalBackend
 from ponder.strategies import SummarizingReasoner
 
@@ -22,8 +22,8 @@ QUESTION = (
 
 async def main() -> None:
     strategy = SummarizingReasoner(checkpoint_tokens=400, max_summaries=3, summary_max_tokens=96)
-    async with LocalBackend() as backend:
-        result = await Orchestrator(backend).run(strategy, QUESTION)
+    async with Session(LocalBackend()) as session:
+        result = await session.run(strategy, QUESTION)
     print("answer:", result.answer)
     print(
         "usage:", result.usage.summary_line(), "| peak context:", result.usage.peak_context_tokens

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from ponder import Orchestrator
+from ponder import Session
 from ponder.backends.local import LocalBackend
 from ponder.strategies import ToolLoop
 
@@ -33,8 +33,8 @@ async def main() -> None:
         max_turns=6,
     )
     question = "How much do 17 pens and 4 notebooks cost together? Use the tools."
-    async with LocalBackend() as backend:
-        result = await Orchestrator(backend).run(strategy, question)
+    async with Session(LocalBackend()) as session:
+        result = await session.run(strategy, question)
     for e in result.trace.of_type("decision"):
         print(e["event"], {k: e[k] for k in e if k in ("tool", "arguments", "result", "summary")})
     print("answer:", result.answer, "| stop:", result.outcome.data["stop_reason"])

@@ -12,21 +12,18 @@ import asyncio
 import collections
 import sys
 
-from ponder import ChainOfThought
+from ponder import ChainOfThought, Session
 from ponder.answers import extract_answer
 from ponder.backends.vllm_engine import VLLMBackend
-from ponder.orchestrator import Orchestrator
 from ponder.protocol.requests import GenerationRequest, SamplingParams
 
 QUESTION = "A shop sells pens at 3 dollars each. How much do 7 pens cost?"
 
 
 async def main(model: str | None) -> None:
-    async with VLLMBackend(model, max_model_len=2048) as backend:
-        await backend.start()  # slow once per process; progress on stderr
-        result = await Orchestrator({"default": backend}).run(
-            ChainOfThought(max_tokens=200), QUESTION
-        )
+    backend = VLLMBackend(model, max_model_len=2048)
+    async with Session(backend) as session:  # starts the engine: slow once per process (stderr)
+        result = await session.run(ChainOfThought(max_tokens=200), QUESTION)
         print("CoT answer:", result.answer, "|", result.usage.summary_line())
 
         request = GenerationRequest(

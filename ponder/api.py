@@ -16,7 +16,7 @@ from typing import Any
 
 from ponder.backends.base import Backend
 from ponder.config import ChainConfig
-from ponder.orchestrator.engine import RunResult
+from ponder.orchestrator.result import RunResult
 from ponder.orchestrator.trace import Trace
 from ponder.protocol.strategy import Strategy
 

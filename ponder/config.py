@@ -37,12 +37,8 @@ from ponder.backends.base import Backend
 from ponder.backends.reward import ApiFormat
 from ponder.errors import ConfigError
 from ponder.named_registry import NamedRegistry, format_validation_error
-from ponder.orchestrator.engine import (
-    DEFAULT_TOOL_TIMEOUT_S,
-    Orchestrator,
-    RetryPolicy,
-    RunLimits,
-)
+from ponder.orchestrator.engine import Orchestrator
+from ponder.orchestrator.policy import DEFAULT_TOOL_TIMEOUT_S, RetryPolicy, RunLimits
 from ponder.orchestrator.session import Session
 from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import StrategyField

@@ -20,12 +20,12 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from ponder.backends.base import Backend
-from ponder.orchestrator.engine import (
+from ponder.orchestrator.engine import Orchestrator
+from ponder.orchestrator.policy import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_RETRY,
     DEFAULT_TOOL_TIMEOUT_S,
     NO_LIMITS,
-    Orchestrator,
     RetryPolicy,
     RunLimits,
 )

@@ -24,7 +24,7 @@ from ponder.errors import (
     RunTimeout,
 )
 from ponder.orchestrator import RetryPolicy
-from ponder.orchestrator.engine import retry_delay
+from ponder.orchestrator.policy import retry_delay
 from ponder.protocol.requests import GenerationRequest, SamplingParams
 from ponder.secrets import redact
 from ponder.strategies.adaptive import AdaptiveSample

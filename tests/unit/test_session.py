@@ -13,7 +13,7 @@ import ponder
 from ponder.backends.fake import FakeBackend
 from ponder.config import ChainConfig, RetryConfig
 from ponder.errors import ConfigError, PonderError, RunTimeout
-from ponder.orchestrator.engine import RetryPolicy, RunLimits
+from ponder.orchestrator.policy import RetryPolicy, RunLimits
 from ponder.orchestrator.session import Session
 from ponder.protocol import Completion, GenerationRequest
 from ponder.serve import ServeConfig, ServerThread

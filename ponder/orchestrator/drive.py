@@ -1,0 +1,55 @@
+"""Stepping a flow: send each result into a strategy's generator and perform what it yields.
+
+Use ``drive(calls, flow, span)`` to run one sans-I/O flow to its ``Outcome`` against a run's
+``RunCalls``; the engine calls it once per run, and a ``Fork`` calls it again for each sub-flow
+(span ``"0/3"`` is sub-flow 3 of the first fork). This module decides what each action means;
+``ponder.orchestrator.calls`` makes the calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ponder.orchestrator.calls import RunCalls
+from ponder.protocol.actions import CallTool, Flow, Fork, Generate, Note, Outcome, Score
+
+
+async def drive(calls: RunCalls, flow: Flow, span: str) -> Outcome:
+    """Step a strategy's generator until it returns, performing each action it yields."""
+    value: Any = None
+    try:
+        while True:
+            try:
+                action = flow.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value = await _perform_action(calls, action, span)
+    finally:
+        flow.close()
+
+
+async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
+    if isinstance(action, Generate):
+        return list(await asyncio.gather(*(calls.perform(r, span) for r in action.requests)))
+    if isinstance(action, Fork):
+        calls.trace.record("fork", span, label=action.label, size=len(action.flows))
+        prefix = f"{span}/" if span else ""
+        results = await asyncio.gather(
+            *(drive(calls, f, f"{prefix}{i}") for i, f in enumerate(action.flows)),
+            return_exceptions=True,
+        )
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, Exception):
+                raise r  # cancellation and interrupts are not sample failures
+        return results
+    if isinstance(action, Note):
+        calls.trace.record("decision", span, event=action.event, **action.data)
+        return None
+    if isinstance(action, Score):
+        return list(await asyncio.gather(*(calls.score(r, span) for r in action.requests)))
+    if isinstance(action, CallTool):
+        return list(await asyncio.gather(*(calls.call_tool(c, span) for c in action.calls)))
+    raise TypeError(
+        f"a strategy yielded {action!r}; expected Generate, Fork, Note, Score or CallTool"
+    )
