@@ -43,8 +43,13 @@ def handle(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from ponder.behaviour.datasets import load_items, select
-    from ponder.config import ChainConfig, LocalBackendConfig
-    from ponder.learning.collect.collector import build_manifest, collect, file_sha256
+    from ponder.config import ChainConfig
+    from ponder.learning.collect.collector import (
+        backend_model_info,
+        build_manifest,
+        collect,
+        collection_output,
+    )
     from ponder.learning.collect.strategy import BehaviourCollector
     from ponder.orchestrator.session import Session
 
@@ -60,9 +65,11 @@ async def _run(args: argparse.Namespace) -> int:
         greedy=args.greedy,
         self_critique=not args.no_self_critique,
     )
-    model = _model_info(cfg.backend, args.model_file, LocalBackendConfig, file_sha256)
+    # the reasoner the chain's backend serves (a named local model, a file, an endpoint)
+    model = backend_model_info(cfg.backend, args.model_file)
     manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)
     out = Path(args.out or f"{DEFAULT_OUT}/{Path(args.dataset).stem}-{len(items)}").expanduser()
+    collection_output(out, manifest).check()  # another reasoner's collection: refused, no model
     async with Session.from_config(cfg) as session:
         summary = await collect(
             items,
@@ -77,20 +84,3 @@ async def _run(args: argparse.Namespace) -> int:
     for qid, why in summary.failed[:5]:
         print(f"  failed {qid}: {why}")
     return 1 if summary.failed else 0
-
-
-def _model_info(backend: Any, model_file: str | None, local_cls: Any, sha: Any) -> Any:
-    from ponder.backends.local.model import DEFAULT_MODEL
-    from ponder.behaviour.records import ModelInfo
-
-    if model_file:
-        path = Path(model_file).expanduser()
-        return ModelInfo(name=path.stem, file=str(path), sha256=sha(path))
-    if isinstance(backend, local_cls):
-        if backend.model_path is None:
-            return ModelInfo(
-                name=DEFAULT_MODEL.name, file=DEFAULT_MODEL.file_name, sha256=DEFAULT_MODEL.sha256
-            )
-        path = Path(backend.model_path).expanduser()
-        return ModelInfo(name=path.stem, file=str(path), sha256=backend.sha256 or sha(path))
-    return ModelInfo(name=str(getattr(backend, "model", None) or backend.kind))

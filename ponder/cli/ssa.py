@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from ponder.cli.ssa_train import register_train_steps
@@ -111,6 +110,7 @@ async def _rft(args: argparse.Namespace) -> int:
         RFTSettings,
         build_rft_manifest,
         read_ssa_examples,
+        rft_output,
         run_rft,
         summarize_rft,
         summary_text,
@@ -132,8 +132,10 @@ async def _rft(args: argparse.Namespace) -> int:
         role=args.role,
     )
     backend_cfg = cfg.roles.get(args.role, cfg.backend)
-    model = backend_model_info(backend_cfg, args.model_file)
+    where = f"roles.{args.role}" if args.role in cfg.roles else "backend"
+    model = backend_model_info(backend_cfg, args.model_file, where=where)
     manifest = build_rft_manifest(args.data, data_manifest, model, settings)
+    rft_output(args.out, manifest).check()  # other settings or aggregator: refused, no model
     async with Session.from_config(cfg) as session:
         summary = await run_rft(
             examples,
@@ -151,26 +153,11 @@ async def _rft(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def backend_model_info(backend: Any, model_file: str | None = None) -> Any:
-    """Which model a backend config serves, for a manifest: the ``--model-file`` GGUF, the
-    local backend's named, given or default model, or an endpoint's model name."""
-    from ponder.backends.local.model import DEFAULT_MODEL, sha256_file
-    from ponder.behaviour.records import ModelInfo
-    from ponder.config import LocalBackendConfig
+def backend_model_info(
+    backend: Any, model_file: str | None = None, *, where: str = "backend"
+) -> Any:
+    """Which model a backend config serves, for a manifest (the collector's
+    ``backend_model_info``, imported only when a command needs it)."""
+    from ponder.learning.collect.collector import backend_model_info as info
 
-    if model_file:
-        path = Path(model_file).expanduser()
-        return ModelInfo(name=path.stem, file=str(path), sha256=sha256_file(path))
-    if isinstance(backend, LocalBackendConfig):
-        path_s, sha, spec = backend.resolved()
-        if spec is not None:
-            return ModelInfo(name=spec.name, file=spec.file_name, sha256=spec.sha256)
-        if path_s is None:
-            return ModelInfo(
-                name=DEFAULT_MODEL.name, file=DEFAULT_MODEL.file_name, sha256=DEFAULT_MODEL.sha256
-            )
-        path = Path(path_s).expanduser()
-        return ModelInfo(
-            name=backend.model or path.stem, file=str(path), sha256=sha or sha256_file(path)
-        )
-    return ModelInfo(name=str(getattr(backend, "model", None) or backend.kind))
+    return info(backend, model_file, where=where)

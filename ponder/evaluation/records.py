@@ -60,6 +60,11 @@ def error_record(config: str, item: Item, exc: BaseException, wall_s: float) -> 
     }
 
 
+def record_line(record: dict[str, Any]) -> str:
+    """One record as its line in ``<config>.jsonl`` (the format every results file has)."""
+    return json.dumps(record, default=str)
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Records already written; a torn last line (a crash mid-write) is ignored."""
     return read_json_lines(path)
@@ -74,7 +79,7 @@ class RecordWriter:
         self._f = path.open("a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        write_line(self._f, json.dumps(record, default=str))
+        write_line(self._f, record_line(record))
 
     def close(self) -> None:
         self._f.close()

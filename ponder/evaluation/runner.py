@@ -3,12 +3,12 @@
 Use ``await evaluate(configs, items, out_dir)``: for each named config it skips questions already
 in ``out_dir/<name>.jsonl``, runs the rest (at most ``concurrency`` at once, with a progress bar),
 appends each record as soon as it is done (a crash loses nothing written), and returns one
-summary row per config. Configs with the same backend share one backend (one llama-server).
+summary row per config. The resuming is ``ponder.evaluation.driver``'s, as for ``ponder collect``
+and ``ponder ssa rft``. Configs with the same backend share one backend (one llama-server).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ponder.backends.base import Backend
 from ponder.behaviour.datasets import Item
 from ponder.config import BackendConfig, ChainConfig
 from ponder.errors import InputError, PonderError
-from ponder.evaluation.records import RecordWriter, error_record, make_record, read_records
+from ponder.evaluation.driver import Bar, Output, Write, drive
+from ponder.evaluation.records import error_record, make_record, read_records, record_line
 from ponder.evaluation.summary import add_paired, summarize
 from ponder.orchestrator.engine import Orchestrator
 from ponder.protocol.strategy import Strategy
@@ -64,6 +63,13 @@ class BackendPool:
             await b.aclose()
 
 
+def results_output(out_dir: Path, name: str) -> Output:
+    """``out_dir/<name>.jsonl``: records of other configs in the same file do not count."""
+    return Output(
+        records=out_dir / f"{name}.jsonl", done_if=lambda r: r.get("config", name) == name
+    )
+
+
 async def run_job(
     job: EvalJob,
     items: Sequence[Item],
@@ -74,44 +80,38 @@ async def run_job(
     progress: bool = True,
     traces: bool = False,
 ) -> dict[str, Any]:
-    path = out_dir / f"{job.name}.jsonl"
-    done = {r["id"] for r in read_records(path) if r.get("config", job.name) == job.name}
-    pending = [it for it in items if it.id not in done]
-    writer = RecordWriter(path)
+    output = results_output(out_dir, job.name)
     trace_file = out_dir / "traces" / f"{job.name}.jsonl" if traces else None
     if trace_file is not None:
         trace_file.parent.mkdir(parents=True, exist_ok=True)
-    sem = asyncio.Semaphore(concurrency)
-    bar = tqdm(
-        total=len(items), initial=len(items) - len(pending), desc=job.name, disable=not progress
-    )
     t0 = time.perf_counter()
 
-    async def one(item: Item) -> None:
+    async def one(item: Item) -> Write:
         strategy = job.strategy_for(item) if job.strategy_for else job.chain.strategy
-        async with sem:
-            start = time.perf_counter()
-            try:
-                result = await orchestrator.run(strategy, item.question)
-                record = make_record(job.name, item, result)
-                if trace_file is not None:
-                    with trace_file.open("a", encoding="utf-8") as f:
-                        f.write(result.trace.to_jsonl())
-            except PonderError as exc:
-                record = error_record(job.name, item, exc, time.perf_counter() - start)
-        writer.write(record)
-        bar.update(1)
+        start = time.perf_counter()
+        try:
+            result = await orchestrator.run(strategy, item.question)
+            record = make_record(job.name, item, result)
+            if trace_file is not None:
+                with trace_file.open("a", encoding="utf-8") as f:
+                    f.write(result.trace.to_jsonl())
+        except PonderError as exc:  # written as an error record: it counts as wrong
+            record = error_record(job.name, item, exc, time.perf_counter() - start)
+        return Write(record_line(record))
 
-    try:
-        await asyncio.gather(*(one(it) for it in pending))
-    finally:
-        writer.close()
-        bar.close()
+    stats = await drive(
+        items,
+        output,
+        one,
+        id_of=lambda it: it.id,
+        at_once=concurrency,
+        bar=Bar(job.name, enabled=progress),
+    )
     wanted = {it.id for it in items}
-    records = [r for r in read_records(path) if r["id"] in wanted]
+    records = [r for r in read_records(output.records) if r["id"] in wanted]
     row = summarize(job.name, records)
     row["elapsed_s"] = time.perf_counter() - t0
-    row["ran_now"] = len(pending)
+    row["ran_now"] = stats.pending
     return row
 
 

@@ -12,14 +12,15 @@ rejected key, a config error) stops the whole collection at the first question, 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import hashlib
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ponder.behaviour.datasets import Item
 from ponder.behaviour.records import (
@@ -31,16 +32,16 @@ from ponder.behaviour.records import (
     ProbeRecord,
     QuestionRecord,
     SampleRecord,
-    read_manifest,
-    read_records,
 )
+from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
 from ponder.errors import AuthenticationFailed, CapabilityMissing, ConfigError, PonderError
+from ponder.evaluation.driver import Bar, DriveStats, Failed, ManifestFile, Output, Write, drive
 from ponder.grading import is_equivalent
-from ponder.jsonl import append_line, cut_torn_tail
 from ponder.learning.collect.strategy import BehaviourCollector
 from ponder.orchestrator.engine import Orchestrator
 from ponder.prompts.loader import load_template
 from ponder.protocol.actions import Outcome, Task
+from ponder.secrets import redact
 from ponder.strategies.probed_trace import TraceLog
 
 
@@ -80,13 +81,66 @@ def build_manifest(
     )
 
 
+def backend_model_info(
+    backend: BackendConfig, model_file: str | Path | None = None, *, where: str = "backend"
+) -> ModelInfo:
+    """The model a backend config serves, for a manifest; nothing is started or downloaded.
+
+    ``model_file`` (``--model-file``) wins: that GGUF, hashed. A local backend: its named model
+    (built in or registered by ``ponder ssa export``: name, file and sha256 as the registry
+    records them, the file not re-hashed), its ``model_path`` (the given sha256, else hashed) or
+    the verified default. An OpenAI-compatible endpoint: the model id it is asked for (as the
+    backend resolves it: the config, else ``$PONDER_MODEL`` / ``$OPENAI_MODEL``) and, in
+    ``file``, its base URL without credentials (``public_url``). Others: their ``model`` or kind.
+    An unknown model name is a ``ConfigError`` naming ``{where}.model``."""
+    from ponder.backends.local.model import DEFAULT_MODEL
+    from ponder.backends.local.registry import RegisteredModel, resolve_model
+
+    if model_file:
+        path = Path(model_file).expanduser()
+        return ModelInfo(name=path.stem, file=str(path), sha256=file_sha256(path))
+    if isinstance(backend, LocalBackendConfig):
+        if backend.model is not None:
+            found = resolve_model(backend.model, field_name=f"{where}.model")
+            if isinstance(found, RegisteredModel):
+                return ModelInfo(name=found.name, file=found.file, sha256=found.sha256)
+            return ModelInfo(name=found.name, file=found.file_name, sha256=found.sha256)
+        if backend.model_path is None:
+            return ModelInfo(
+                name=DEFAULT_MODEL.name, file=DEFAULT_MODEL.file_name, sha256=DEFAULT_MODEL.sha256
+            )
+        path = Path(backend.model_path).expanduser()
+        return ModelInfo(name=path.stem, file=str(path), sha256=backend.sha256 or file_sha256(path))
+    if isinstance(backend, OpenAIBackendConfig):
+        model = backend.model or os.environ.get("PONDER_MODEL") or os.environ.get("OPENAI_MODEL")
+        url = backend.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        key = os.environ.get(backend.api_key_env)
+        return ModelInfo(name=model or backend.kind, file=public_url(url.rstrip("/"), [key]))
+    return ModelInfo(name=str(getattr(backend, "model", None) or backend.kind))
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "pwd", "auth", "sig", "credential")
+
+
+def public_url(url: str, secrets: Iterable[str | None] = ()) -> str:
+    """``url`` fit for a manifest: no user or password, no fragment, no query parameter whose
+    name looks secret (``api_key``, ``token``, ``sig``, ...), and any of ``secrets`` redacted."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not any(w in k.lower() for w in _SECRET_WORDS)
+    ]
+    path = parts.path.rstrip("/")
+    return redact(urlunsplit((parts.scheme, netloc, path, urlencode(query), "")), secrets)
+
+
 def check_resumable(old: Manifest, new: Manifest) -> None:
     """Refuse to append to a collection made with other settings, naming what differs."""
     diffs: list[str] = []
     if old.model.sha256 != new.model.sha256 or old.model.name != new.model.name:
-        diffs.append(
-            f"model ({old.model.name} {old.model.sha256} vs {new.model.name} {new.model.sha256})"
-        )
+        diffs.append(f"reasoner ({_who(old.model)} vs {_who(new.model)})")
     if old.templates != new.templates:
         diffs.append("prompt templates")
     for key in sorted(set(old.settings) | set(new.settings)):
@@ -103,6 +157,10 @@ def check_resumable(old: Manifest, new: Manifest) -> None:
             + "; ".join(diffs)
             + " (use a new --out directory, or the original settings to resume)",
         )
+
+
+def _who(m: ModelInfo) -> str:
+    return f"{m.name} sha256 {m.sha256}" if m.sha256 else m.name
 
 
 def _sample(log: TraceLog, answer: str | None, gold: str) -> SampleRecord:
@@ -171,6 +229,20 @@ class CollectSummary:
         )
 
 
+def collection_output(out: str | Path, manifest: Manifest) -> Output:
+    """The collection directory as a resumable output: ``records.jsonl`` and ``manifest.json``
+    (a resume with other settings or another reasoner is refused by ``check_resumable``)."""
+    out = Path(out)
+    return Output(
+        records=out / RECORDS,
+        manifest=ManifestFile(
+            path=out / MANIFEST,
+            text=manifest.model_dump_json(indent=2),
+            check=lambda text: check_resumable(Manifest.model_validate_json(text), manifest),
+        ),
+    )
+
+
 async def collect(
     items: Sequence[Item],
     out: str | Path,
@@ -183,58 +255,41 @@ async def collect(
 ) -> CollectSummary:
     """Collect behaviour on ``items`` into ``out`` (resuming what is there); see the module doc."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    mpath = out / MANIFEST
-    if mpath.is_file():
-        check_resumable(read_manifest(out), manifest)
-    else:
-        tmp = mpath.with_name(MANIFEST + ".tmp")
-        tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-        tmp.replace(mpath)
-    rpath = out / RECORDS
-    cut_torn_tail(rpath)
-    done = {r.id for r in read_records(out)}
-    pending = [it for it in items if it.id not in done]
-    summary = CollectSummary(out=out, done_before=len(done))
-    lock = asyncio.Lock()
-    gate = asyncio.Semaphore(max(1, questions_at_once))
-    bar = _bar(len(items), len(done), progress)
-    t0 = time.perf_counter()
 
-    async def one(item: Item) -> None:
-        async with gate:
-            t = time.perf_counter()
-            try:
-                result = await orchestrator.run(strategy, Task(item.question))
-            except PonderError as exc:
-                summary.failed.append((item.id, f"{type(exc).__name__}: {exc}"))
-                bar.update(1)
-                return
-            problem = _sample_failure(result.outcome)
-            if problem is not None:  # not written: a rerun redoes this question
-                summary.failed.append((item.id, f"{type(problem).__name__}: {problem}"))
-                bar.update(1)
-                return
-            u = result.usage
-            rec = _record_of(item, result.outcome, u.to_dict(), time.perf_counter() - t)
-            line = rec.model_dump_json(exclude_none=True)
-            async with lock:
-                append_line(rpath, line)
-                summary.collected += 1
-                summary.completion_tokens += u.completion_tokens
-                summary.prompt_tokens += u.prompt_tokens
-                summary.cached_prompt_tokens += u.cached_prompt_tokens
-                summary.wall_s = time.perf_counter() - t0
-                bar.update(1)
-                rate = summary.completion_tokens / summary.wall_s if summary.wall_s else 0.0
-                bar.set_postfix(tok_s=f"{rate:.0f}", cache=f"{summary.cache_hit_rate:.0%}")
+    async def one(item: Item) -> Write | Failed:
+        t = time.perf_counter()
+        try:
+            result = await orchestrator.run(strategy, Task(item.question))
+        except PonderError as exc:
+            return Failed.of(exc)
+        problem = _sample_failure(result.outcome)
+        if problem is not None:  # not written: a rerun redoes this question
+            return Failed.of(problem)
+        u = result.usage
+        rec = _record_of(item, result.outcome, u.to_dict(), time.perf_counter() - t)
+        return Write(rec.model_dump_json(exclude_none=True), u)
 
-    try:
-        await asyncio.gather(*(one(it) for it in pending))
-    finally:
-        summary.wall_s = time.perf_counter() - t0
-        bar.close()
-    return summary
+    def postfix(s: DriveStats) -> dict[str, str]:
+        return {"tok_s": f"{s.tok_s:.0f}", "cache": f"{s.cache_hit_rate:.0%}"}
+
+    stats = await drive(
+        items,
+        collection_output(out, manifest),
+        one,
+        id_of=lambda it: it.id,
+        at_once=questions_at_once,
+        bar=Bar("collect", "q", postfix, progress),
+    )
+    return CollectSummary(
+        out=out,
+        done_before=stats.done_before,
+        collected=stats.written,
+        failed=stats.failed,
+        completion_tokens=stats.completion_tokens,
+        prompt_tokens=stats.prompt_tokens,
+        cached_prompt_tokens=stats.cached_prompt_tokens,
+        wall_s=stats.wall_s,
+    )
 
 
 FATAL = (CapabilityMissing, AuthenticationFailed, ConfigError)
@@ -259,9 +314,3 @@ def _sample_failure(outcome: Outcome) -> BaseException | None:
             raise exc
         first = first or exc
     return first
-
-
-def _bar(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="collect", unit="q", disable=not enabled)

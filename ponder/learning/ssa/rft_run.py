@@ -13,11 +13,9 @@ settings; ``summarize_rft(OUT)`` counts the whole file.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import hashlib
 import json
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.behaviour.records import ModelInfo
 from ponder.errors import ConfigError, InputError, PonderError
-from ponder.jsonl import append_line, cut_torn_tail, read_json_lines
+from ponder.evaluation.driver import Bar, DriveStats, Failed, ManifestFile, Output, Write, drive
+from ponder.jsonl import read_json_lines
 from ponder.learning.collect.collector import file_sha256
 from ponder.learning.ssa.data import SSAExample
 from ponder.learning.ssa.rft import Fallback, RFTSampler, select_targets
@@ -207,6 +206,19 @@ def summary_text(s: dict[str, Any]) -> str:
     )
 
 
+def rft_output(out: str | Path, manifest: dict[str, Any]) -> Output:
+    """The targets file as a resumable output, its manifest beside it (``OUT.manifest.json``;
+    a resume with other data, settings or aggregator is refused by ``check_resumable``)."""
+    return Output(
+        records=Path(out),
+        manifest=ManifestFile(
+            path=manifest_path(out),
+            text=json.dumps(manifest, indent=2),
+            check=lambda text: check_resumable(json.loads(text), manifest),
+        ),
+    )
+
+
 async def run_rft(
     examples: Sequence[SSAExample],
     out: str | Path,
@@ -219,74 +231,49 @@ async def run_rft(
 ) -> RFTSummary:
     """Sample and grade targets for ``examples`` into ``out`` (resuming); see the module doc."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    mpath = manifest_path(out)
-    if mpath.is_file():
-        check_resumable(json.loads(mpath.read_text(encoding="utf-8")), manifest)
-    else:
-        tmp = mpath.with_name(mpath.name + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        tmp.replace(mpath)
-    cut_torn_tail(out)
-    done = {r["id"] for r in read_rft_rows(out)}
-    pending: dict[str, SSAExample] = {}
-    for ex in examples:
-        eid = example_id(ex)
-        if eid not in done:
-            pending.setdefault(eid, ex)
-    summary = RFTSummary(out=out, total=len(examples), done_before=len(done))
-    lock = asyncio.Lock()
-    gate = asyncio.Semaphore(max(1, examples_at_once))
-    bar = _bar(len(examples), len(examples) - len(pending), progress)
-    stats = {"right": 0, "seen": 0}
-    t0 = time.perf_counter()
+    right = {"right": 0, "seen": 0}
 
-    async def one(eid: str, ex: SSAExample) -> None:
-        async with gate:
-            user = ex.messages[-1]["content"]
-            try:
-                result = await orchestrator.run(settings.sampler(ex), Task(user))
-            except PonderError as exc:
-                summary.failed.append((eid, f"{type(exc).__name__}: {exc}"))
-                bar.update(1)
-                return
-            outcome = result.outcome
-            if outcome.error is not None:
-                summary.failed.append((eid, str(outcome.data.get("error"))))
-                bar.update(1)
-                return
-            sel = select_targets(
-                outcome.samples, ex.gold, user, cap=settings.cap, fallback=settings.fallback
-            )
-            row = {
-                "id": eid,
-                **ex.__dict__,
-                "targets": [t.to_dict() for t in sel.targets],
-                "samples": sel.graded,
-                "usage": result.usage.to_dict(),
-            }
-            line = json.dumps(row, ensure_ascii=False)
-            async with lock:
-                append_line(out, line)
-                summary.processed += 1
-                summary.completion_tokens += result.usage.completion_tokens
-                summary.prompt_tokens += result.usage.prompt_tokens
-                summary.wall_s = time.perf_counter() - t0
-                stats["seen"] += 1
-                stats["right"] += sel.correct_samples > 0
-                bar.update(1)
-                rate = summary.completion_tokens / summary.wall_s if summary.wall_s else 0.0
-                bar.set_postfix(right=f"{stats['right']}/{stats['seen']}", tok_s=f"{rate:.0f}")
+    async def one(ex: SSAExample) -> Write | Failed:
+        user = ex.messages[-1]["content"]
+        try:
+            result = await orchestrator.run(settings.sampler(ex), Task(user))
+        except PonderError as exc:
+            return Failed.of(exc)
+        outcome = result.outcome
+        if outcome.error is not None:
+            return Failed(str(outcome.data.get("error")))
+        sel = select_targets(
+            outcome.samples, ex.gold, user, cap=settings.cap, fallback=settings.fallback
+        )
+        row = {
+            "id": example_id(ex),
+            **ex.__dict__,
+            "targets": [t.to_dict() for t in sel.targets],
+            "samples": sel.graded,
+            "usage": result.usage.to_dict(),
+        }
+        right["seen"] += 1  # written at once by the driver (no await in between)
+        right["right"] += sel.correct_samples > 0
+        return Write(json.dumps(row, ensure_ascii=False), result.usage)
 
-    try:
-        await asyncio.gather(*(one(eid, ex) for eid, ex in pending.items()))
-    finally:
-        summary.wall_s = time.perf_counter() - t0
-        bar.close()
-    return summary
+    def postfix(s: DriveStats) -> dict[str, str]:
+        return {"right": f"{right['right']}/{right['seen']}", "tok_s": f"{s.tok_s:.0f}"}
 
-
-def _bar(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="ssa rft", unit="ex", disable=not enabled)
+    stats = await drive(
+        examples,
+        rft_output(out, manifest),
+        one,
+        id_of=example_id,
+        at_once=examples_at_once,
+        bar=Bar("ssa rft", "ex", postfix, progress),
+    )
+    return RFTSummary(
+        out=out,
+        total=stats.total,
+        done_before=stats.done_before,
+        processed=stats.written,
+        failed=stats.failed,
+        completion_tokens=stats.completion_tokens,
+        prompt_tokens=stats.prompt_tokens,
+        wall_s=stats.wall_s,
+    )
