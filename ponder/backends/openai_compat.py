@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import openai
 
@@ -38,10 +39,13 @@ from ponder.backends.openai_wire import (
 from ponder.errors import BadRequestError, CapabilityMissing, ConfigError
 from ponder.protocol.requests import Completion, GenerationRequest
 from ponder.protocol.tool_calls import offered_names
+from ponder.secrets import redact, url_secrets, without_userinfo
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MAX_CONCURRENCY = 16
 CONTINUATION_MODES = ("auto", "none", "prefill", "template")
+log = logging.getLogger("ponder.backends")
+_warned_userinfo: set[str] = set()
 
 
 class OpenAICompatibleBackend(Backend):
@@ -99,7 +103,10 @@ class OpenAICompatibleBackend(Backend):
                 "backend.continuation", "'template' needs apply_template_url (llama.cpp)"
             )
         self.continuation = continuation
-        self.base_url = base_url.rstrip("/")
+        self.base_url, query = split_base_url(base_url)
+        self.url_secrets = [
+            s for u in (base_url, tokenize_url, apply_template_url) for s in url_secrets(u)
+        ]
         self.model = model
         self.n_mode = n_mode
         self.max_native_n = max_native_n
@@ -109,11 +116,13 @@ class OpenAICompatibleBackend(Backend):
         )
         self._semaphore = asyncio.Semaphore(max_concurrency)
         key = api_key or os.environ.get("OPENAI_API_KEY") or "sk-no-key"
+        self._secrets = [key, *self.url_secrets]
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=key,
             max_retries=0,
             timeout=timeout_s,
+            default_query=query or None,
         )
 
     # -- protocol -----------------------------------------------------------------------------
@@ -204,7 +213,7 @@ class OpenAICompatibleBackend(Backend):
                 else:
                     resp = await self._client.completions.create(prompt=request.prompt or "", **kw)
             except openai.OpenAIError as exc:
-                raise translate(exc, self.base_url, self._client.api_key) from exc
+                raise translate(exc, self.base_url, self._secrets) from exc
             except json.JSONDecodeError as exc:  # a 200 whose body is not JSON (text/html
                 raise malformed(self.base_url, exc) from exc  # comes back as a str: checked below)
         latency = time.perf_counter() - t0
@@ -242,6 +251,28 @@ class OpenAICompatibleBackend(Backend):
             latency_s=latency,
             cached_prompt_tokens=cached,
         )
+
+
+def split_base_url(url: str) -> tuple[str, dict[str, str]]:
+    """The base URL the SDK is given and its query parameters, sent with every call.
+
+    Credentials in the URL (``http://user:password@host/v1``) are dropped, with one warning per
+    URL: the HTTP client would send them as Basic auth in place of the API key, and the key
+    (``api_key``, from the env var a config names) is what authenticates, as a Bearer token. A
+    query (``?api-version=...``) is kept apart, so that paths are appended to the path, not to
+    the query."""
+    clean = without_userinfo(url)
+    if clean != url and url not in _warned_userinfo:
+        _warned_userinfo.add(url)
+        log.warning(
+            "ignoring the user:password in base_url %s: the API key authenticates (Bearer); "
+            "put the upstream key in the env var named by api_key_env",
+            redact(url, url_secrets(url)),
+        )
+    parts = urlsplit(clean)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    base = urlunsplit(parts._replace(query="", fragment=""))
+    return base.rstrip("/"), query
 
 
 def check_base_url(url: str) -> None:

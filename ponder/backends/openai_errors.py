@@ -10,6 +10,7 @@ back from a call: ``translate`` is the one boundary where SDK and transport erro
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -60,13 +61,17 @@ def error_detail(exc: openai.APIStatusError) -> str:
     return str(exc.message)[:500]
 
 
-def translate(exc: openai.OpenAIError, url: str, api_key: str) -> BackendError:
-    """The ``ponder.errors`` exception for an SDK failure calling ``url``."""
+def translate(
+    exc: openai.OpenAIError, url: str, secrets: str | Iterable[str | None]
+) -> BackendError:
+    """The ``ponder.errors`` exception for an SDK failure calling ``url``, with ``secrets`` (the
+    API key, and any written into the configured URL) scrubbed from the upstream's text."""
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
     if isinstance(exc, openai.APITimeoutError):
         return GenerationTimeout(f"request to {url} timed out", url=url)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
-        text = redact(str(cause), [api_key])
+        text = redact(str(cause), keys)
         if isinstance(cause, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
             return BadRequestError(f"cannot call {url}: {text}", url=url)  # never retried
         return EndpointUnreachable(
@@ -77,13 +82,13 @@ def translate(exc: openai.OpenAIError, url: str, api_key: str) -> BackendError:
         )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        detail = redact(error_detail(exc), [api_key])
+        detail = redact(error_detail(exc), keys)
         after = retry_after_s(exc.response.headers)
         # the key and masked forms of it are redacted from detail
         return error_for_status(
             status, url, detail, url=url, retry_after_s=after, param=error_param(exc)
         )
-    return BackendError(f"call to {url} failed: {exc}", url=url)
+    return BackendError(redact(f"call to {url} failed: {exc}", keys), url=url)
 
 
 def malformed(url: str, exc: BaseException | None, resp: Any = None) -> MalformedResponse:

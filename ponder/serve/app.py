@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ponder.backends.base import Backend
+from ponder.secrets import redacting_logs
 from ponder.serve.chain_request import resolve_chain
 from ponder.serve.chain_run import run_chain
 from ponder.serve.config import CHAIN_PREFIX, ServeConfig
@@ -42,22 +43,25 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ProxyState(config, backend)
         holder["state"] = state
-        started = False
-        try:
-            await state.upstream.start()
-            await state.start_roles()
-            log.info(
-                "ponder serve: %d chain(s): %s", len(config.chains), ", ".join(config.chain_names())
-            )
-            started = True
-            yield
-        finally:
-            if started:
-                await state.drain(config.shutdown_grace_s)
-            await state.http.aclose()
-            await state.close_roles()
-            if backend is None:
-                await state.upstream.aclose()
+        with redacting_logs(state.secrets):  # HTTP clients log each upstream URL they call
+            started = False
+            try:
+                await state.upstream.start()
+                await state.start_roles()
+                log.info(
+                    "ponder serve: %d chain(s): %s",
+                    len(config.chains),
+                    ", ".join(config.chain_names()),
+                )
+                started = True
+                yield
+            finally:
+                if started:
+                    await state.drain(config.shutdown_grace_s)
+                await state.http.aclose()
+                await state.close_roles()
+                if backend is None:
+                    await state.upstream.aclose()
 
     app = FastAPI(
         title="ponder serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None

@@ -24,7 +24,7 @@ from ponder.orchestrator.session import Session
 from ponder.orchestrator.trace import Trace
 from ponder.serve.chain_request import check_takes_tools, run_budget, task_from_request
 from ponder.serve.config import ChainSpec
-from ponder.serve.errors import redact, shutting_down_error, to_api_error
+from ponder.serve.errors import redact, shutting_down_error
 from ponder.serve.state import ProxyState
 from ponder.serve.streaming import ProgressFeed, stream_chain
 from ponder.serve.wire import ApiError, ChatRequest, chat_completion, new_completion_id
@@ -107,6 +107,7 @@ async def run_chain(
                 feed=feed,
                 keepalive_s=cfg.keepalive_s,
                 secrets=s.secrets,
+                addresses=s.addresses,
                 include_usage=req.include_usage,
             ),
         )
@@ -136,7 +137,7 @@ async def run_chain(
         err = shutting_down_error()
         return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
     except Exception as exc:
-        err = to_api_error(exc, s.secrets)
+        err = s.api_error(exc)
         return JSONResponse(
             err.body(), status_code=err.status, headers={TRACE_HEADER: trace_ids, **err.headers}
         )

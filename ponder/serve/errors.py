@@ -4,14 +4,18 @@ Every chain answers a cause the same way: ``AllSamplesFailed`` (a ``sample``/``a
 chain whose samples all failed) is answered as its ``primary`` typed cause would be, so an
 upstream 401, 429, 5xx or timeout gets the same status and code behind any chain. Upstream
 authentication failures never carry the upstream's message (it may echo part of the key);
-every other message is passed through ``ponder.secrets.redact`` so no key can leak into a
-response. A Retry-After the upstream sent is relayed.
+every other message is passed through ``ponder.secrets.redact`` so no key (nor a URL's
+credentials) can leak into a response, and through ``hide_addresses``, so no client is told where
+the upstream lives (a URL or ``host:port`` of a configured backend, or the one an error names, is
+said as "the upstream"). A Retry-After the upstream sent is relayed.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from ponder.errors import (
     AllSamplesFailed,
@@ -33,7 +37,46 @@ from ponder.errors import (
 from ponder.secrets import REDACTED, redact
 from ponder.serve.wire import ApiError
 
-__all__ = ["REDACTED", "redact", "shutting_down_error", "to_api_error"]
+__all__ = ["REDACTED", "hide_addresses", "redact", "shutting_down_error", "to_api_error"]
+
+UPSTREAM = "the upstream"
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s\"'`<>\\)]+")
+
+
+def _netloc(url: str) -> str | None:
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    return netloc.rpartition("@")[2].lower() or None
+
+
+def hide_addresses(text: str, addresses: Iterable[str | None]) -> str:
+    """``text`` with every URL on a host of ``addresses`` (whatever its path or query), and
+    every bare ``host:port`` of one, replaced by "the upstream"."""
+    hosts = {h for a in addresses if a and (h := _netloc(a))}
+    if not hosts or not text:
+        return text
+    text = _URL.sub(lambda m: UPSTREAM if _netloc(m.group(0)) in hosts else m.group(0), text)
+    for host in sorted(hosts, key=len, reverse=True):
+        if ":" in host or "." in host:
+            text = re.sub(re.escape(host), UPSTREAM, text, flags=re.IGNORECASE)
+    return text
+
+
+def _urls_of(exc: BaseException | None) -> list[str]:
+    """The upstream URLs an error (its primary cause, its causes) was raised for."""
+    out: list[str] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        url = getattr(exc, "url", None)
+        if isinstance(url, str):
+            out.append(url)
+        for cause in getattr(exc, "causes", None) or ():
+            out += _urls_of(cause) if isinstance(cause, BaseException) else []
+        exc = getattr(exc, "primary", None) or exc.__cause__
+    return out
 
 
 def shutting_down_error() -> ApiError:
@@ -47,15 +90,23 @@ def shutting_down_error() -> ApiError:
     )
 
 
-def to_api_error(exc: BaseException, secrets: Iterable[str | None] = ()) -> ApiError:
-    """The HTTP status and OpenAI error body for an exception raised by a chain run."""
-    secrets = list(secrets)
+def to_api_error(
+    exc: BaseException, secrets: Iterable[str | None] = (), addresses: Iterable[str | None] = ()
+) -> ApiError:
+    """The HTTP status and OpenAI error body for an exception raised by a chain run; no text of
+    it names ``secrets`` or an internal address (``addresses``, and any URL the error names)."""
+    err = _to_api_error(exc, list(secrets))
+    err.message = hide_addresses(err.message, [*addresses, *_urls_of(exc)])
+    return err
+
+
+def _to_api_error(exc: BaseException, secrets: list[str | None]) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, AllSamplesFailed) and exc.causes:
         # every sample failed for (usually) the same reason: answer as that reason would, with
         # counts by type (never the other causes' upstream text)
-        first = to_api_error(exc.primary, secrets)
+        first = _to_api_error(exc.primary, secrets)
         first.message = f"{first.message} ({exc.summary()})"
         return first
     err = _mapped(exc, secrets)

@@ -29,6 +29,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ponder.protocol.tool_calls import parse_text_tool_calls
 from ponder.secrets import redact, redact_bytes
+from ponder.serve.errors import hide_addresses
 from ponder.serve.upstream import Upstream
 from ponder.serve.wire import ApiError, ChatRequest, chunk, message_deltas, new_completion_id, sse
 
@@ -71,21 +72,17 @@ async def forward_chat(
     headers = {"content-type": "application/json"}
     if upstream.api_key:
         headers["authorization"] = f"Bearer {upstream.api_key}"
-    url = f"{upstream.base_url}/chat/completions"
+    url = upstream.endpoint("/chat/completions")
     upstream_req = client.build_request("POST", url, content=body, headers=headers)
     try:
         resp = await client.send(upstream_req, stream=True)
     except httpx.TimeoutException:
         raise ApiError(
-            504,
-            f"upstream {upstream.base_url} timed out",
-            type_="upstream_error",
-            code="upstream_timeout",
+            504, "the upstream timed out", type_="upstream_error", code="upstream_timeout"
         ) from None
     except httpx.HTTPError as exc:
-        msg = redact(
-            f"cannot reach upstream {upstream.base_url}: {type(exc).__name__}: {exc}", secrets
-        )
+        msg = redact(f"cannot reach the upstream: {type(exc).__name__}: {exc}", secrets)
+        msg = hide_addresses(msg, upstream.addresses)
         raise ApiError(502, msg, type_="upstream_error", code="upstream_unreachable") from None
     if resp.status_code in (401, 403):
         await resp.aclose()

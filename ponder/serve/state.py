@@ -18,8 +18,11 @@ import httpx
 from ponder.backends.base import Backend
 from ponder.orchestrator.engine import RetryPolicy
 from ponder.orchestrator.session import Session
+from ponder.secrets import url_secrets
 from ponder.serve.config import ChainSpec, ServeConfig
+from ponder.serve.errors import to_api_error
 from ponder.serve.upstream import Upstream
+from ponder.serve.wire import ApiError
 
 log = logging.getLogger("ponder.serve")
 
@@ -94,7 +97,26 @@ class ProxyState:
             for cfg in spec.roles.values()
             if (env := getattr(cfg, "api_key_env", None))
         ]
-        return [*self.upstream.secrets, self.proxy_key, *role_keys]
+        role_urls = [s for u in self._role_urls() for s in url_secrets(u)]
+        return [*self.upstream.secrets, self.proxy_key, *role_keys, *role_urls]
+
+    def _role_urls(self) -> list[str]:
+        return [
+            url
+            for spec in self.config.chains.values()
+            for cfg in spec.roles.values()
+            for attr in ("base_url", "tokenize_url", "apply_template_url", "url")
+            if isinstance(url := getattr(cfg, attr, None), str) and url
+        ]
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every backend URL this proxy calls: internal addresses no client is shown."""
+        return [*self.upstream.addresses, *self._role_urls()]
+
+    def api_error(self, exc: BaseException) -> ApiError:
+        """What a client is answered for a chain run's failure (no key, no internal address)."""
+        return to_api_error(exc, self.secrets, self.addresses)
 
     async def drain(self, grace_s: float) -> None:
         """Let in-flight runs finish for ``grace_s`` seconds, then cancel the rest (their clients

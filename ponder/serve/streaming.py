@@ -89,6 +89,7 @@ async def stream_chain(
     keepalive_s: float,
     secrets: Iterable[str | None],
     include_usage: bool,
+    addresses: Iterable[str | None] = (),
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
     secrets = list(secrets)
@@ -121,7 +122,7 @@ async def stream_chain(
             yield sse(shutting_down_error().body())
             return
         except Exception as exc:
-            yield sse(to_api_error(exc, secrets).body())
+            yield sse(to_api_error(exc, secrets, addresses).body())
             return
         usage = sum_usage(results)
         for i, r in enumerate(results):

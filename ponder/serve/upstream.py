@@ -18,9 +18,12 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 from ponder.backends.base import Backend
+from ponder.backends.openai_compat import split_base_url
 from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
+from ponder.secrets import url_secrets, without_userinfo
 
 MAX_UPSTREAM_MODELS = 32
 
@@ -36,11 +39,20 @@ class Upstream:
         self._evicted: list[Backend] = []
         self._lock = asyncio.Lock()
         self.base_url: str | None = None
+        """Where pass-through sends requests (``endpoint``), without any ``user:password@``."""
         self.api_key: str | None = None
+        self.url_secrets: list[str] = []
         self.default_model: str | None = None
         if isinstance(config, OpenAIBackendConfig):
-            self.base_url = (config.base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/")
-            self.base_url = self.base_url or None
+            url = config.base_url or os.environ.get("OPENAI_BASE_URL") or ""
+            self.url_secrets = [
+                s
+                for u in (url, config.tokenize_url, config.apply_template_url)
+                for s in url_secrets(u)
+            ]
+            if url:
+                split_base_url(url)  # warns, once, of credentials in the URL that are not sent
+            self.base_url = without_userinfo(url).rstrip("/") or None
             self.api_key = os.environ.get(config.api_key_env)
             self.default_model = config.model or os.environ.get("PONDER_MODEL")
         elif isinstance(config, LocalBackendConfig):
@@ -48,7 +60,22 @@ class Upstream:
 
     @property
     def secrets(self) -> list[str | None]:
-        return [self.api_key]
+        return [self.api_key, *self.url_secrets]
+
+    @property
+    def addresses(self) -> list[str]:
+        """The upstream's URLs (internal addresses a client must not be shown)."""
+        cfg = self.config
+        urls = [self.base_url]
+        if isinstance(cfg, OpenAIBackendConfig):
+            urls += [cfg.base_url, cfg.tokenize_url, cfg.apply_template_url]
+        return [u for u in urls if u]
+
+    def endpoint(self, path: str) -> str:
+        """``base_url`` + ``path`` (e.g. ``/chat/completions``), its query kept after the path."""
+        assert self.base_url is not None
+        parts = urlsplit(self.base_url)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path, fragment=""))
 
     async def start(self) -> None:
         """Start what needs starting (the local llama-server) so the first request is not slow."""
