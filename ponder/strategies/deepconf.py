@@ -10,7 +10,8 @@ Use it instead of ``sample`` + ``confidence_filter`` to spend fewer tokens for t
    DeepConf-low, which keeps about 10%).
 2. **Later traces**, ``batch`` at a time, are generated in continued segments of ``segment``
    tokens (each segment continues the partial assistant message with ``assistant_prefix``;
-   the server's prompt cache re-reads the prefix cheaply). After every segment the strategy
+   the server's prompt cache re-reads the prefix cheaply: the probed-trace loop of
+   ``ponder.strategies.probed_trace``, without probes). After every segment the strategy
    checks each newly completed sliding window of ``window`` tokens; the first whose mean
    confidence is below the threshold stops that trace: no further segment is asked for, so at
    most one segment's tokens are spent past the drop. A stopped trace never votes.
@@ -27,7 +28,7 @@ backend with logprobs and the "continuation" capability (the local default, llam
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -54,6 +55,7 @@ from ponder.protocol.requests import Completion, GenerationRequest, SamplingPara
 from ponder.protocol.strategy import Strategy
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.parallel import resolve_seed
+from ponder.strategies.probed_trace import Checkpoint, TraceLog, probed_trace
 from ponder.strategies.registry import register_strategy
 from ponder.strategies.sampling import describe, ensure_some_answer
 
@@ -233,48 +235,53 @@ class DeepConfSample(Strategy):
     def trace_flow(
         self, messages: tuple[Any, ...], index: int, seed: int, threshold: float | None
     ) -> Flow:
-        """One later trace in segments, stopped at the first window below ``threshold``."""
-        text, tokens = "", 0
+        """One later trace in segments (the shared probed-trace loop, without probes), stopped at
+        the first window below ``threshold``.
+
+        The window is read from the full-precision confidences of ``choice_confidences`` (with
+        its fallback to the chosen tokens' logprobs when the backend gives no alternatives), not
+        from ``TraceLog``'s rounded ones, so they are kept here beside the log."""
+        log = TraceLog(seed=seed)
         conf: list[float] = []
         lps: list[float] = []
         source = ""
         data: dict[str, Any] = {"seed": seed}
-        while True:
-            size = min(self.segment, self.max_tokens - tokens)
-            [res] = yield Generate.of(
-                GenerationRequest(
-                    messages=messages,
-                    assistant_prefix=text or None,
-                    params=self.params(size, seed),
-                )
-            )
-            if not isinstance(res, Completion):
-                if not res.budget:
-                    raise res.error
-                return Outcome(answer=None, text=text, budget_limited=True, data=data)
-            ch = res.choices[0]
+
+        def watch(at: Checkpoint) -> Generator[Any, Any, int | None]:
+            nonlocal source
+            ch = at.choice
             seg_conf, seg_source = choice_confidences(ch.token_logprobs, ch.top_logprobs)
             if seg_source is None and ch.completion_tokens:
-                raise _no_logprobs(res.model)
+                raise _no_logprobs(at.completion.model)
             checked = len(conf)
-            text += ch.text
-            tokens += ch.completion_tokens
             conf.extend(seg_conf)
             lps.extend(ch.token_logprobs or [])
             source = seg_source or source
-            data.update({"tokens": tokens, "finish_reason": ch.finish_reason})
-            at = (
-                first_window_below(conf, threshold, self.window, after=checked)
-                if threshold is not None
-                else None
+            data.update({"tokens": log.tokens, "finish_reason": ch.finish_reason})
+            if threshold is None:
+                return None
+            drop = first_window_below(conf, threshold, self.window, after=checked)
+            if drop is None:
+                return None
+            low = sum(conf[drop - self.window : drop]) / self.window
+            yield Note(
+                "trace_stopped",
+                {"sample": index, "at": drop, "tokens": log.tokens, "window_confidence": low},
             )
-            if at is not None:
-                low = sum(conf[at - self.window : at]) / self.window
-                yield Note(
-                    "trace_stopped",
-                    {"sample": index, "at": at, "tokens": tokens, "window_confidence": low},
-                )
-                return Outcome(answer=None, text=text, data={**data, "stopped_at": at})
-            done = ch.finish_reason != "length" or ch.completion_tokens == 0
-            if done or tokens >= self.max_tokens:
-                return self.finished(text, conf, lps, source, data)
+            return drop
+
+        def segment(prefix: str, size: int) -> GenerationRequest:
+            return GenerationRequest(
+                messages=messages, assistant_prefix=prefix or None, params=self.params(size, seed)
+            )
+
+        end = yield from probed_trace(
+            log, segment, every=self.segment, max_tokens=self.max_tokens, checkpoint=watch
+        )
+        if end.failure is not None:
+            if not end.failure.budget:
+                raise end.failure.error
+            return Outcome(answer=None, text=log.text, budget_limited=True, data=data)
+        if end.stop is not None:
+            return Outcome(answer=None, text=log.text, data={**data, "stopped_at": end.stop})
+        return self.finished(log.text, conf, lps, source, data)

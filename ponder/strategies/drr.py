@@ -17,9 +17,10 @@ Use them like any strategy (chain files name them; ``dm`` is an artifact path or
 
 Every one puts its P(correct) on ``Outcome.confidence`` (so on ``RunResult.confidence``) and, with
 ``abstain_below``, withholds an answer whose confidence is under it (``answer=None``,
-``data["abstained"] = True``, the withheld answer in ``data["withheld_answer"]``). Segment and
-probe requests are exactly the collector's (``ponder.learning.collect.strategy``), so with the
-same seed a live run makes the decisions a replay of its collection predicts.
+``data["abstained"] = True``, the withheld answer in ``data["withheld_answer"]``). A trace is the
+collector's (``ponder.learning.collect.strategy``): both drive the one probed-trace loop
+(``ProbedTraceFields.probed_trace``), the DM judging each checkpoint here, so with the same seed a
+live run makes the decisions a replay of its collection predicts.
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ from pydantic import Field, model_validator
 from ponder.answers import extract_answer
 from ponder.errors import ConfigError, InputError
 from ponder.prompts import load_template
-from ponder.protocol.actions import Flow, Fork, Generate, Note, Outcome, Task
-from ponder.protocol.requests import Completion, GenerationRequest, Message, SamplingParams
+from ponder.protocol.actions import Flow, Fork, Note, Outcome, Task
+from ponder.protocol.requests import Message
 from ponder.stopping.features import CheckpointState, majority
 from ponder.stopping.model import DM, load_dm
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.probed_trace import (
     CUE_SEPARATOR,
+    Checkpoint,
     ProbedTraceFields,
     TraceLog,
-    p_yes,
-    probe_flow,
+    critique_flow,
 )
 from ponder.strategies.registry import register_strategy
 from ponder.strategies.sampling import ensure_some_answer
@@ -72,7 +73,7 @@ def withhold(
 
 
 class ProbedReasoner(ProbedTraceFields):
-    """Shared fields and the segment + probe loop of the DRR strategies (not registered)."""
+    """Shared fields and the DM-judged probed trace of the DRR strategies (not registered)."""
 
     name: ClassVar[str] = "_drr_base"
 
@@ -120,53 +121,18 @@ class ProbedReasoner(ProbedTraceFields):
         ``early`` (stopped before the reasoner finished).
         """
         dm = self.judge_model() if probes else None
-        cue = load_template(self.cue_template, allowed=()).render()
         log = TraceLog(seed=seed)
         answers: list[str | None] = []
         p: float | None = None
-        while True:
-            size = min(self.probe_every, self.max_tokens - log.tokens)
-            [res] = yield Generate.of(
-                GenerationRequest(
-                    messages=messages,
-                    assistant_prefix=log.text,
-                    params=SamplingParams(
-                        temperature=self.temperature,
-                        top_p=self.top_p,
-                        max_tokens=size,
-                        seed=seed,
-                        logprobs=True,
-                        top_logprobs=max(self.top_logprobs, 1),
-                    ),
-                    purpose="reason",
-                )
-            )
-            if not isinstance(res, Completion):
-                # the best answer so far: the last probe's (with its score), as budget-limited
-                return Outcome(
-                    answer=answers[-1] if answers else None,
-                    text=log.text,
-                    budget_limited=res.budget,
-                    data={"trace": log, "p": p, "early": False, "error": str(res.error)},
-                    error=None if res.budget else res.error,
-                )
-            log.charge(res)
-            log.add_segment(res.choices[0])
-            cut = log.finish_reason == "length" and log.tokens >= self.max_tokens
-            finished = log.finish_reason != "length" or res.choices[0].completion_tokens == 0
-            if finished and not cut:
-                break
-            if dm is None:
-                if cut:
-                    break
-                continue
-            probe = yield from self._probe(messages, cue, log)
-            if probe is not None:
-                answers.append(probe)
-            if cut:
-                break
-            if probe is None:
-                continue
+
+        def judge(at: Checkpoint) -> Generator[Any, Any, float | None]:
+            """The DM's P(correct) at each probed checkpoint; stop once it reaches ``stop_at``."""
+            nonlocal p
+            assert dm is not None
+            if at.answer is not None:
+                answers.append(at.answer)
+            if at.cut or at.answer is None:  # the final state is judged after the trace
+                return None
             state = CheckpointState(
                 at=log.tokens,
                 answers=tuple(answers),
@@ -182,10 +148,30 @@ class ProbedReasoner(ProbedTraceFields):
                 "drr_checkpoint",
                 {"at": log.tokens, "answer": answers[-1], "p": round(p, 4), "stop": stop},
             )
-            if stop:
-                text = log.text.rstrip() + CUE_SEPARATOR + cue + (answers[-1] or "") + "}"
-                data = {"trace": log, "p": p, "early": True, "stopped_at": log.tokens}
-                return Outcome(answer=answers[-1], text=text, data=data)
+            return p if stop else None
+
+        end = yield from self.probed_trace(
+            messages,
+            log,
+            self.temperature,
+            probes=dm is not None,
+            checkpoint=judge if dm is not None else None,
+        )
+        if end.failure is not None:
+            # the best answer so far: the last probe's (with its score), as budget-limited
+            return Outcome(
+                answer=answers[-1] if answers else None,
+                text=log.text,
+                budget_limited=end.failure.budget,
+                data={"trace": log, "p": p, "early": False, "error": str(end.failure.error)},
+                error=None if end.failure.budget else end.failure.error,
+            )
+        if end.how == "stopped":
+            cue = self.cue()
+            text = log.text.rstrip() + CUE_SEPARATOR + cue + (answers[-1] or "") + "}"
+            data = {"trace": log, "p": p, "early": True, "stopped_at": log.tokens}
+            return Outcome(answer=answers[-1], text=text, data=data)
+        cut = end.how == "cut"
         answer = extract_answer(log.text)
         if answer is None and cut and log.probes:
             answer = log.probes[-1]["answer"]
@@ -203,11 +189,6 @@ class ProbedReasoner(ProbedTraceFields):
             yield Note("drr_final", {"at": log.tokens, "answer": answer, "p": round(p, 4)})
         data = {"trace": log, "p": p, "early": False, "stopped_at": log.tokens}
         return Outcome(answer=answer, text=log.text, data=data)
-
-    def _probe(
-        self, messages: tuple[Message, ...], cue: str, log: TraceLog
-    ) -> Generator[Any, Any, str | None]:
-        return (yield from probe_flow(messages, cue, log, self.probe_max_tokens, self.probe_stop))
 
     def flow(self, task: Task) -> Flow:  # pragma: no cover - abstract in practice
         raise NotImplementedError
@@ -346,20 +327,4 @@ class Feedback(ProbedReasoner):
         self, messages: tuple[Message, ...], text: str
     ) -> Generator[Any, Any, float | None]:
         ask = load_template(self.critique_template, allowed=()).render()
-        [res] = yield Generate.of(
-            GenerationRequest(
-                messages=(
-                    *messages,
-                    {"role": "assistant", "content": text},
-                    {"role": "user", "content": ask},
-                ),
-                params=SamplingParams(
-                    temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=20
-                ),
-                purpose="critique",
-            )
-        )
-        if not isinstance(res, Completion):
-            return None
-        tops = res.choices[0].top_logprobs
-        return p_yes(tops[0]) if tops else None
+        return (yield from critique_flow(messages, text, ask))

@@ -1,27 +1,38 @@
-"""The probed trace: a reasoning trace generated in segments, with an answer probe after each.
+"""The probed trace: a reasoning trace generated in segments, watched at every checkpoint.
 
 Use it wherever a trace must be watched while it grows: the collector (``collect``) records one,
-the DRR stop policies (``drr_think``, ``drr_sample``) judge one at every checkpoint. Every
-``probe_every`` tokens the partial assistant message is continued with the answer cue
-(``probe_cue``, "... the final answer is \\boxed{") for a few greedy tokens (Dynasor-CoT); the
-probe shares the trace's prefix, so a server's prompt cache makes it cheap. ``TraceLog`` keeps
-what a trace did (text, per-token logprobs and confidence, probes, usage) as plain data;
-``ProbedTraceFields`` are the settings, shared so a judge trained on a collection is used with
-the same segmentation.
+the DRR stop policies (``drr_think``, ``drr_sample``, ``drr_feedback``) judge one at every
+checkpoint, DeepConf's online early termination (``deepconf``) checks its confidence window.
+``probed_trace`` is the one loop all of them drive: ask for ``every`` tokens at a time by
+continuing the partial assistant message, optionally *probe* after every unfinished segment
+(continue the partial trace with the answer cue, ``probe_cue``, "... the final answer is
+\\boxed{", for a few greedy tokens: Dynasor-CoT; the probe shares the trace's prefix, so a
+server's prompt cache makes it cheap), then hand the checkpoint to a hook that may stop the
+trace. ``TraceLog`` keeps what a trace did (text, per-token logprobs and confidence, probes,
+usage) as plain data; ``ProbedTraceFields`` are the settings, shared so a judge trained on a
+collection is used with the same segmentation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
 
 from ponder.confidence import token_confidence
+from ponder.prompts import load_template
 from ponder.protocol.actions import Generate
-from ponder.protocol.requests import Choice, Completion, GenerationRequest, SamplingParams
+from ponder.protocol.requests import (
+    Choice,
+    Completion,
+    GenerationFailure,
+    GenerationRequest,
+    Message,
+    SamplingParams,
+)
 from ponder.protocol.strategy import Strategy
 
 CUE_SEPARATOR = "\n\n"
@@ -81,22 +92,6 @@ class TraceLog:
             self.conf.extend(round(token_confidence(t), 4) for t in choice.top_logprobs)
 
 
-class ProbedTraceFields(Strategy):
-    """The trace and probe settings shared by the collector and the live DRR strategies, so a
-    judge trained on a collection is used with the same segmentation (not registered)."""
-
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(320, gt=0)
-    probe_every: int = Field(64, gt=0)
-    probe_max_tokens: int = Field(12, gt=0)
-    probe_stop: tuple[str, ...] = ("}",)
-    top_logprobs: int = Field(5, ge=0, le=20)
-    seed: int = 0
-    system_template: str = "cot_system"
-    user_template: str = "cot_user"
-    cue_template: str = "probe_cue"
-
-
 def probe_flow(
     messages: tuple[Any, ...],
     cue: str,
@@ -106,7 +101,7 @@ def probe_flow(
 ) -> Generator[Any, Any, str | None]:
     """Probe the partial trace in ``log`` (sans-I/O): continue it with the answer cue for a few
     greedy tokens, record the probe on ``log`` and return its answer (``None`` if it failed).
-    Shared by the collector and the live DRR strategies, so replay and live ask alike."""
+    The probe of ``probed_trace``, so the collector (replay) and the live strategies ask alike."""
     [res] = yield Generate.of(
         GenerationRequest(
             messages=messages,
@@ -129,3 +124,176 @@ def probe_flow(
         }
     )
     return answer
+
+
+def critique_flow(
+    messages: tuple[Any, ...], text: str, ask: str, log: TraceLog | None = None
+) -> Generator[Any, Any, float | None]:
+    """Ask the reasoner whether its finished ``text`` is right (sans-I/O): one greedy token after
+    the ``ask`` turn, P("yes") read off its alternatives (``None`` if the call failed or neither
+    word is there). Charges the call to ``log`` when given."""
+    [res] = yield Generate.of(
+        GenerationRequest(
+            messages=(
+                *messages,
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": ask},
+            ),
+            params=SamplingParams(temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=20),
+            purpose="critique",
+        )
+    )
+    if not isinstance(res, Completion):
+        return None
+    if log is not None:
+        log.charge(res)
+    tops = res.choices[0].top_logprobs
+    return p_yes(tops[0]) if tops else None
+
+
+# -- the loop ------------------------------------------------------------------------------------
+
+S = TypeVar("S")
+"""What a checkpoint hook returns to stop a trace (DRR: the DM's P; DeepConf: the window's end)."""
+
+SegmentRequest = Callable[[str, int], GenerationRequest]
+"""How a trace asks for its next segment: (the trace so far, tokens to ask for) -> the request."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to probe a trace: continue ``messages``' partial trace with ``cue`` (``probe_flow``)."""
+
+    messages: tuple[Any, ...]
+    cue: str
+    max_tokens: int
+    stop: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a checkpoint hook sees after each segment: the trace so far (``log``, the segment
+    already added), the segment's completion, the probe's answer (``None`` when the segment was
+    not probed -- probing off, or the trace finished -- or the probe failed), and how the segment
+    ended: ``finished`` (the reasoner ended on its own) or ``cut`` (at ``max_tokens``)."""
+
+    log: TraceLog
+    completion: Completion
+    answer: str | None
+    finished: bool
+    cut: bool
+
+    @property
+    def choice(self) -> Choice:
+        return self.completion.choices[0]
+
+
+CheckpointHook = Callable[[Checkpoint], Generator[Any, Any, S | None]]
+"""A sub-flow run after every segment (it may yield ``Note``s); a value other than ``None`` stops
+the trace there and becomes ``TraceEnd.stop``."""
+
+
+@dataclass
+class TraceEnd(Generic[S]):
+    """How a probed trace ended: ``finished`` (the reasoner ended), ``cut`` (at ``max_tokens``),
+    ``stopped`` (the hook returned ``stop``) or ``failed`` (a segment call failed: ``failure``).
+    The caller turns it into its own ``Outcome``."""
+
+    log: TraceLog
+    how: Literal["finished", "cut", "stopped", "failed"]
+    stop: S | None = None
+    failure: GenerationFailure | None = None
+
+
+def probed_trace(
+    log: TraceLog,
+    segment: SegmentRequest,
+    *,
+    every: int,
+    max_tokens: int,
+    probe: Probe | None = None,
+    checkpoint: CheckpointHook[S] | None = None,
+) -> Generator[Any, Any, TraceEnd[S]]:
+    """Generate one trace into ``log`` in segments of ``every`` tokens (sans-I/O, ``yield from``).
+
+    After each segment: a segment that did not finish (cut at ``max_tokens`` included) is probed
+    when ``probe`` is given; then ``checkpoint`` (if any) sees it and may stop the trace. The
+    trace ends when the reasoner finishes (or a segment comes back empty), at ``max_tokens``, when
+    the hook stops it, or when a segment call fails (the log keeps what came before)."""
+    while True:
+        [res] = yield Generate.of(segment(log.text, min(every, max_tokens - log.tokens)))
+        if not isinstance(res, Completion):
+            return TraceEnd(log, "failed", failure=res)
+        log.charge(res)
+        log.add_segment(res.choices[0])
+        cut = log.finish_reason == "length" and log.tokens >= max_tokens
+        finished = not cut and (
+            log.finish_reason != "length" or res.choices[0].completion_tokens == 0
+        )
+        answer = None
+        if probe is not None and not finished:
+            answer = yield from probe_flow(
+                probe.messages, probe.cue, log, probe.max_tokens, probe.stop
+            )
+        if checkpoint is not None:
+            stop = yield from checkpoint(Checkpoint(log, res, answer, finished, cut))
+            if stop is not None:
+                return TraceEnd(log, "stopped", stop=stop)
+        if finished or cut:
+            return TraceEnd(log, "finished" if finished else "cut")
+
+
+class ProbedTraceFields(Strategy):
+    """The trace and probe settings shared by the collector and the live DRR strategies, so a
+    judge trained on a collection is used with the same segmentation (not registered); their
+    ``probed_trace`` asks for segments and probes alike."""
+
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(320, gt=0)
+    probe_every: int = Field(64, gt=0)
+    probe_max_tokens: int = Field(12, gt=0)
+    probe_stop: tuple[str, ...] = ("}",)
+    top_logprobs: int = Field(5, ge=0, le=20)
+    seed: int = 0
+    system_template: str = "cot_system"
+    user_template: str = "cot_user"
+    cue_template: str = "probe_cue"
+
+    def cue(self) -> str:
+        return load_template(self.cue_template, allowed=()).render()
+
+    def probed_trace(
+        self,
+        messages: tuple[Message, ...],
+        log: TraceLog,
+        temperature: float,
+        *,
+        probes: bool = True,
+        checkpoint: CheckpointHook[S] | None = None,
+    ) -> Generator[Any, Any, TraceEnd[S]]:
+        """``probed_trace`` with these settings: the collector's segment and probe requests."""
+
+        def segment(prefix: str, size: int) -> GenerationRequest:
+            params = SamplingParams(
+                temperature=temperature,
+                top_p=self.top_p,
+                max_tokens=size,
+                seed=log.seed,
+                logprobs=True,
+                top_logprobs=max(self.top_logprobs, 1),
+            )
+            return GenerationRequest(
+                messages=messages, assistant_prefix=prefix, params=params, purpose="reason"
+            )
+
+        probe = Probe(messages, self.cue(), self.probe_max_tokens, self.probe_stop)
+        return (
+            yield from probed_trace(
+                log,
+                segment,
+                every=self.probe_every,
+                max_tokens=self.max_tokens,
+                probe=probe if probes else None,
+                checkpoint=checkpoint,
+            )
+        )

@@ -1,14 +1,15 @@
 """``collect``: the sans-I/O strategy that records a reasoner's behaviour on one question.
 
-Use it (through ``ponder collect`` or ``ponder.learning.collect.collector.collect``) to gather training
-and replay data for the DRR judge, the learned aggregator and SSA. It draws ``k`` sampled traces
-(and optionally the greedy one). Each trace is generated in segments of ``probe_every`` tokens
-by continuing the partial assistant message; after every segment that did not finish, a *probe*
-continues the partial trace with an answer cue (``probe_cue`` template, "... so the final answer
-is \\boxed{") for a few greedy tokens. The probe shares the trace's prefix, so the server's prompt
-cache makes it cheap (the completion's ``cached_prompt_tokens`` are summed per trace). A trace
-cut at ``max_tokens`` is probed once more at the cut. With ``self_critique`` the reasoner is then
-asked whether its answer is right, and P("yes") is read off the logprobs of one token.
+Use it (through ``ponder collect`` or ``ponder.learning.collect.collector.collect``) to gather
+training and replay data for the DRR judge, the learned aggregator and SSA. It draws ``k`` sampled
+traces (and optionally the greedy one). Each trace is generated in segments of ``probe_every``
+tokens by continuing the partial assistant message (the loop the live DRR strategies drive too,
+``ponder.strategies.probed_trace``); after every segment that did not finish, a *probe* continues
+the partial trace with an answer cue (``probe_cue`` template, "... so the final answer is \\boxed{")
+for a few greedy tokens. The probe shares the trace's prefix, so the server's prompt cache makes it
+cheap (the completion's ``cached_prompt_tokens`` are summed per trace). A trace cut at
+``max_tokens`` is probed once more at the cut. With ``self_critique`` the reasoner is then asked
+whether its answer is right, and P("yes") is read off the logprobs of one token.
 
 Token logprobs (chosen token and the top ``top_logprobs`` alternatives) are kept per generated
 token. The strategy only gathers; grading against the gold answer is the driver's job. It needs a
@@ -18,16 +19,15 @@ backend with the "continuation" capability (the local default, or llama.cpp with
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
 from ponder.answers import extract_answer
 from ponder.prompts import load_template
-from ponder.protocol.actions import Flow, Fork, Generate, Outcome, Task
-from ponder.protocol.requests import Completion, GenerationRequest, SamplingParams
+from ponder.protocol.actions import Flow, Fork, Outcome, Task
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
-from ponder.strategies.probed_trace import ProbedTraceFields, TraceLog, p_yes, probe_flow
+from ponder.strategies.probed_trace import ProbedTraceFields, TraceEnd, TraceLog, critique_flow
 from ponder.strategies.registry import register_strategy
 
 
@@ -77,68 +77,17 @@ class BehaviourCollector(ProbedTraceFields):
     def trace_flow(self, task: Task, seed: int | None, temperature: float) -> Flow:
         """One trace in segments, probed after each unfinished segment (sans-I/O)."""
         messages = cot_messages(task, self.system_template, self.user_template)
-        cue = load_template(self.cue_template, allowed=()).render()
         log = TraceLog(seed=seed)
-        want_tops = max(self.top_logprobs, 1)
-        while True:
-            size = min(self.probe_every, self.max_tokens - log.tokens)
-            [res] = yield Generate.of(
-                GenerationRequest(
-                    messages=messages,
-                    assistant_prefix=log.text,
-                    params=SamplingParams(
-                        temperature=temperature,
-                        top_p=self.top_p,
-                        max_tokens=size,
-                        seed=seed,
-                        logprobs=True,
-                        top_logprobs=want_tops,
-                    ),
-                    purpose="reason",
-                )
+        end: TraceEnd[None] = yield from self.probed_trace(messages, log, temperature)
+        if end.failure is not None:
+            log.error = f"{type(end.failure.error).__name__}: {end.failure.error}"
+            return Outcome(
+                answer=None,
+                text=log.text,
+                budget_limited=end.failure.budget,
+                data={"trace": log, "exception": end.failure.error},
             )
-            if not isinstance(res, Completion):
-                log.error = f"{type(res.error).__name__}: {res.error}"
-                return Outcome(
-                    answer=None,
-                    text=log.text,
-                    budget_limited=res.budget,
-                    data={"trace": log, "exception": res.error},
-                )
-            log.charge(res)
-            log.add_segment(res.choices[0])
-            cut = log.finish_reason == "length" and log.tokens >= self.max_tokens
-            finished = log.finish_reason != "length" or res.choices[0].completion_tokens == 0
-            if finished and not cut:
-                break
-            yield from self._probe(messages, cue, log)
-            if cut:
-                break
         if self.self_critique and log.text:
-            yield from self._critique(messages, log)
+            ask = load_template(self.critique_template, allowed=()).render()
+            log.critique_p_yes = yield from critique_flow(messages, log.text, ask, log)
         return Outcome(answer=extract_answer(log.text), text=log.text, data={"trace": log})
-
-    def _probe(self, messages: tuple[Any, ...], cue: str, log: TraceLog) -> Flow:
-        yield from probe_flow(messages, cue, log, self.probe_max_tokens, self.probe_stop)
-        return Outcome(answer=None, text="")
-
-    def _critique(self, messages: tuple[Any, ...], log: TraceLog) -> Flow:
-        ask = load_template(self.critique_template, allowed=()).render()
-        [res] = yield Generate.of(
-            GenerationRequest(
-                messages=(
-                    *messages,
-                    {"role": "assistant", "content": log.text},
-                    {"role": "user", "content": ask},
-                ),
-                params=SamplingParams(
-                    temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=20
-                ),
-                purpose="critique",
-            )
-        )
-        if isinstance(res, Completion):
-            log.charge(res)
-            tops = res.choices[0].top_logprobs
-            log.critique_p_yes = p_yes(tops[0]) if tops else None
-        return Outcome(answer=None, text="")
