@@ -64,7 +64,8 @@ def check_limits(lim: ServeLimits, req: ChatRequest) -> None:
     if req.max_tokens is not None and req.max_tokens > lim.max_tokens:
         raise ApiError(
             400,
-            f"max_tokens={req.max_tokens} exceeds this proxy's limit of {lim.max_tokens}",
-            param="max_tokens",
+            f"{req.max_tokens_param}={req.max_tokens} exceeds this proxy's limit of "
+            f"{lim.max_tokens}",
+            param=req.max_tokens_param,
             code="max_tokens_too_large",
         )

@@ -70,6 +70,9 @@ class ChatRequest:
     ponder: dict[str, Any]
     tools: list[dict[str, Any]] | None = None
     """The request's ``tools`` (function schemas), checked; ``None`` when it offers none."""
+    max_tokens_param: str = "max_tokens"
+    """Which field ``max_tokens`` came from (the larger of ``max_tokens`` and
+    ``max_completion_tokens`` when both are given)."""
 
     @property
     def offered(self) -> set[str]:
@@ -79,18 +82,76 @@ class ChatRequest:
 MAX_MODEL_CHARS = 256
 
 
+class _Duplicated(dict):  # type: ignore[type-arg]
+    """A JSON object that named ``key`` more than once (its last value kept)."""
+
+    key: str = ""
+
+
+def _duplicates_hook() -> tuple[list[_Duplicated], Any]:
+    """An ``object_pairs_hook`` that makes plain dicts, or a ``_Duplicated`` one (naming its
+    repeated key, and listed) for an object that repeats a key."""
+    found: list[_Duplicated] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        dup = _Duplicated(obj)
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                dup.key = k
+                break
+            seen.add(k)
+        found.append(dup)
+        return dup
+
+    return found, hook
+
+
+def _duplicate_path(value: Any, path: str = "") -> str | None:
+    """Where the first object with a duplicated key is, as ``messages[0].content``."""
+    if isinstance(value, _Duplicated):
+        return f"{path}.{value.key}" if path else value.key
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for sub, v in items:
+        found = _duplicate_path(v, sub)
+        if found is not None:
+            return found
+    return None
+
+
 def parse_chat_request(body: bytes) -> ChatRequest:
     """Parse and check a chat request; anything unusable is a 400 in OpenAI's format (deeply
     nested JSON, integers too long to convert, lone surrogates, control characters in the model
-    name), never a crash."""
+    name, a key given twice in one object), never a crash."""
+    duplicated, hook = _duplicates_hook()
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, object_pairs_hook=hook)
     except RecursionError:
         raise ApiError(400, "the request body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, int digits limit
         raise ApiError(400, f"the request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(raw, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    if duplicated:  # the proxy reads the last value; an upstream may keep the first
+        try:
+            dup = _duplicate_path(raw) or duplicated[0].key
+        except RecursionError:
+            dup = duplicated[0].key
+        dup = dup[:200]
+        raise ApiError(
+            400,
+            f"the request body gives {dup!r} more than once; send each key once",
+            param=dup,
+            code="duplicate_key",
+        )
     try:
         json.dumps(raw, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -119,11 +180,16 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         n = 1
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ApiError(400, "'n' must be a positive integer", param="n")
-    max_tokens = raw.get("max_completion_tokens", raw.get("max_tokens"))
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
-        raise ApiError(400, "'max_tokens' must be a positive integer", param="max_tokens")
+    max_tokens: int | None = None
+    max_tokens_param = "max_tokens"
+    for field_ in ("max_completion_tokens", "max_tokens"):  # an upstream may read either
+        value = raw.get(field_)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ApiError(400, f"'{field_}' must be a positive integer", param=field_)
+        if max_tokens is None or value > max_tokens:
+            max_tokens, max_tokens_param = value, field_
     stream_options = raw.get("stream_options") or {}
     ponder = raw.get("ponder") or {}
     if isinstance(ponder, str):
@@ -140,6 +206,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         stream=bool(raw.get("stream", False)),
         n=n,
         max_tokens=max_tokens,
+        max_tokens_param=max_tokens_param,
         include_usage=bool(
             isinstance(stream_options, dict) and stream_options.get("include_usage")
         ),

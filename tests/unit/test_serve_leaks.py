@@ -149,3 +149,43 @@ def test_the_redactor_scrubs_url_credentials():
     # a text that merely mentions a key is left alone; literal secrets go anywhere they appear
     assert redact("the key to success", []) == "the key to success"
     assert PASSWORD not in redact(f"echo {PASSWORD}", url_secrets(url))
+
+
+@pytest.mark.parametrize(
+    "raw,param",
+    [
+        (
+            b'{"model": "m", "n": 1000, "n": 1, "messages": [{"role": "user", "content": "hi"}]}',
+            "n",
+        ),
+        (
+            b'{"model": "ponder:cot", "max_tokens": 100000, "max_tokens": 10, '
+            b'"messages": [{"role": "user", "content": "hi"}]}',
+            "max_tokens",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "a", "content": "b"}]}',
+            "messages[0].content",
+        ),
+        (
+            b'{"model": "m", "max_completion_tokens": 10, "max_tokens": 100000, '
+            b'"messages": [{"role": "user", "content": "hi"}]}',
+            "max_tokens",
+        ),
+    ],
+    ids=["pass-through-n", "chain-max_tokens", "nested", "max_tokens-beside-max_completion"],
+)
+def test_a_body_the_upstream_could_read_otherwise_is_a_400(raw, param):
+    """Duplicate keys (the proxy reads the last, an upstream may keep the first) and a
+    ``max_tokens`` beside a smaller ``max_completion_tokens`` never get past the limits."""
+    with FaultUpstream() as up:
+        cfg = serve_cfg(up.base_url, limits={"max_n": 8, "max_tokens": 4096})
+        with ServerThread(cfg) as srv:
+            r = httpx.post(
+                f"{srv.base_url}/chat/completions",
+                content=raw,
+                headers={"content-type": "application/json"},
+            )
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == param, r.text
+        assert up.log == [], "the request reached the upstream"
