@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.behaviour.datasets import load_items, select
-from ponder.behaviour.metrics import paired, wilson
+from ponder.behaviour.stats import paired, wilson
 from ponder.config import ChainConfig
 from ponder.grading import is_equivalent
 from ponder.orchestrator.session import Session
@@ -99,18 +99,18 @@ def report(runs: Path) -> None:
         ids = [i for i in recs if i in base] if base else list(recs)
         k = sum(recs[i]["correct"] for i in ids)
         lo, hi = wilson(k, len(ids))
-        won, lost, p = (
-            paired([recs[i]["correct"] for i in ids], [base[i]["correct"] for i in ids])
-            if base
-            else (0, 0, 1.0)
-        )
+        won, lost, p = 0, 0, 1.0
+        if base:
+            pr = paired([recs[i]["correct"] for i in ids], [base[i]["correct"] for i in ids])
+            won, lost, p = pr.won, pr.lost, pr.p_value
         tok = sum(recs[i]["completion_tokens"] for i in ids) / max(1, len(ids))
         sent = sum(recs[i]["rounds"] > 1 for i in ids)
         own = [i for i in recs if "first_correct" in recs[i]]
         if own:  # the change feedback made to this chain's own first answers (same traces)
-            w0, l0, p0 = paired(
+            p_own = paired(
                 [recs[i]["correct"] for i in own], [recs[i]["first_correct"] for i in own]
             )
+            w0, l0, p0 = p_own.won, p_own.lost, p_own.p_value
             k0 = sum(recs[i]["first_correct"] for i in own)
             print(
                 f"{name:<18} vs its own first round: n={len(own)} first {k0} -> final "

@@ -14,14 +14,14 @@ is plain Python (no scikit-learn needed).
 An artifact describes one reasoner. It refuses (``ReasonerMismatch``) samples from another: the
 samples name their reasoner when they come from a collection (``data["reasoner"]``), otherwise
 the config must (``reasoner``: the model's sha256 or name, or ``default`` for the embedded default
-model). ``allow_other_reasoner: true`` overrides both checks.
+model, ``ponder.behaviour.records.DEFAULT_REASONER``). ``allow_other_reasoner: true`` overrides
+both checks. Loading, saving and the checks are the artifact base's (``ponder.behaviour.artifact``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,17 +30,14 @@ from pydantic import BaseModel, Field
 from ponder.aggregator.base import Aggregator, valid
 from ponder.aggregator.learned_features import group_features
 from ponder.aggregator.registry import register_aggregator
-from ponder.behaviour.records import Manifest
-from ponder.errors import AllSamplesFailed, ConfigError, InputError, NoAnswer
+from ponder.behaviour.artifact import Artifact, ReasonerMismatch
+from ponder.behaviour.records import DEFAULT_REASONER, Manifest
+from ponder.errors import AllSamplesFailed, ConfigError, NoAnswer
 from ponder.protocol.actions import Outcome, Task, failure_of
 
 ARTIFACT_FORMAT = "ponder.learned_aggregator/1"
 DEFAULT_ARTIFACT = Path(__file__).with_name("artifacts") / "learned-default.json"
 """Where a default artifact for the default model ships (``artifact: default``), when it does."""
-
-
-class ReasonerMismatch(ConfigError):
-    """A learned artifact was asked to judge samples of a reasoner it was not trained on."""
 
 
 class Calibration(BaseModel):
@@ -50,8 +47,15 @@ class Calibration(BaseModel):
     b: float = 0.0
 
 
-class LearnedArtifact(BaseModel):
+class LearnedArtifact(Artifact):
     """The saved model (see the module doc); ``manifest`` is the training collection's."""
+
+    FORMAT: ClassVar[str] = ARTIFACT_FORMAT
+    KIND: ClassVar[str] = "learned aggregator"
+    FIELD: ClassVar[str] = "aggregator.artifact"
+    DEFAULT: ClassVar[Path | None] = DEFAULT_ARTIFACT
+    TRAIN: ClassVar[str] = "ponder aggregate train --collection DIR --out FILE"
+    JSON_INDENT: ClassVar[int | None] = 1
 
     format: str = ARTIFACT_FORMAT
     families: list[str]
@@ -74,53 +78,17 @@ class LearnedArtifact(BaseModel):
     def p_correct(self, logit: float) -> float:
         return _sigmoid(self.calibration.a * logit + self.calibration.b)
 
-    def save(self, path: str | Path) -> Path:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(self.model_dump_json(indent=1) + "\n", encoding="utf-8")
-        return out
-
     def reasoner_ids(self) -> set[str]:
-        m = self.manifest.model
-        ids = {m.name, m.sha256 or ""}
-        if m.file:
-            ids |= {Path(m.file).name, Path(m.file).stem}
-        return {i for i in ids if i}
+        return self.manifest.model.names()
 
 
 def _sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
 
-@lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int) -> LearnedArtifact:
-    art = LearnedArtifact.model_validate_json(Path(path).read_text(encoding="utf-8"))
-    if art.format != ARTIFACT_FORMAT:
-        raise InputError(
-            f"{path} is a {art.format!r} artifact; this Ponder reads {ARTIFACT_FORMAT}"
-        )
-    return art
-
-
 def load_artifact(path: str | Path) -> LearnedArtifact:
     """The artifact at ``path`` (``"default"``: the one shipped for the default model)."""
-    if str(path) == "default":
-        if not DEFAULT_ARTIFACT.is_file():
-            raise InputError(
-                "no default learned-aggregator artifact ships with this Ponder; train one with "
-                "ponder aggregate train --collection DIR --out FILE and set artifact: FILE"
-            )
-        path = DEFAULT_ARTIFACT
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise InputError(f"learned aggregator artifact {p} does not exist (ponder aggregate train)")
-    return _load(str(p), p.stat().st_mtime_ns)
-
-
-def _default_sha256() -> str:
-    from ponder.backends.local.model import DEFAULT_MODEL
-
-    return DEFAULT_MODEL.sha256
+    return LearnedArtifact.load(path)
 
 
 @register_aggregator
@@ -138,37 +106,23 @@ class LearnedAggregator(Aggregator):
 
     def check_manifest(self, manifest: Manifest) -> None:
         """Refuse samples of the reasoner ``manifest`` describes unless it is the artifact's."""
-        art = self.load()
-        if self.allow_other_reasoner or art.manifest.same_reasoner(manifest):
-            return
-        raise ReasonerMismatch(
-            "aggregator.artifact",
-            f"{self.artifact} was trained on {_who(art.manifest)}; these samples come from "
-            f"{_who(manifest)} (another model or prompt templates). Train one on this reasoner's "
-            "behaviour, or set allow_other_reasoner: true to use it anyway",
-        )
+        self.load().check_reasoner(manifest, self.allow_other_reasoner, label=self.artifact)
 
     def _check_samples(self, art: LearnedArtifact, samples: Sequence[Outcome]) -> None:
         if self.allow_other_reasoner:
             return
         named = {str(s.data["reasoner"]) for s in samples if s.data.get("reasoner")}
         if not named and self.reasoner is not None:
-            named = {_default_sha256() if self.reasoner == "default" else self.reasoner}
+            named = {DEFAULT_REASONER.id if self.reasoner == "default" else self.reasoner}
         if not named:
             raise ReasonerMismatch(
                 "aggregator.reasoner",
-                f"{self.artifact} judges samples of {_who(art.manifest)} only, and these samples "
-                "do not say which model made them: set reasoner: <model sha256 or name> "
-                "(reasoner: default for the embedded default model), or allow_other_reasoner: "
-                "true",
+                f"{self.artifact} judges samples of model {art.manifest.model.describe()} only, "
+                "and these samples do not say which model made them: set reasoner: <model "
+                "sha256 or name> (reasoner: default for the embedded default model), or "
+                "allow_other_reasoner: true",
             )
-        other = named - art.reasoner_ids()
-        if other:
-            raise ReasonerMismatch(
-                "aggregator.reasoner",
-                f"{self.artifact} was trained on {_who(art.manifest)}, not on {sorted(other)}; "
-                "train one on that reasoner, or set allow_other_reasoner: true",
-            )
+        art.check_names(named, label=self.artifact, field="aggregator.reasoner")
 
     def choose(self, task: Task, samples: Sequence[Outcome]) -> Outcome:
         if not valid(samples):
@@ -201,8 +155,3 @@ class LearnedAggregator(Aggregator):
                 "chosen": g.members[0],
             },
         )
-
-
-def _who(m: Manifest) -> str:
-    sha = f" (sha256 {m.model.sha256[:12]}…)" if m.model.sha256 else ""
-    return f"model {m.model.name}{sha}"

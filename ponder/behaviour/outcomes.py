@@ -3,8 +3,8 @@
 Use ``sample_outcomes(record, manifest)`` to hand a collected question's samples to any
 aggregator (majority, weighted, confidence_filter, learned) exactly as a live ``sample`` run would,
 plus what only the collector records: ``critique_p_yes`` and the probes' answers. Each outcome's
-``data["reasoner"]`` names the collection's model (its sha256, else its name), which the learned
-aggregator checks against its artifact.
+``data["reasoner"]`` names the collection's model (``ModelInfo.id``: its sha256, else its name),
+which the learned aggregator checks against its artifact.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from __future__ import annotations
 from ponder.behaviour.records import Manifest, QuestionRecord, SampleRecord
 from ponder.confidence import DEFAULT_WINDOW, trace_confidence
 from ponder.protocol.actions import Outcome
-
-
-def reasoner_id(manifest: Manifest) -> str:
-    return manifest.model.sha256 or manifest.model.name
 
 
 def sample_outcome(
@@ -49,5 +45,5 @@ def sample_outcome(
 def sample_outcomes(
     record: QuestionRecord, manifest: Manifest | None = None, window: int = DEFAULT_WINDOW
 ) -> list[Outcome]:
-    rid = reasoner_id(manifest) if manifest is not None else None
+    rid = manifest.model.id if manifest is not None else None
     return [sample_outcome(s, rid, window) for s in record.samples]

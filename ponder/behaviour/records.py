@@ -73,9 +73,36 @@ class QuestionRecord(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """The reasoner's model: what identifies it is the file's sha256, else its name."""
+
     name: str
     file: str | None = None
     sha256: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The reasoner id samples carry (``data["reasoner"]``): the sha256, else the name."""
+        return self.sha256 or self.name
+
+    def names(self) -> set[str]:
+        """Every string that names this model: its name, sha256, file name and file stem."""
+        ids = {self.name, self.sha256 or ""}
+        if self.file:
+            ids |= {Path(self.file).name, Path(self.file).stem}
+        return {i for i in ids if i}
+
+    def describe(self) -> str:
+        sha = f" (sha256 {self.sha256[:12]}…)" if self.sha256 else ""
+        return f"{self.name}{sha}"
+
+
+DEFAULT_REASONER = ModelInfo(
+    name="qwen2.5-coder-0.5b-instruct",
+    file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+"""The embedded default model (``reasoner: default``): the one the shipped artifacts describe.
+``ponder.backends.local.model.DEFAULT_MODEL`` fetches and verifies this same file."""
 
 
 class DatasetInfo(BaseModel):
@@ -96,13 +123,31 @@ class Manifest(BaseModel):
     dataset: DatasetInfo
     created: str = ""
 
-    def reasoner_key(self) -> tuple[str | None, str]:
-        """What identifies the reasoner: the model file's sha256 (or name) and the templates."""
-        ident = self.model.sha256 or self.model.name
-        return ident, json.dumps(self.templates, sort_keys=True)
+    def reasoner_key(self) -> tuple[str, str]:
+        """What identifies the reasoner: the model (``ModelInfo.id``) and the template hashes."""
+        return self.model.id, json.dumps(self.templates, sort_keys=True)
 
     def same_reasoner(self, other: Manifest) -> bool:
         return self.reasoner_key() == other.reasoner_key()
+
+    def reasoner_differences(
+        self, other: Manifest, labels: tuple[str, str] = ("this", "other")
+    ) -> list[str]:
+        """What makes ``other``'s reasoner not this one (empty when ``same_reasoner``); ``labels``
+        name the two manifests in the text."""
+        a, b = labels
+        diffs = []
+        if self.model.id != other.model.id:
+            diffs.append(f"model {self.model.describe()} ({a}) vs {other.model.describe()} ({b})")
+        for name in sorted(self.templates.keys() | other.templates.keys()):
+            mine, theirs = self.templates.get(name), other.templates.get(name)
+            if mine == theirs:
+                continue
+            if mine is None or theirs is None:
+                diffs.append(f"template {name} only in the {a if theirs is None else b} manifest")
+            else:
+                diffs.append(f"template {name} {mine} ({a}) vs {theirs} ({b})")
+        return diffs
 
 
 def read_manifest(directory: str | Path) -> Manifest:

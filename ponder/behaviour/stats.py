@@ -1,9 +1,20 @@
-"""Honest comparisons on few questions: Wilson intervals and the exact paired McNemar test.
+"""Honest numbers on few questions: intervals, paired tests, and how well a judge ranks/calibrates.
 
-Use ``wilson(correct, n)`` for a 95% interval on an accuracy (at n=20 it is about ±20 points, so
-a few points of difference mean nothing), and ``paired(a, b)`` when two configs answered the same
-questions: how many questions each got right that the other missed, and McNemar's exact p-value
-(a two-sided binomial test on those discordant questions).
+- accuracy: ``wilson(correct, n)`` (95% Wilson interval; at n=20 about ±20 points, so a few
+  points of difference mean nothing) and ``accuracy_text(flags)``
+- two configs on the same questions: ``paired(a, b)`` (won / lost and McNemar's exact p, a
+  two-sided binomial test on the discordant questions) over question id -> correct maps or
+  aligned sequences; ``mcnemar_exact(won, lost)``
+- a judge's held-out P(correct): ``auroc`` (``None`` with one class), ``ece`` and
+  ``reliability`` (equal-width bins)
+
+Every number is exact or correctly rounded, so results do not drift with library versions:
+``auroc`` takes tie-averaged ranks from SciPy (imported when called) and divides the exact
+Mann-Whitney U once; ``sklearn.metrics.roc_auc_score`` gives the same AUROC up to its
+trapezoid's rounding (about 1 in 4 values differ in the last bit, ties or not).
+``sklearn.calibration.calibration_curve`` bins differently (a value on an edge goes to the lower
+bin), and SciPy's Wilson interval and binomial p-value round differently in the last bits, so
+those stay written out here.
 """
 
 from __future__ import annotations
@@ -11,6 +22,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+__all__ = [
+    "Z95",
+    "Bin",
+    "Paired",
+    "accuracy_text",
+    "auroc",
+    "ece",
+    "mcnemar_exact",
+    "paired",
+    "reliability",
+    "wilson",
+]
 
 Z95 = 1.959963984540054
 
@@ -26,6 +50,15 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def accuracy_text(correct: Sequence[bool]) -> str:
+    """``"30.0% [21.9, 39.6]"``: accuracy with its 95% Wilson interval, in percent."""
+    n = len(correct)
+    c = sum(bool(x) for x in correct)
+    lo, hi = wilson(c, n)
+    acc = c / n if n else 0.0
+    return f"{acc:.1%} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
 def mcnemar_exact(won: int, lost: int) -> float:
     """Two-sided exact McNemar p-value for ``won`` vs ``lost`` discordant pairs."""
     n = won + lost
@@ -38,7 +71,7 @@ def mcnemar_exact(won: int, lost: int) -> float:
 
 @dataclass(frozen=True)
 class Paired:
-    """A config against a baseline on the questions both answered."""
+    """A config against a baseline on the units both have."""
 
     n: int
     won: int
@@ -49,18 +82,74 @@ class Paired:
         return f"+{self.won}/-{self.lost} (p={self.p_value:.2g})"
 
 
-def paired(a: Mapping[str, bool], b: Mapping[str, bool]) -> Paired:
-    """``a`` against baseline ``b`` (question id -> correct) on their common questions."""
-    common = [q for q in a if q in b]
-    won = sum(1 for q in common if a[q] and not b[q])
-    lost = sum(1 for q in common if b[q] and not a[q])
-    return Paired(len(common), won, lost, mcnemar_exact(won, lost))
+def paired(
+    a: Mapping[str, bool] | Sequence[bool], b: Mapping[str, bool] | Sequence[bool]
+) -> Paired:
+    """``a`` against baseline ``b``: won (``a`` right, ``b`` wrong), lost, exact McNemar p.
+
+    Either two maps (question id -> correct; compared on their common questions) or two
+    sequences of the same length (the same units in the same order).
+    """
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        pairs = [(a[q], b[q]) for q in a if q in b]
+    elif isinstance(a, Mapping) or isinstance(b, Mapping):
+        raise TypeError("paired: give two maps (id -> correct) or two aligned sequences")
+    else:
+        pairs = list(zip(a, b, strict=True))
+    won = sum(1 for x, y in pairs if x and not y)
+    lost = sum(1 for x, y in pairs if y and not x)
+    return Paired(len(pairs), won, lost, mcnemar_exact(won, lost))
 
 
-def accuracy_text(correct: Sequence[bool]) -> str:
-    """``"30.0% [21.9, 39.6]"``: accuracy with its 95% Wilson interval, in percent."""
-    n = len(correct)
-    c = sum(bool(x) for x in correct)
-    lo, hi = wilson(c, n)
-    acc = c / n if n else 0.0
-    return f"{acc:.1%} [{100 * lo:.1f}, {100 * hi:.1f}]"
+def auroc(y: Sequence[bool], p: Sequence[float]) -> float | None:
+    """Area under the ROC curve (ties count half); ``None`` when ``y`` has one class.
+
+    The Mann-Whitney U of the positives over tie-averaged ranks, divided by ``n1 * n0``: the
+    rank sum is exact (half-integers), so the result is the exact AUROC rounded once.
+    """
+    if len(y) != len(p):
+        raise ValueError(f"auroc: {len(y)} labels but {len(p)} scores")
+    n1 = sum(1 for t in y if t)
+    n0 = len(y) - n1
+    if not n1 or not n0:
+        return None
+    from scipy.stats import rankdata
+
+    ranks = rankdata(p)  # average ranks (1-based) for ties
+    rank_pos = sum(float(r) for r, t in zip(ranks, y, strict=True) if t)
+    return (rank_pos - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+@dataclass(frozen=True)
+class Bin:
+    lo: float
+    hi: float
+    count: int
+    mean_p: float
+    accuracy: float
+
+
+def reliability(y: Sequence[bool], p: Sequence[float], bins: int = 10) -> list[Bin]:
+    """The non-empty ones of ``bins`` equal-width bins ``[lo, hi)`` (the last one holds 1.0)."""
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, v in enumerate(p) if lo <= v < hi or (b == bins - 1 and v == 1.0)]
+        if idx:
+            out.append(
+                Bin(
+                    lo,
+                    hi,
+                    len(idx),
+                    sum(p[i] for i in idx) / len(idx),
+                    sum(bool(y[i]) for i in idx) / len(idx),
+                )
+            )
+    return out
+
+
+def ece(y: Sequence[bool], p: Sequence[float], bins: int = 10) -> float | None:
+    """Expected calibration error over ``bins`` equal-width bins (``None`` with no predictions)."""
+    if not p:
+        return None
+    return sum(b.count * abs(b.mean_p - b.accuracy) for b in reliability(y, p, bins)) / len(p)

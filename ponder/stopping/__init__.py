@@ -8,9 +8,10 @@ Use it in three steps (``ponder drr collect | train | evaluate``; docs/stopping.
 
 At inference ``DM.load(FILE)`` needs no scikit-learn; the strategies ``drr_think``,
 ``drr_sample`` and ``drr_feedback`` (``ponder.strategies.drr``) take ``dm: FILE``.
-Modules: ``features`` (state -> features), ``states`` (records -> checkpoint states),
-``model`` (the artifact), ``train``, ``replay`` (policies over a collection), ``evaluate``,
-``metrics`` (AUROC, ECE, Wilson, McNemar).
+Here: ``features`` (state -> features) and ``model`` (the artifact, on
+``ponder.behaviour.artifact``). Offline, in ``ponder.learning.drr``: ``states`` (records ->
+checkpoint states), ``train``, ``replay`` (policies over a collection), ``evaluate``; its
+statistics (AUROC, ECE, Wilson, McNemar) are ``ponder.behaviour.stats``.
 """
 
 from ponder.stopping.features import CheckpointState

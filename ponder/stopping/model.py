@@ -6,19 +6,20 @@ An artifact holds two scorers, each a feature list, a model (logistic regression
 gradient-boosted tree ensemble, evaluated here in plain Python: no scikit-learn at inference)
 and a Platt calibration, plus the ``Manifest`` of the collection it was trained on.
 ``dm.check_reasoner(manifest)`` (and the live strategies, via ``check_settings``) refuse to
-judge a reasoner other than that one unless told to.
+judge a reasoner other than that one unless told to. Loading, saving and those checks are the
+artifact base's (``ponder.behaviour.artifact``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from ponder.behaviour.artifact import Artifact
 from ponder.behaviour.records import Manifest
 from ponder.errors import ConfigError, InputError
 from ponder.stopping.features import (
@@ -88,8 +89,15 @@ class Scorer(BaseModel):
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-class DM(BaseModel):
+class DM(Artifact):
     """A trained DRR judge; see the module doc."""
+
+    FORMAT: ClassVar[str] = FORMAT
+    KIND: ClassVar[str] = "DM"
+    FIELD: ClassVar[str] = "dm"
+    DEFAULT: ClassVar[Path | None] = DEFAULT_ARTIFACT
+    TRAIN: ClassVar[str] = "ponder drr collect + ponder drr train"
+    OVERRIDE: ClassVar[str] = "pass allow_other_reasoner / --allow-other-reasoner"
 
     format: str = FORMAT
     created: str = ""
@@ -98,20 +106,11 @@ class DM(BaseModel):
     sampling: Scorer | None = None
     train: dict[str, Any] = Field(default_factory=dict)
 
-    @classmethod
-    def load(cls, path: str | Path) -> DM:
-        p = Path(path).expanduser().resolve()
-        if not p.is_file():
-            raise InputError(f"DM artifact {p} not found")
-        return _load(str(p), p.stat().st_mtime_ns)
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.model_dump_json(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+    def validate_loaded(self, path: str) -> None:
+        if tuple(self.checkpoint.features) != CHECKPOINT_FEATURES or (
+            self.sampling is not None and tuple(self.sampling.features) != SAMPLING_FEATURES
+        ):
+            raise InputError(f"{path}: its feature list differs from this Ponder's; retrain it")
 
     @property
     def max_tokens(self) -> int:
@@ -131,56 +130,11 @@ class DM(BaseModel):
             raise ConfigError("dm", "this DM has no sampling scorer; retrain it (ponder drr train)")
         return self.sampling.p(sampling_features(answers, scores, self.k))
 
-    def check_reasoner(self, manifest: Manifest, allow_other: bool = False) -> None:
-        """Refuse a collection (or run) made by another reasoner than the DM was trained on."""
-        if allow_other or self.manifest.same_reasoner(manifest):
-            return
-        mine, theirs = self.manifest, manifest
-        raise ConfigError(
-            "dm",
-            f"this DM was trained on reasoner {mine.model.name} (sha256 {mine.model.sha256}, "
-            f"templates {mine.templates}) but is asked to judge {theirs.model.name} "
-            f"(sha256 {theirs.model.sha256}, templates {theirs.templates}); its probabilities "
-            "describe only its own reasoner. Train a DM on this reasoner (ponder drr collect + "
-            "train), or pass allow_other_reasoner / --allow-other-reasoner to use it anyway",
-        )
-
     def check_settings(
         self, templates: dict[str, str], probe_every: int, allow_other: bool = False
     ) -> None:
         """Refuse live settings whose prompts or probe spacing differ from the training data."""
-        if allow_other:
-            return
-        diffs = []
-        mine = self.manifest.templates
-        for name, h in templates.items():
-            if name in mine and mine[name] != h:
-                diffs.append(f"template {name}")
-            elif name not in mine:
-                diffs.append(f"template {name} (not in the DM's manifest)")
-        trained = self.manifest.settings.get("probe_every")
-        if trained is not None and trained != probe_every:
-            diffs.append(f"probe_every ({probe_every} vs {trained} in training)")
-        if diffs:
-            raise ConfigError(
-                "dm",
-                "this DM was trained with other settings: "
-                + "; ".join(diffs)
-                + "; use the training settings or set allow_other_reasoner: true",
-            )
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int) -> DM:
-    p = Path(path)
-    dm = DM.model_validate_json(p.read_text(encoding="utf-8"))
-    if dm.format != FORMAT:
-        raise InputError(f"{path}: DM format {dm.format!r}, this Ponder reads {FORMAT!r}")
-    if tuple(dm.checkpoint.features) != CHECKPOINT_FEATURES or (
-        dm.sampling is not None and tuple(dm.sampling.features) != SAMPLING_FEATURES
-    ):
-        raise InputError(f"{path}: its feature list differs from this Ponder's; retrain it")
-    return dm
+        self.check_live(templates, {"probe_every": probe_every}, allow_other)
 
 
 def load_dm(ref: str) -> DM:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.behaviour.metrics import auroc, ece, paired, wilson
 from ponder.behaviour.records import QuestionRecord, read_collection
+from ponder.behaviour.stats import auroc, ece, paired, wilson
 from ponder.errors import ConfigError, InputError
 from ponder.learning.drr.evaluate import evaluate
 from ponder.learning.drr.replay import (
@@ -84,7 +84,8 @@ def test_metrics() -> None:
     assert ece([True, True, False, False], [0.5] * 4) == 0.0
     lo, hi = wilson(30, 100)
     assert 0.21 < lo < 0.22 and 0.39 < hi < 0.40
-    assert paired([True, True, False], [False, True, True])[:2] == (1, 1)
+    pr = paired([True, True, False], [False, True, True])
+    assert (pr.n, pr.won, pr.lost, pr.p_value) == (3, 1, 1, 1.0)
     assert beta_stay(0, 0) == pytest.approx(0.5) and beta_stay(4, 0) > 0.95
     assert majority(["2", "1", "1", "2"]) == "2" and majority([None]) is None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.behaviour.stats import accuracy_text, mcnemar_exact, paired, wilson
+from ponder.behaviour.stats import accuracy_text, auroc, ece, mcnemar_exact, paired, wilson
 from ponder.cli import main
 from ponder.evaluation.summary import add_paired, format_table, summarize
 
@@ -28,6 +28,40 @@ def test_mcnemar_exact_two_sided():
     assert mcnemar_exact(6, 0) == pytest.approx(2 / 64)
     pr = paired({"a": True, "b": False, "c": True, "x": True}, {"a": False, "b": True, "c": True})
     assert (pr.n, pr.won, pr.lost) == (3, 1, 1) and pr.p_value == 1.0
+
+
+def test_paired_over_maps_or_aligned_sequences():
+    seq = paired([True, True, False, False], [False, True, True, False])
+    by_id = paired(
+        dict(zip("abcd", [True, True, False, False], strict=True)),
+        dict(zip("abcd", [False, True, True, False], strict=True)),
+    )
+    assert seq == by_id and (seq.n, seq.won, seq.lost, seq.p_value) == (4, 1, 1, 1.0)
+    with pytest.raises(ValueError):
+        paired([True], [True, False])
+    with pytest.raises(TypeError):
+        paired({"a": True}, [True])
+
+
+def test_auroc_is_the_exact_rank_statistic_with_ties():
+    import random
+    from fractions import Fraction
+
+    from sklearn.metrics import roc_auc_score
+
+    rng = random.Random(0)
+    for _ in range(50):
+        p = [rng.choice([0.0, 0.25, 0.5, 0.75, 1.0]) for _ in range(40)]
+        y = [rng.random() < 0.4 for _ in range(40)]
+        pos = [s for s, t in zip(p, y, strict=True) if t]
+        neg = [s for s, t in zip(p, y, strict=True) if not t]
+        half = Fraction(1, 2)
+        u = sum(1 if a > b else half if a == b else 0 for a in pos for b in neg)
+        exact = float(u / (len(pos) * len(neg)))
+        assert auroc(y, p) == exact  # bit for bit
+        assert auroc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert auroc([True, True], [0.1, 0.2]) is None and auroc([], []) is None
+    assert ece([], []) is None and ece([True, False], [1.0, 0.0]) == 0.0
 
 
 def _recs(name, flags):

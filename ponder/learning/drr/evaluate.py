@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ponder.behaviour.metrics import Bin, auroc, ece, paired, reliability, wilson
 from ponder.behaviour.records import Manifest, QuestionRecord
+from ponder.behaviour.stats import Bin, auroc, ece, paired, reliability, wilson
 from ponder.learning.drr.replay import PolicyRun, ScoredQuestion, score_collection, sweep
 from ponder.learning.drr.train import max_tokens_of
 from ponder.stopping.model import DM
@@ -123,7 +123,7 @@ def policy_table(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
         b = base[r.family]
         k = sum(u.correct for u in r.units)
         lo, hi = wilson(k, len(r.units))
-        won, lost, pval = paired([u.correct for u in r.units], [u.correct for u in b.units])
+        pr = paired([u.correct for u in r.units], [u.correct for u in b.units])
         out.append(
             {
                 "family": r.family,
@@ -132,9 +132,9 @@ def policy_table(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
                 "accuracy": r.accuracy,
                 "wilson95": [lo, hi],
                 "baseline": b.label,
-                "won": won,
-                "lost": lost,
-                "mcnemar_p": pval,
+                "won": pr.won,
+                "lost": pr.lost,
+                "mcnemar_p": pr.p_value,
                 "mean_tokens": r.mean_tokens,
                 "token_saving": 1 - r.mean_tokens / b.mean_tokens if b.mean_tokens else 0.0,
             }

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.behaviour.metrics import auroc
 from ponder.behaviour.records import Manifest, QuestionRecord
+from ponder.behaviour.stats import auroc
 from ponder.errors import InputError
 from ponder.grading import is_equivalent
 from ponder.learning.drr.states import trace_states

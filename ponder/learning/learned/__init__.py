@@ -1,1 +1,1 @@
-"""Training of the learned aggregator (``train``); its inference is ``ponder.aggregator.learned``."""
+"""Training of the learned aggregator (``train``); inference is ``ponder.aggregator.learned``."""
