@@ -9,6 +9,7 @@ done with ``read_json_lines``.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -40,13 +41,23 @@ def append_line(path: str | Path, text: str) -> None:
         write_line(f, text)
 
 
+def read_text(path: str | Path) -> str:
+    """The text of ``path``, gunzipped when its name ends in ``.gz``."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return f.read()
+    return path.read_text(encoding="utf-8")
+
+
 def read_json_lines(path: str | Path) -> list[dict[str, Any]]:
-    """Every line of ``path`` that parses as JSON (a torn last line is skipped; none if absent)."""
+    """Every line of ``path`` that parses as JSON (a torn last line is skipped; none if absent).
+    A ``*.jsonl.gz`` file is read through gzip."""
     path = Path(path)
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path).splitlines():
         try:
             rows.append(json.loads(line))
         except ValueError:

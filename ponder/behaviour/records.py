@@ -8,6 +8,9 @@ A collection directory holds::
     manifest.json    Manifest: the reasoner (model file + sha256), prompt-template hashes,
                      sampling/probe settings, seed, dataset (path, sha256, rows)
     records.jsonl    one QuestionRecord per line, appended as each question finishes
+    records-NNNN.jsonl.gz   sealed chunks (optional): earlier records, gzipped, read first and
+                     in name order; ``ponder corpus seal`` writes them so a corpus can be
+                     committed in pieces that never change once written
 
 Per sample: the full text, its final answer and whether it is right, ``lp`` (the chosen token's
 logprob per generated token), ``conf`` (DeepConf token confidence per token: minus the mean
@@ -25,10 +28,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.errors import InputError
+from ponder.jsonl import read_text
 
 FORMAT = "ponder.behaviour/1"
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
+SEALED_GLOB = "records-[0-9][0-9][0-9][0-9].jsonl.gz"
 
 
 class ProbeRecord(BaseModel):
@@ -157,12 +162,24 @@ def read_manifest(directory: str | Path) -> Manifest:
     return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
 
 
+def sealed_chunks(directory: str | Path) -> list[Path]:
+    """The sealed ``records-NNNN.jsonl.gz`` chunks of a collection, in order."""
+    return sorted(Path(directory).glob(SEALED_GLOB))
+
+
 def read_records(directory: str | Path) -> list[QuestionRecord]:
-    """Every complete line of ``records.jsonl`` (a torn last line, from a crash, is skipped)."""
+    """The sealed chunks' records, then every complete line of ``records.jsonl`` (a torn last
+    line, from a crash, is skipped)."""
+    out: list[QuestionRecord] = []
+    for chunk in sealed_chunks(directory):
+        out.extend(
+            QuestionRecord.model_validate_json(line)
+            for line in read_text(chunk).splitlines()
+            if line.strip()
+        )
     path = Path(directory) / RECORDS
     if not path.is_file():
-        return []
-    out: list[QuestionRecord] = []
+        return out
     with path.open(encoding="utf-8") as f:
         for line in f:
             if not line.endswith("\n"):

@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     "ponder.cli.serve",
     "ponder.cli.prepare_vllm",
     "ponder.cli.collect",
+    "ponder.cli.corpus",
     "ponder.cli.aggregate",
     "ponder.cli.drr",
     "ponder.cli.ssa",

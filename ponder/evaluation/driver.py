@@ -53,6 +53,8 @@ class Output:
     manifest: ManifestFile | None = None
     done_if: Callable[[dict[str, Any]], bool] = _any_row
     """Which complete rows already in ``records`` count as done (their ``id`` is skipped)."""
+    sealed: tuple[Path, ...] = ()
+    """Read-only files (``*.jsonl.gz`` chunks) whose rows count as done too."""
 
     def check(self) -> None:
         """Refuse (raise) a resume the manifest forbids, touching nothing: call it before
@@ -75,7 +77,10 @@ class Output:
                 tmp.replace(m.path)
         cut_torn_tail(self.records)
         return {
-            str(r["id"]) for r in read_json_lines(self.records) if "id" in r and self.done_if(r)
+            str(r["id"])
+            for path in (*self.sealed, self.records)
+            for r in read_json_lines(path)
+            if "id" in r and self.done_if(r)
         }
 
 

@@ -32,6 +32,7 @@ from ponder.behaviour.records import (
     ProbeRecord,
     QuestionRecord,
     SampleRecord,
+    sealed_chunks,
 )
 from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
 from ponder.errors import AuthenticationFailed, CapabilityMissing, ConfigError, PonderError
@@ -235,6 +236,7 @@ def collection_output(out: str | Path, manifest: Manifest) -> Output:
     out = Path(out)
     return Output(
         records=out / RECORDS,
+        sealed=tuple(sealed_chunks(out)),
         manifest=ManifestFile(
             path=out / MANIFEST,
             text=manifest.model_dump_json(indent=2),

@@ -1,0 +1,55 @@
+"""``ponder corpus seal | info``: keep a behaviour collection as chunks that never change.
+
+Example (while ``ponder collect`` still appends to the cache directory)::
+
+    ponder corpus seal ~/.cache/ponder/behaviour/gsm8k-train-300 \\
+        --into data/behaviour/gsm8k-train-qwen05 --chunk 25
+    ponder corpus info data/behaviour/gsm8k-train-qwen05
+
+A sealed directory is an ordinary collection: ``ponder drr train --data DIR``, ``ponder
+aggregate train --collection DIR`` and a resumed ``ponder collect --out DIR`` all read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "corpus", help="seal a behaviour collection into fixed chunks; summarize one"
+    )
+    csub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    s = csub.add_parser("seal", help="write full chunks of new records as records-NNNN.jsonl.gz")
+    s.add_argument("src", help="behaviour collection directory (ponder collect --out)")
+    s.add_argument("--into", help="directory to seal into (default: SRC itself, in place)")
+    s.add_argument("--chunk", type=int, default=25, help="records per chunk (default 25)")
+    s.set_defaults(handler=handle_seal)
+    i = csub.add_parser("info", help="questions, samples, accuracy and reasoner of a collection")
+    i.add_argument("dir", help="behaviour collection directory")
+    i.set_defaults(handler=handle_info)
+
+
+def handle_seal(args: argparse.Namespace) -> int:
+    from ponder.learning.collect.seal import seal
+
+    print(seal(args.src, args.into, args.chunk).line())
+    return 0
+
+
+def handle_info(args: argparse.Namespace) -> int:
+    from ponder.behaviour.records import read_collection, sealed_chunks
+
+    manifest, records = read_collection(args.dir)
+    samples = [s for r in records for s in r.samples]
+    right = sum(1 for s in samples if s.correct)
+    tokens = sum(s.tokens for s in samples)
+    print(f"reasoner: {manifest.model.describe()}")
+    print(f"dataset: {manifest.dataset.path} (first {manifest.dataset.first})")
+    print(
+        f"questions: {len(records)} ({len(sealed_chunks(args.dir))} sealed chunk(s)); "
+        f"samples: {len(samples)}, right {right / max(len(samples), 1):.1%}; "
+        f"generated tokens: {tokens} ({tokens / max(len(records), 1):.0f} a question)"
+    )
+    return 0
