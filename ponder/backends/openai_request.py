@@ -42,6 +42,8 @@ def call_kwargs(
             kw["logprobs"] = max(p.top_logprobs, 1)
     if extra_body:
         kw["extra_body"] = extra_body
+    if request.is_chat and request.response_format is not None:
+        kw["response_format"] = dict(request.response_format)
     if request.is_chat and request.tools:
         kw["tools"] = list(request.tools)
         if request.tool_choice is not None:

@@ -53,6 +53,14 @@ class GenerationRequest:
     tool_choice: Any = None
     """OpenAI's ``tool_choice`` ("auto", "none", "required" or a named function), sent with
     ``tools``; ``None`` leaves it to the upstream."""
+    min_n: int | None = None
+    """Under a token budget, the fewest of ``params.n`` choices this request can use: when ``n``
+    choices at their full ``max_tokens`` do not fit, the engine sends the most that do (at least
+    ``min_n``) and the ``Completion`` says how many were asked (``asked_n``). ``None``: all ``n``
+    or none (``max_tokens`` is cut instead). Never sent; without a budget ``n`` is sent as is."""
+    response_format: dict[str, Any] | None = None
+    """OpenAI's ``response_format`` (``json_object``, ``json_schema``) for a chat request;
+    ``None`` asks for none (the proxy sets it on ``cot``'s one call when a client asks)."""
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -90,6 +98,8 @@ class GenerationRequest:
             body["tools"] = [t.get("function", {}).get("name") for t in self.tools]
         if self.tool_choice is not None:
             body["tool_choice"] = self.tool_choice
+        if self.response_format is not None:
+            body["response_format"] = self.response_format
         return body
 
 
@@ -131,6 +141,9 @@ class Completion:
     model: str = ""
     latency_s: float = 0.0
     cached_prompt_tokens: int = 0
+    asked_n: int | None = None
+    """The request's ``n`` when the token budget let only ``len(choices)`` be drawn (a request
+    with ``min_n``); ``None`` when every choice asked for was drawn."""
 
     @property
     def completion_tokens(self) -> int:

@@ -42,7 +42,7 @@ def resolve_chain(
     return name, spec, upstream_model or None
 
 
-def _is_agent_turn(req: ChatRequest) -> bool:
+def is_agent_turn(req: ChatRequest) -> bool:
     """Tools offered, or tool turns in the transcript: the chain must take them as they are."""
     return bool(req.raw.get("tools")) or any(
         m["role"] == "tool" or (m["role"] == "assistant" and m.get("tool_calls"))
@@ -60,7 +60,7 @@ def task_from_request(req: ChatRequest) -> Task:
         or None
     )
     turns = [m for m in messages if m["role"] not in ("system", "developer")]
-    if _is_agent_turn(req):
+    if is_agent_turn(req):
         check_tools(req.raw)
         if not turns or turns[-1]["role"] not in ("user", "tool"):
             raise ApiError(

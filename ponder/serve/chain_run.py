@@ -22,9 +22,15 @@ from starlette.responses import Response
 from ponder.orchestrator.engine import RunLimits, RunResult
 from ponder.orchestrator.session import Session
 from ponder.orchestrator.trace import Trace
-from ponder.serve.chain_request import check_takes_tools, run_budget, task_from_request
+from ponder.serve.chain_request import (
+    check_takes_tools,
+    is_agent_turn,
+    run_budget,
+    task_from_request,
+)
 from ponder.serve.config import ChainSpec
 from ponder.serve.errors import redact, shutting_down_error
+from ponder.serve.request_fields import chain_options
 from ponder.serve.state import ProxyState
 from ponder.serve.streaming import ProgressFeed, stream_chain
 from ponder.serve.wire import ApiError, ChatRequest, chat_completion, new_completion_id
@@ -42,8 +48,10 @@ async def run_chain(
     upstream_model: str | None,
 ) -> Response:
     cfg = s.config
+    options = chain_options(name, spec, req, agent_turn=is_agent_turn(req))
     task = task_from_request(req)
     check_takes_tools(name, spec, task)
+    strategy = options.wrap(spec.strategy)  # the client's stop/response_format on its calls
     budget = run_budget(spec, req)
     limit = cfg.limits.max_concurrent_runs
     if req.n > limit:
@@ -79,7 +87,7 @@ async def run_chain(
 
     async def one(session: Session, trace: Trace) -> RunResult:
         try:
-            return await session.run(spec.strategy, task, trace=trace, limits=limits)
+            return await session.run(strategy, task, trace=trace, limits=limits)
         finally:
             _write_trace(cfg.trace_dir, trace, s.secrets)
 

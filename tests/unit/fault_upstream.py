@@ -80,6 +80,9 @@ class Gen:
     delivered: bool
     n: int = 1
     stream: bool = False
+    stop: tuple[str, ...] = ()
+    """The ``stop`` sequences the request asked for (a reply is cut before the first one)."""
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass
@@ -164,6 +167,16 @@ class FaultUpstream:
         return f"ok:{words}:{answer}"
 
 
+def _cut(reply: tuple[str, int, str], stops: tuple[str, ...]) -> tuple[str, int, str]:
+    """A reply cut before the first of ``stops`` in it (``finish_reason: stop``), as a server
+    does; the stop sequence itself is not returned."""
+    text = reply[0]
+    at = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
+    if at < 0:
+        return reply
+    return text[:at], fake_tokens(text[:at]), "stop"
+
+
 class _Handler(BaseHTTPRequestHandler):
     upstream: FaultUpstream
     protocol_version = "HTTP/1.1"
@@ -200,17 +213,22 @@ class _Handler(BaseHTTPRequestHandler):
         stream = bool(body.get("stream"))
         prompt = chat_prompt_tokens(messages) if body.get("messages") else fake_tokens(text_in)
         fault, words, answer = up.draw().split(":")
-        gen = Gen(tag, fault, 0, 0, False, n, stream)
+        stop = body.get("stop") or ()
+        stops = (stop,) if isinstance(stop, str) else tuple(str(x) for x in stop)
+        gen = Gen(tag, fault, 0, 0, False, n, stream, stops, body.get("response_format"))
         if fault in ("500", "503", "429", "401", "echo_key_400"):
             up.record(gen)
             self._refuse(fault)
             return
         if f.refuse_n and n > 1:
-            up.record(Gen(tag, "refuse_n", 0, 0, False, n, stream))
+            gen.fault = "refuse_n"
+            up.record(gen)
             self._json(400, {"error": {"message": "Only one completion choice is allowed"}})
             return
         max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 4096)
-        choices = [self._reply(int(words) + i, int(answer), max_tokens) for i in range(n)]
+        choices = [
+            _cut(self._reply(int(words) + i, int(answer), max_tokens), stops) for i in range(n)
+        ]
         gen.prompt_tokens = prompt  # a native n call reads its prompt once
         gen.completion_tokens = sum(c[1] for c in choices)
         if fault == "hang":
