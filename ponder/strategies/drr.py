@@ -13,7 +13,9 @@ Use them like any strategy (chain files name them; ``dm`` is an artifact path or
   when the DM says the current majority is right with P >= ``threshold``.
 - ``drr_feedback`` (the DRR paper's own use): when the reasoner has finished and its judge
   (``dm`` or ``self_critique``) scores the answer under ``threshold``, send it back to re-examine
-  its solution, up to ``rounds`` times.
+  its solution, up to ``rounds`` times. A re-examination that fails (a call, or the budget)
+  loses nothing: the best finished answer so far is returned, marked (``data["failed_round"]``,
+  ``data["error"]``; ``budget_limited`` when the budget cut it).
 
 Every one puts its P(correct) on ``Outcome.confidence`` (so on ``RunResult.confidence``) and, with
 ``abstain_below``, withholds an answer whose confidence is under it (``answer=None``,
@@ -298,8 +300,11 @@ class Feedback(ProbedReasoner):
         history: list[dict[str, Any]] = []
         out = Outcome(answer=None, text="")
         score: float | None = None
+        best: tuple[int, Outcome, float | None] | None = None  # the best finished round so far
         for r in range(self.rounds + 1):
             out = yield from self.trace(messages, self.seed, None, probes=self.judge == "dm")
+            if best is not None and (out.error is not None or out.budget_limited):
+                return (yield from self._kept(best, out, r, history))
             if out.error is not None and out.answer is None:
                 raise out.error
             log: TraceLog = out.data.pop("trace")
@@ -314,6 +319,8 @@ class Feedback(ProbedReasoner):
             )
             if not again or out.budget_limited:
                 break
+            if best is None or (score or 0.0) >= (best[2] or 0.0):
+                best = (r, out, score)
             ask = load_template(self.reexamine_template, allowed=()).render()
             messages = (
                 *messages,
@@ -321,6 +328,28 @@ class Feedback(ProbedReasoner):
                 {"role": "user", "content": ask},
             )
         out.data.update({"judge": self.judge, "rounds": history})
+        return withhold(out, score, self.abstain_below, calibrated=self.judge == "dm")
+
+    def _kept(
+        self,
+        best: tuple[int, Outcome, float | None],
+        failed: Outcome,
+        r: int,
+        history: list[dict[str, Any]],
+    ) -> Generator[Any, Any, Outcome]:
+        """A re-examination round failed (a call, or the budget): answer with the best finished
+        round so far (the judge's highest score) instead of losing it, marked:
+        ``budget_limited`` when the budget cut the round, ``data["error"]`` and
+        ``data["failed_round"]`` either way, and a ``drr_feedback_failed`` note in the trace."""
+        kept, out, score = best
+        if failed.error is not None:
+            why = f"{type(failed.error).__name__}: {failed.error}"
+        else:
+            why = str(failed.data.get("error") or "the token budget ran out")
+        yield Note("drr_feedback_failed", {"round": r, "kept_round": kept, "why": why})
+        history.append({"round": r, "answer": None, "score": None, "error": why})
+        out.budget_limited = out.budget_limited or failed.budget_limited
+        out.data.update({"judge": self.judge, "rounds": history, "error": why, "failed_round": r})
         return withhold(out, score, self.abstain_below, calibrated=self.judge == "dm")
 
     def _critique(
