@@ -17,6 +17,15 @@ the connection to the proxy broke); duplicated (one completion id answered twice
 (upstream tokens for a chain request > its budget); usage != upstream (an answered request whose
 usage differs from what the upstream delivered for it); leaked keys (the upstream key, or a
 masked form, in anything a client got).
+
+The proxy's upstream URL carries credentials (``http://chaos:<password>@host/v1?api-key=<secret>``)
+and it writes traces and an INFO log; after the load, a table of cases (``CASES``: image and audio
+parts, ``logit_bias``, ``response_format``, ``stop``, duplicate JSON keys) probes the "no silent
+change" rules. More rows: leaked URL credentials (the password or the query secret in anything a
+client got, any trace file or the proxy's log); internal address (the upstream's ``host:port`` in
+anything a client got); per case, whether the proxy answered as expected, and silent drops (a 200
+that dropped what the case asked: a stop sequence left in the text, a ``response_format`` the
+upstream never saw, a duplicated key that reached the upstream).
 """
 
 from __future__ import annotations
@@ -44,7 +53,65 @@ sys.path.insert(0, str(ROOT))
 from tests.unit.fault_upstream import Faults, FaultUpstream  # noqa: E402
 
 KEY = "sk-chaos-UPSTREAM-KEY-0123456789"
+URL_PASSWORD = "chaos-URL-PASSWORD-4242"
+URL_SECRET = "chaos-QUERY-SECRET-5353"
 BUDGETS = {"cot": 1200, "sc4": 4000}
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+
+
+@dataclass
+class Case:
+    """One "no silent change" probe: a request and what the proxy must answer.
+
+    ``code``: the 400 error code expected (nothing reaches the upstream); ``None``: a 200 (or,
+    under faults, any clear error) whose answer ``honoured`` checks."""
+
+    name: str
+    model: str
+    body: dict | None = None  # extra fields of a JSON body
+    raw: bytes | None = None  # a body sent as these bytes
+    content: list | None = None  # the user message's content parts
+    code: str | None = None
+
+
+CASES = [
+    Case(
+        "image part, cot",
+        "ponder:cot",
+        content=[{"type": "text", "text": "What?"}, IMAGE],
+        code="unsupported_content",
+    ),
+    Case("audio part, sc4", "ponder:sc4", content=[AUDIO], code="unsupported_content"),
+    Case(
+        "logit_bias, cot",
+        "ponder:cot",
+        body={"logit_bias": {"50256": -100}},
+        code="unsupported_parameter",
+    ),
+    Case(
+        "response_format, sc4",
+        "ponder:sc4",
+        body={"response_format": {"type": "json_object"}},
+        code="unsupported_parameter",
+    ),
+    Case(
+        "duplicate n, pass-through",
+        "m",
+        code="duplicate_key",
+        raw=b'{"model": "m", "n": 1000, "n": 1, "messages": [{"role": "user", "content": "TAG"}]}',
+    ),
+    Case(
+        "duplicate max_tokens, cot",
+        "ponder:cot",
+        code="duplicate_key",
+        raw=b'{"model": "ponder:cot", "max_tokens": 9000, "max_tokens": 9, '
+        b'"messages": [{"role": "user", "content": "TAG"}]}',
+    ),
+    Case("stop, cot", "ponder:cot", body={"stop": ["."]}),
+    Case("stop, sc4", "ponder:sc4", body={"stop": ["."]}),
+    Case("response_format, cot", "ponder:cot", body={"response_format": {"type": "json_object"}}),
+]
 INNER = {"name": "cot", "temperature": 0.7, "max_tokens": 300}
 
 
@@ -60,6 +127,8 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     usage: dict[int, int] = field(default_factory=dict)
     seen_text: list[str] = field(default_factory=list)
+    cases: Counter[str] = field(default_factory=Counter)  # "name: outcome"
+    silent_drops: int = 0
 
 
 def free_port() -> int:
@@ -68,11 +137,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_proxy(root: Path, upstream_url: str, timeout_s: float) -> tuple[subprocess.Popen, str]:
+def start_proxy(
+    root: Path, upstream_url: str, timeout_s: float, trace_dir: Path
+) -> tuple[subprocess.Popen, str, Path]:
+    netloc = upstream_url.removeprefix("http://")
     cfg = {
         "upstream": {
             "kind": "openai",
-            "base_url": upstream_url,
+            "base_url": f"http://chaos:{URL_PASSWORD}@{netloc}?api-key={URL_SECRET}",
             "model": "m",
             "api_key_env": "CHAOS_UPSTREAM_KEY",
             "timeout_s": timeout_s,
@@ -90,6 +162,7 @@ def start_proxy(root: Path, upstream_url: str, timeout_s: float) -> tuple[subpro
         "retry": {"max_attempts": 3, "initial_backoff_s": 0.2, "max_backoff_s": 1.0},
         "limits": {"max_concurrent_runs": 256},
         "shutdown_grace_s": 1,
+        "trace_dir": str(trace_dir),
     }
     path = Path(tempfile.mkdtemp()) / "chaos.json"
     path.write_text(json.dumps(cfg))
@@ -107,7 +180,7 @@ def start_proxy(root: Path, upstream_url: str, timeout_s: float) -> tuple[subpro
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
+                return proc, url, path.with_suffix(".log")
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
@@ -201,6 +274,58 @@ async def drive(url: str, n: int, c: int, timeout: float, t: Tally) -> list[tupl
     return [(i, kind) for i, kind, _ in plan]
 
 
+async def probe(url: str, up: FaultUpstream, t: Tally, repeats: int, timeout: float) -> None:
+    """Each of ``CASES`` ``repeats`` times: tally how the proxy answered and any silent drop."""
+    async with httpx.AsyncClient(base_url=f"{url}/v1", timeout=timeout) as http:
+
+        async def one(case: Case, i: int) -> None:
+            tag = f"[req-case-{CASES.index(case)}-{i}]"
+            if case.raw is not None:
+                r = await http.post(
+                    "/chat/completions",
+                    content=case.raw.replace(b"TAG", tag.encode()),
+                    headers={"content-type": "application/json"},
+                )
+            else:
+                content = [{"type": "text", "text": tag}, *(case.content or [])]
+                body = {
+                    "model": case.model,
+                    "messages": [{"role": "user", "content": content if case.content else tag}],
+                    **(case.body or {}),
+                }
+                r = await http.post("/chat/completions", json=body)
+            t.seen_text.append(r.text + str(dict(r.headers)))
+            reached = [g for g in up.log if g.tag == tag]
+            try:
+                data = r.json()
+            except ValueError:
+                data = {}
+            err = data.get("error") if isinstance(data, dict) else None
+            code = err.get("code") if isinstance(err, dict) else None
+            if case.code is not None:
+                ok = r.status_code == 400 and code == case.code and not reached
+                if r.status_code == 200 or reached:
+                    t.silent_drops += 1
+                t.cases[f"{case.name}: {'as expected' if ok else f'{r.status_code}/{code}'}"] += 1
+                return
+            if r.status_code != 200:
+                clear = isinstance(err, dict) and code and r.status_code != 500
+                t.cases[f"{case.name}: {'clear error' if clear else 'unclear'}"] += 1
+                return
+            text = data["choices"][0]["message"]["content"] or ""
+            stop = (case.body or {}).get("stop")
+            fmt = (case.body or {}).get("response_format")
+            dropped = (stop and any(s in text for s in stop)) or (
+                fmt and not any(g.response_format == fmt for g in reached)
+            )
+            if stop and any(g.stop != tuple(stop) for g in reached):
+                dropped = True
+            t.silent_drops += bool(dropped)
+            t.cases[f"{case.name}: {'silent drop' if dropped else 'honoured'}"] += 1
+
+        await asyncio.gather(*(one(c, i) for c in CASES for i in range(repeats)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=200)
@@ -212,6 +337,7 @@ def main() -> None:
     ap.add_argument("--echo-key", type=float, default=0.0, help="rate of 400s echoing the key")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--words", type=int, nargs=2, default=(20, 400), help="reply length range")
+    ap.add_argument("--case-repeats", type=int, default=3, help="times each of CASES is sent")
     args = ap.parse_args()
     faults = Faults(
         http_500=0.15,
@@ -226,21 +352,33 @@ def main() -> None:
         seed=args.seed,
     )
     t = Tally()
+    trace_dir = Path(tempfile.mkdtemp(prefix="chaos-traces-"))
     with FaultUpstream(faults, tokenize=False) as up:
-        proc, url = start_proxy(Path(args.ponder_root), up.base_url, args.upstream_timeout)
+        proc, url, log_path = start_proxy(
+            Path(args.ponder_root), up.base_url, args.upstream_timeout, trace_dir
+        )
         try:
             t0 = time.perf_counter()
             plan = asyncio.run(drive(url, args.requests, args.concurrent, args.client_timeout, t))
+            asyncio.run(probe(url, up, t, args.case_repeats, args.client_timeout))
             wall = time.perf_counter() - t0
         finally:
             proc.terminate()
             proc.wait(30)
+        internal = up.url.removeprefix("http://")
         over = sum(
             1 for i, kind in plan if kind in BUDGETS and up.generated(f"[req-{i}]") > BUDGETS[kind]
         )
         mismatch = sum(1 for i, u in t.usage.items() if u != up.delivered(f"[req-{i}]"))
     masked = KEY[:4] + "****"
     leaked = sum(1 for s in t.seen_text if KEY in s or masked in s or KEY[-6:] in s)
+    written = [p.read_text(errors="replace") for p in sorted(trace_dir.glob("*.jsonl"))]
+    written.append(log_path.read_text(errors="replace") if log_path.exists() else "")
+    url_leaks = {
+        where: sum(1 for s in texts if URL_PASSWORD in s or URL_SECRET in s or KEY in s)
+        for where, texts in (("responses", t.seen_text), ("traces + log", written))
+    }
+    addressed = sum(1 for s in t.seen_text if internal in s)
     dup = sum(n - 1 for n in t.ids.values() if n > 1)
     lat = sorted(t.latencies)
     p95 = lat[int(0.95 * (len(lat) - 1))] if lat else 0.0
@@ -259,11 +397,16 @@ def main() -> None:
         ("runs over budget (upstream log)", over),
         ("usage != upstream", mismatch),
         ("leaked keys", leaked),
+        ("leaked URL credentials: responses", url_leaks["responses"]),
+        (f"leaked: traces ({len(written) - 1}) + proxy log", url_leaks["traces + log"]),
+        ("internal address in responses", addressed),
+        ("silent drops (cases below)", t.silent_drops),
+        *[(f"  {k}", v) for k, v in sorted(t.cases.items())],
         ("p50 latency s", round(statistics.median(lat), 2) if lat else 0.0),
         ("p95 latency s", round(p95, 2)),
     ]
     for name, value in rows:
-        print(f"| {name:<36} | {value:>8} |")
+        print(f"| {name:<40} | {value:>8} |")
 
 
 if __name__ == "__main__":
