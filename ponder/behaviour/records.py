@@ -107,7 +107,8 @@ DEFAULT_REASONER = ModelInfo(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
 """The embedded default model (``reasoner: default``): the one the shipped artifacts describe.
-``ponder.backends.local.model.DEFAULT_MODEL`` fetches and verifies this same file."""
+``ponder.backends.local.model.DEFAULT_MODEL`` takes its name, file and sha256 from here and
+fetches and verifies that file."""
 
 
 class DatasetInfo(BaseModel):

