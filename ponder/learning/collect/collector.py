@@ -17,13 +17,14 @@ import hashlib
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ponder.behaviour.datasets import Item
 from ponder.behaviour.records import (
+    DEFAULT_REASONER,
     MANIFEST,
     RECORDS,
     DatasetInfo,
@@ -94,7 +95,6 @@ def backend_model_info(
     backend resolves it: the config, else ``$PONDER_MODEL`` / ``$OPENAI_MODEL``) and, in
     ``file``, its base URL without credentials (``public_url``). Others: their ``model`` or kind.
     An unknown model name is a ``ConfigError`` naming ``{where}.model``."""
-    from ponder.backends.local.model import DEFAULT_MODEL
     from ponder.backends.local.registry import RegisteredModel, resolve_model
 
     if model_file:
@@ -107,9 +107,7 @@ def backend_model_info(
                 return ModelInfo(name=found.name, file=found.file, sha256=found.sha256)
             return ModelInfo(name=found.name, file=found.file_name, sha256=found.sha256)
         if backend.model_path is None:
-            return ModelInfo(
-                name=DEFAULT_MODEL.name, file=DEFAULT_MODEL.file_name, sha256=DEFAULT_MODEL.sha256
-            )
+            return DEFAULT_REASONER.model_copy()
         path = Path(backend.model_path).expanduser()
         return ModelInfo(name=path.stem, file=str(path), sha256=backend.sha256 or file_sha256(path))
     if isinstance(backend, OpenAIBackendConfig):
@@ -204,29 +202,23 @@ def _record_of(item: Item, outcome: Outcome, usage: dict[str, Any], wall: float)
     )
 
 
-@dataclass
-class CollectSummary:
-    """What a ``collect`` call did (this call only, plus the collection's total size)."""
+@dataclass(kw_only=True)
+class CollectSummary(DriveStats):
+    """What a ``collect`` call did (this call only, plus the collection's total size): the
+    driver's counts, and the collection directory ``out``."""
 
     out: Path
-    done_before: int
-    collected: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    completion_tokens: int = 0
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    wall_s: float = 0.0
 
     @property
-    def cache_hit_rate(self) -> float:
-        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+    def collected(self) -> int:
+        """Questions written by this call."""
+        return self.written
 
     def line(self) -> str:
-        rate = self.completion_tokens / self.wall_s if self.wall_s else 0.0
         return (
             f"collected {self.collected} question(s) ({self.done_before} before, "
             f"{len(self.failed)} failed) into {self.out}; {self.completion_tokens} generated "
-            f"tokens at {rate:.1f} tok/s; prompt cache hit rate {self.cache_hit_rate:.0%}"
+            f"tokens at {self.tok_s:.1f} tok/s; prompt cache hit rate {self.cache_hit_rate:.0%}"
         )
 
 
@@ -282,16 +274,7 @@ async def collect(
         at_once=questions_at_once,
         bar=Bar("collect", "q", postfix, progress),
     )
-    return CollectSummary(
-        out=out,
-        done_before=stats.done_before,
-        collected=stats.written,
-        failed=stats.failed,
-        completion_tokens=stats.completion_tokens,
-        prompt_tokens=stats.prompt_tokens,
-        cached_prompt_tokens=stats.cached_prompt_tokens,
-        wall_s=stats.wall_s,
-    )
+    return CollectSummary(out=out, **vars(stats))
 
 
 FATAL = (CapabilityMissing, AuthenticationFailed, ConfigError)

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,25 +134,23 @@ def read_rft_rows(path: str | Path) -> list[dict[str, Any]]:
     return read_json_lines(path)
 
 
-@dataclass
-class RFTSummary:
-    """What one ``run_rft`` call did (``summarize_rft`` counts the whole file)."""
+@dataclass(kw_only=True)
+class RFTSummary(DriveStats):
+    """What one ``run_rft`` call did (``summarize_rft`` counts the whole file): the driver's
+    counts, and the targets file ``out``."""
 
     out: Path
-    total: int
-    done_before: int
-    processed: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    completion_tokens: int = 0
-    prompt_tokens: int = 0
-    wall_s: float = 0.0
+
+    @property
+    def processed(self) -> int:
+        """Examples written by this call."""
+        return self.written
 
     def line(self) -> str:
-        rate = self.completion_tokens / self.wall_s if self.wall_s else 0.0
         return (
             f"sampled {self.processed} example(s) ({self.done_before} before, "
             f"{len(self.failed)} failed, {self.total} in the data) into {self.out}; "
-            f"{self.completion_tokens} generated tokens at {rate:.1f} tok/s"
+            f"{self.completion_tokens} generated tokens at {self.tok_s:.1f} tok/s"
         )
 
 
@@ -267,13 +265,4 @@ async def run_rft(
         at_once=examples_at_once,
         bar=Bar("ssa rft", "ex", postfix, progress),
     )
-    return RFTSummary(
-        out=out,
-        total=stats.total,
-        done_before=stats.done_before,
-        processed=stats.written,
-        failed=stats.failed,
-        completion_tokens=stats.completion_tokens,
-        prompt_tokens=stats.prompt_tokens,
-        wall_s=stats.wall_s,
-    )
+    return RFTSummary(out=out, **vars(stats))
