@@ -11,6 +11,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ponder.cli.common import report, settings_from
+
 DEFAULT_OUT = "~/.cache/ponder/behaviour"
 
 
@@ -56,15 +58,7 @@ async def _run(args: argparse.Namespace) -> int:
     items_all = load_items(args.dataset)
     items = select(items_all, args.first)
     cfg = ChainConfig.load(args.config) if args.config else ChainConfig()
-    strategy = BehaviourCollector(
-        k=args.k,
-        max_tokens=args.max_tokens,
-        probe_every=args.probe_every,
-        temperature=args.temperature,
-        seed=args.seed,
-        greedy=args.greedy,
-        self_critique=not args.no_self_critique,
-    )
+    strategy = settings_from(BehaviourCollector, args, self_critique=not args.no_self_critique)
     # the reasoner the chain's backend serves (a named local model, a file, an endpoint)
     model = backend_model_info(cfg.backend, args.model_file)
     manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)
@@ -80,7 +74,4 @@ async def _run(args: argparse.Namespace) -> int:
             questions_at_once=args.questions_at_once,
             progress=not args.quiet,
         )
-    print(summary.line())
-    for qid, why in summary.failed[:5]:
-        print(f"  failed {qid}: {why}")
-    return 1 if summary.failed else 0
+    return report(summary)

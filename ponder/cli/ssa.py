@@ -13,6 +13,7 @@ import argparse
 import asyncio
 from typing import Any
 
+from ponder.cli.common import report, settings_from
 from ponder.cli.ssa_train import register_train_steps
 
 
@@ -121,16 +122,7 @@ async def _rft(args: argparse.Namespace) -> int:
     if args.first is not None:
         examples = examples[: args.first]
     cfg = ChainConfig.load(args.config) if args.config else ChainConfig()
-    settings = RFTSettings(
-        n=args.n,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_tokens=args.max_tokens,
-        seed=args.seed,
-        cap=args.cap,
-        fallback=args.fallback,
-        role=args.role,
-    )
+    settings = settings_from(RFTSettings, args)
     backend_cfg = cfg.roles.get(args.role, cfg.backend)
     where = f"roles.{args.role}" if args.role in cfg.roles else "backend"
     model = backend_model_info(backend_cfg, args.model_file, where=where)
@@ -146,11 +138,7 @@ async def _rft(args: argparse.Namespace) -> int:
             examples_at_once=args.examples_at_once,
             progress=not args.quiet,
         )
-    print(summary.line())
-    print(summary_text(summarize_rft(args.out)))
-    for eid, why in summary.failed[:5]:
-        print(f"  failed {eid}: {why}")
-    return 1 if summary.failed else 0
+    return report(summary, summary_text(summarize_rft(args.out)))
 
 
 def backend_model_info(

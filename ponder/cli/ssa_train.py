@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ponder.cli.common import settings_from
 from ponder.errors import MissingExtraError
 
 TRAIN_MODULES = ("torch", "transformers", "peft")
@@ -150,15 +151,7 @@ def handle_train(args: argparse.Namespace) -> int:
     from ponder.learning.ssa.train import TrainSettings, train_ssa
 
     base, name, out = _base_and_out(args, DEFAULT_NAME)
-    settings = TrainSettings(
-        lr=args.lr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        grad_accum=args.grad_accum,
-        max_length=args.max_length,
-        max_steps=args.max_steps,
-        **_lora_and_run_settings(args),
-    )
+    settings = settings_from(TrainSettings, args, **_lora_and_run_settings(args))
     meta = train_ssa(
         args.data, base, out, settings, name=name, progress=not args.quiet, force=args.force
     )
@@ -175,17 +168,10 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def _lora_and_run_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings of the options ``_add_lora_args`` and ``_add_run_args`` declare."""
+    """The settings of the options ``_add_lora_args`` and ``_add_run_args`` declare that are not
+    the option's value as given (``settings_from`` reads the others by name)."""
     return {
-        "r": args.r,
-        "alpha": args.alpha,
-        "dropout": args.dropout,
         "target_modules": _targets(args.target_modules),
-        "last_layers": args.last_layers,
-        "seed": args.seed,
-        "device": args.device,
-        "threads": args.threads,
-        "dtype": args.dtype,
         "gradient_checkpointing": not args.no_gradient_checkpointing,
     }
 
@@ -217,17 +203,10 @@ def handle_grpo(args: argparse.Namespace) -> int:
     from ponder.learning.ssa.grpo import GRPOSettings, grpo_ssa
 
     base, name, out = _base_and_out(args, GRPO_NAME)
-    settings = GRPOSettings(
-        steps=args.steps,
-        prompts_per_step=args.prompts_per_step,
-        group=args.group,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        max_prompt_length=args.max_prompt_length,
-        beta=args.beta,
+    settings = settings_from(
+        GRPOSettings,
+        args,
         scale_advantages=not args.no_scale_advantages,
-        lr=args.lr,
         **_lora_and_run_settings(args),
     )
     meta = grpo_ssa(
