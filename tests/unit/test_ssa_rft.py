@@ -15,7 +15,7 @@ from ponder.behaviour.records import ModelInfo
 from ponder.cli import main
 from ponder.errors import ConfigError
 from ponder.learning.ssa.data import SSAExample, write_ssa_examples
-from ponder.learning.ssa.rft import RFTSampler, parse_candidates, select_targets
+from ponder.learning.ssa.rft import parse_candidates, select_targets
 from ponder.learning.ssa.rft_run import (
     RFTSettings,
     build_rft_manifest,
@@ -101,7 +101,7 @@ def test_fallback_only_when_no_sample_is_right() -> None:
 
 def test_sampler_sends_the_example_prompt_to_the_aggregator_role() -> None:
     ex = _example("a", ["5", "4"], gold="4")
-    flow = RFTSampler(messages=tuple(ex.messages), n=4, temperature=0.8).flow(Task("q"))
+    flow = RFTSettings(n=4, temperature=0.8).sampler(ex).flow(Task("q"))
     action = next(flow)
     [req] = action.requests
     assert isinstance(req, GenerationRequest)

@@ -22,8 +22,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
-
 from ponder.aggregator.candidates import TRUNCATION_MARK
 from ponder.answers import extract_answer
 from ponder.grading import is_equivalent
@@ -45,18 +43,15 @@ _CANDIDATE = re.compile(
 
 
 class RFTSampler(Strategy):
-    """``n`` aggregator samples of one SSA prompt (``messages`` as the ``ssa`` aggregator sends
-    them); returns an ``Outcome`` whose ``samples`` are the choices (answer extracted), or one
-    with ``error`` set when the call failed after the session's retries."""
+    """``params.n`` aggregator samples of one SSA prompt (``messages`` as the ``ssa`` aggregator
+    sends them, ``params`` as ``RFTSettings.sampler`` sets them); returns an ``Outcome`` whose
+    ``samples`` are the choices (answer extracted), or one with ``error`` set when the call failed
+    after the session's retries."""
 
     name: ClassVar[str] = "ssa_rft_sample"
 
     messages: tuple[dict[str, Any], ...]
-    n: int = Field(4, ge=1, le=64)
-    temperature: float = Field(0.8, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(512, gt=0)
-    seed: int | None = 0
+    params: SamplingParams
     role: str = "aggregator"
 
     def roles(self) -> set[str]:
@@ -64,16 +59,7 @@ class RFTSampler(Strategy):
 
     def flow(self, task: Task) -> Flow:
         req = GenerationRequest(
-            messages=self.messages,
-            params=SamplingParams(
-                n=self.n,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                max_tokens=self.max_tokens,
-                seed=self.seed,
-            ),
-            role=self.role,
-            purpose="aggregate",
+            messages=self.messages, params=self.params, role=self.role, purpose="aggregate"
         )
         [result] = yield Generate.of(req)
         if not isinstance(result, Completion):

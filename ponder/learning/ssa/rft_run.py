@@ -33,6 +33,7 @@ from ponder.learning.ssa.data import SSAExample
 from ponder.learning.ssa.rft import Fallback, RFTSampler, select_targets
 from ponder.orchestrator.engine import Orchestrator
 from ponder.protocol.actions import Task
+from ponder.protocol.requests import SamplingParams
 
 FORMAT = "ponder.ssa-rft/1"
 
@@ -52,15 +53,15 @@ class RFTSettings(BaseModel):
     role: str = "aggregator"
 
     def sampler(self, example: SSAExample) -> RFTSampler:
-        return RFTSampler(
-            messages=tuple(example.messages),
+        """The strategy that samples the aggregator on ``example`` with these settings."""
+        params = SamplingParams(
             n=self.n,
             temperature=self.temperature,
             top_p=self.top_p,
             max_tokens=self.max_tokens,
             seed=self.seed,
-            role=self.role,
         )
+        return RFTSampler(messages=tuple(example.messages), params=params, role=self.role)
 
 
 def manifest_path(out: str | Path) -> Path:
