@@ -38,13 +38,32 @@ from ponder.protocol.tool_calls import (
 from ponder.strategies.registry import register_strategy
 
 PROMPT_VARIABLES = {"question"}
+RESTART_VARIABLES = {"question", "summary"}
+"""What a restart template (a fresh start from a summary of the work so far) may use."""
+
+
+def system_prompt(task: Task, system_template: str) -> str:
+    """The task's own system prompt, else ``system_template`` rendered."""
+    return task.system or load_template(system_template, allowed=()).render()
 
 
 def cot_messages(task: Task, system_template: str, user_template: str) -> tuple[Message, ...]:
-    system = task.system or load_template(system_template, allowed=()).render()
+    system = system_prompt(task, system_template)
     if task.messages is not None:  # an agent's turn: the transcript as the client sent it
         return ({"role": "system", "content": system}, *task.messages)
     user = load_template(user_template, allowed=PROMPT_VARIABLES).render(question=task.question)
+    return ({"role": "system", "content": system}, {"role": "user", "content": user})
+
+
+def restart_messages(
+    task: Task, system_template: str, restart_template: str, summary: str
+) -> tuple[Message, Message]:
+    """A fresh start from ``summary`` (``summarize``, ``tool_loop``): the system prompt, then
+    ``restart_template`` rendered with the question and the summary."""
+    system = system_prompt(task, system_template)
+    user = load_template(restart_template, allowed=RESTART_VARIABLES).render(
+        question=task.question, summary=summary
+    )
     return ({"role": "system", "content": system}, {"role": "user", "content": user})
 
 

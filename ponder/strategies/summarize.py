@@ -48,11 +48,15 @@ from ponder.protocol.requests import (
 )
 from ponder.protocol.strategy import Strategy
 from ponder.protocol.tokens import estimate_chat_tokens
-from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
+from ponder.strategies.cot import (
+    PROMPT_VARIABLES,
+    RESTART_VARIABLES,
+    cot_messages,
+    restart_messages,
+)
 from ponder.strategies.registry import register_strategy
 
 SUMMARY_VARIABLES = {"question", "summary", "reasoning"}
-RESTART_VARIABLES = {"question", "summary"}
 MIN_CONTINUATION_TOKENS = 16
 """A window that stops this close to its checkpoint is summarized rather than continued."""
 SUMMARY_MARGIN_TOKENS = 8
@@ -130,11 +134,7 @@ class SummarizingReasoner(Strategy):
     def _messages(self, task: Task, summary: str | None) -> tuple[Message, ...]:
         if summary is None:
             return cot_messages(task, self.system_template, self.user_template)
-        system = task.system or load_template(self.system_template, allowed=()).render()
-        user = load_template(self.restart_template, allowed=RESTART_VARIABLES).render(
-            question=task.question, summary=summary
-        )
-        return ({"role": "system", "content": system}, {"role": "user", "content": user})
+        return restart_messages(task, self.system_template, self.restart_template, summary)
 
     def _params(self, max_tokens: int, purpose_seed: int) -> SamplingParams:
         seed = None if self.seed is None else self.seed + purpose_seed

@@ -42,11 +42,11 @@ from ponder.protocol.requests import Completion, GenerationRequest, Message, Sam
 from ponder.protocol.strategy import Strategy
 from ponder.protocol.tokens import CHAT_OVERHEAD_PER_MESSAGE, estimate_tokens
 from ponder.protocol.tool_calls import parse_text_tool_calls
+from ponder.strategies.cot import RESTART_VARIABLES, restart_messages, system_prompt
 from ponder.strategies.registry import register_strategy
 from ponder.tools.base import Tool, resolve_tools
 
 SUMMARY_VARIABLES = {"question", "summary", "transcript"}
-RESTART_VARIABLES = {"question", "summary"}
 
 
 def transcript(messages: list[Message]) -> str:
@@ -111,15 +111,14 @@ class ToolLoop(Strategy):
         return self
 
     def _start(self, task: Task, summary: str | None) -> list[Message]:
-        system = task.system or load_template(self.system_template, allowed=()).render()
-        if summary is None:
-            user = load_template(self.user_template, allowed={"question"}).render(
-                question=task.question
+        if summary is not None:
+            return list(
+                restart_messages(task, self.system_template, self.restart_template, summary)
             )
-        else:
-            user = load_template(self.restart_template, allowed=RESTART_VARIABLES).render(
-                question=task.question, summary=summary
-            )
+        system = system_prompt(task, self.system_template)
+        user = load_template(self.user_template, allowed={"question"}).render(
+            question=task.question
+        )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _params(self, max_tokens: int, offset: int) -> SamplingParams:
