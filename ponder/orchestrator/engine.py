@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ponder.backends.base import Backend
 from ponder.errors import ConfigError, InputError, RunTimeout
 from ponder.orchestrator.calls import RunCalls
+from ponder.orchestrator.capabilities import check_capabilities
 from ponder.orchestrator.drive import drive
 from ponder.orchestrator.policy import (
     DEFAULT_MAX_CONCURRENCY,
@@ -107,6 +108,7 @@ class Orchestrator:
         t0 = time.perf_counter()
         timeout_s = limits.timeout_s
         try:
+            await check_capabilities(strategy, self.backends)  # before any call
             coro = drive(state, strategy.flow(task), "")
             try:
                 outcome = await (asyncio.wait_for(coro, timeout_s) if timeout_s else coro)

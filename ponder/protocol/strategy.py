@@ -32,8 +32,9 @@ from ponder.errors import ConfigError
 from ponder.named_registry import format_validation_error
 from ponder.protocol.actions import Flow, Task
 from ponder.protocol.requests import GenerationRequest
+from ponder.protocol.requirements import Requirement
 
-__all__ = ["SingleCall", "Strategy"]
+__all__ = ["Requirement", "SingleCall", "Strategy"]
 
 
 class Strategy(BaseModel, ABC):
@@ -50,6 +51,12 @@ class Strategy(BaseModel, ABC):
     def roles(self) -> set[str]:
         """Backend roles this strategy (and its children) sends requests to."""
         return {"default"}
+
+    def requires(self) -> tuple[Requirement, ...]:
+        """Backend capabilities this strategy itself (not its children: the check walks them)
+        cannot run without, e.g. ``Requirement.of("continuation")``. A chain whose backends lack
+        one is refused before its first call (``ponder serve`` at startup); the default: none."""
+        return ()
 
     def tools_unsupported(self) -> str | None:
         """Why this strategy cannot take an agent's turn (the client's ``tools`` and a

@@ -4,6 +4,7 @@ Use ``create_app(ServeConfig(...))`` and serve it with any ASGI server (``ponder
 uvicorn; ``ponder.serve.ServerThread`` runs it in a thread). Routes: ``POST /v1/chat/completions``,
 ``GET /v1/models``, ``GET /health``. ``backend=`` replaces the configured upstream with a ready
 ``Backend`` for chain runs (tests pass a ``FakeBackend``).
+``GET|HEAD /health`` is liveness, ``GET|HEAD /ready`` readiness (for load balancers).
 
 This file is the factory and the routes only: the shared state is in ``state.py``, the checks
 every request passes in ``guards.py``, reading a chain request in ``chain_request.py``, running it
@@ -30,6 +31,7 @@ from ponder.serve.chain_run import run_chain
 from ponder.serve.config import CHAIN_PREFIX, ServeConfig
 from ponder.serve.guards import check_auth, check_limits, read_body
 from ponder.serve.passthrough import forward_chat
+from ponder.serve.passthrough_run import pass_through
 from ponder.serve.state import ProxyState
 from ponder.serve.wire import ApiError, parse_chat_request
 
@@ -46,13 +48,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
         with redacting_logs(state.secrets):  # HTTP clients log each upstream URL they call
             started = False
             try:
-                await state.upstream.start()
-                await state.start_roles()
-                log.info(
-                    "ponder serve: %d chain(s): %s",
-                    len(config.chains),
-                    ", ".join(config.chain_names()),
-                )
+                state.begin_start()  # backends start and chains are checked; /ready says when
                 started = True
                 yield
             finally:
@@ -75,6 +71,14 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
 
     app.state.drain = drain
 
+    async def backends_started() -> None:
+        """Returns once the backends have started and every chain passed the capability
+        check (``ProxyState.begin_start``); raises what stopped them (``ProxyServer`` stops
+        with it, so a refused chain is one clear error)."""
+        await holder["state"].wait_started()
+
+    app.state.backends_started = backends_started
+
     def st() -> ProxyState:
         return holder["state"]
 
@@ -91,10 +95,26 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
         )
         return JSONResponse(err.body(), status_code=exc.status_code)
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict[str, Any]:
+        """Liveness: 200 while the process serves (see ``/ready`` for readiness)."""
         s = st()
-        return {"status": "ok", "runs_in_flight": s.active_runs, "chains": config.chain_names()}
+        return {
+            "status": "ok",
+            "ready": s.readiness() == "ready",
+            "runs_in_flight": s.active_runs,
+            "chains": config.chain_names(),
+        }
+
+    @app.api_route("/ready", methods=["GET", "HEAD"])
+    async def ready() -> JSONResponse:
+        """Readiness, for load balancers: 200 ``ready`` once the backends have started and
+        every chain passed the capability check; 503 ``starting``, ``draining`` (shutting
+        down) or ``failed``."""
+        state = st().readiness()
+        if state == "ready":
+            return JSONResponse({"status": state})
+        return JSONResponse({"status": state}, status_code=503, headers={"retry-after": "5"})
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -116,13 +136,16 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         s = st()
+        await s.until_started()  # a request that comes while the backends start waits
         check_auth(s.proxy_key, request)
         body = await read_body(request, config.limits.max_body_bytes)
         req = parse_chat_request(body)
         check_limits(config.limits, req)
         chain = resolve_chain(config, req)
         if chain is None:
-            return await forward_chat(s.http, s.upstream, req, body, s.secrets)
+            return await pass_through(
+                s, request, forward_chat(s.http, s.upstream, req, body, s.secrets)
+            )
         name, spec, upstream_model = chain
         return await run_chain(s, request, req, name, spec, upstream_model)
 

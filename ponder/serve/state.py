@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 
 from ponder.backends.base import Backend
+from ponder.errors import ConfigError
+from ponder.orchestrator.capabilities import missing_capabilities
 from ponder.orchestrator.engine import RetryPolicy
 from ponder.orchestrator.session import Session
 from ponder.secrets import url_secrets
@@ -50,6 +52,8 @@ class ProxyState:
         self.active_runs = 0
         self.tasks: set[asyncio.Future[Any]] = set()
         self.shutting_down = False
+        self.starting: asyncio.Future[None] | None = None
+        """The backends' start and the chains' capability check (``begin_start``)."""
         self.role_backends: dict[str, dict[str, Backend]] = {
             name: {role: cfg.build() for role, cfg in spec.roles.items()}
             for name, spec in config.chains.items()
@@ -88,6 +92,69 @@ class ProxyState:
             for backend in roles.values():
                 await backend.aclose()
 
+    def begin_start(self) -> None:
+        """Start the upstream and the role backends and check every chain against them,
+        in the background: the server listens meanwhile (``/health`` 200, ``/ready`` 503
+        ``starting``; chat requests wait for it). ``ProxyServer`` waits for it and stops with
+        its error (a chain its backends cannot run: ``ConfigError``)."""
+        self.starting = asyncio.ensure_future(self._start())
+
+    async def _start(self) -> None:
+        await self.upstream.start()
+        await self.start_roles()
+        await self.check_capabilities()
+        chains = self.config.chain_names()
+        log.info("ponder serve: ready: %d chain(s): %s", len(chains), ", ".join(chains))
+
+    async def wait_started(self) -> None:
+        """Returns once the backends have started and every chain passed the check; raises
+        what stopped them."""
+        if self.starting is not None:
+            await asyncio.shield(self.starting)
+
+    async def until_started(self) -> None:
+        """For a request: wait while the backends start; a failed start is a JSON 503
+        ``not_ready`` (a drain is left to the route: its 503 ``shutting_down``)."""
+        if self.starting is not None and not self.starting.done():
+            await asyncio.wait({self.starting})
+        if self.readiness() == "failed":
+            raise ApiError(
+                503,
+                "this proxy's backends did not start; see its log",
+                type_="server_error",
+                code="not_ready",
+                headers={"retry-after": "5"},
+            )
+
+    def readiness(self) -> str:
+        """``ready``, ``starting`` (backends starting), ``draining`` (shutting down) or
+        ``failed`` (a backend did not start, or a chain was refused)."""
+        if self.shutting_down:
+            return "draining"
+        if self.starting is None or not self.starting.done():
+            return "starting"
+        if self.starting.cancelled() or self.starting.exception() is not None:
+            return "failed"
+        return "ready"
+
+    async def check_capabilities(self) -> None:
+        """The one startup capability check (``ponder.orchestrator.capabilities``) for every
+        chain on the backends that will serve it (its roles, the upstream's default model as
+        ``default``): a chain whose strategies need a capability they lack is refused with a
+        ``ConfigError`` naming the chain, the strategy, the role and the capability."""
+        default = await self.upstream.backend_for(None)
+        refused = []
+        for name, spec in sorted(self.config.chains.items()):
+            backends = {**self.role_backends.get(name, {}), "default": default}
+            missing = await missing_capabilities(spec.strategy, backends)
+            if missing:
+                why = "; ".join(m.message() for m in missing)
+                refused.append((f"chains.{name}", f"chain {name!r} cannot run here: {why}"))
+        if len(refused) == 1:
+            raise ConfigError(*refused[0])
+        if refused:
+            raise ConfigError("chains", " | ".join(f"{f}: {r}" for f, r in refused))
+
     @property
     def secrets(self) -> list[str | None]:
         """Every key this proxy holds, scrubbed from error messages and written traces."""
@@ -122,6 +189,9 @@ class ProxyState:
         """Let in-flight runs finish for ``grace_s`` seconds, then cancel the rest (their clients
         get a 503 ``shutting_down``, or an error event on a stream). Logs one line."""
         self.shutting_down = True
+        if self.starting is not None and not self.starting.done():
+            self.starting.cancel()
+            await asyncio.gather(self.starting, return_exceptions=True)
         pending = set(self.tasks)
         if not pending:
             return

@@ -33,7 +33,7 @@ from ponder.protocol.requests import (
     Message,
     SamplingParams,
 )
-from ponder.protocol.strategy import Strategy
+from ponder.protocol.strategy import Requirement, Strategy
 
 CUE_SEPARATOR = "\n\n"
 """Put between the partial trace and the answer cue of a probe."""
@@ -261,6 +261,11 @@ class ProbedTraceFields(Strategy):
 
     def cue(self) -> str:
         return load_template(self.cue_template, allowed=()).render()
+
+    def requires(self) -> tuple[Requirement, ...]:
+        """Every segment and probe continues the partial assistant message."""
+        why = "its trace is generated in segments, each continuing the partial assistant message"
+        return (Requirement.of("continuation", why=why),)
 
     def probed_trace(
         self,
