@@ -27,6 +27,8 @@ map, ``error_for_status``); nothing above a backend sees an ``openai`` or ``http
     │   ├── ServerStartError        llama-server did not become healthy (carries its log tail)
     │   └── ServerDiedError         llama-server or the vLLM engine died while a run used it
     ├── BudgetExhausted             the run's token budget cannot fit another call
+    │   └── BudgetTooSmall          it cannot fit even one call: raised by the run, saying what
+    │                               one call needs (``budget_tokens``, ``needed_tokens``)
     ├── RunTimeout                  a run passed its ``timeout_s`` (also a ``TimeoutError``)
     ├── ToolTimeout                 a tool call passed the engine's ``tool_timeout_s`` (the
     │                               model reads it as an ``error:`` tool result)
@@ -237,7 +239,28 @@ class ServerDiedError(LocalModelError, BackendError):
 
 
 class BudgetExhausted(PonderError):
-    """The run's token budget has no room for another call."""
+    """The run's token budget has no room for another call (the call is refused; the run returns
+    the best answer so far, marked ``budget_limited``)."""
+
+
+class BudgetTooSmall(BudgetExhausted):
+    """The whole budget cannot fit one call, even with nothing spent: ``needed_tokens`` is the
+    least that call needs (its prompt, as reserved, and ``MIN_COMPLETION_TOKENS`` of completion
+    per choice). A run whose budget refused its first call this way, and so made none, raises it
+    rather than answer empty (the proxy answers it 400 ``budget_too_small``)."""
+
+    def __init__(
+        self, budget_tokens: int, needed_tokens: int, detail: str = "", full_tokens: int = 0
+    ) -> None:
+        self.budget_tokens = budget_tokens
+        self.needed_tokens = needed_tokens
+        self.full_tokens = full_tokens
+        full = f"; {full_tokens} at its full max_tokens" if full_tokens > needed_tokens else ""
+        why = f" ({detail}{full})" if detail else ""
+        super().__init__(
+            f"the token budget of {budget_tokens} cannot fit one call: it needs at least "
+            f"{needed_tokens} tokens{why}; raise the budget or lower max_tokens"
+        )
 
 
 class RunTimeout(PonderError, TimeoutError):

@@ -61,6 +61,15 @@ class Backend(ABC):
         tokenizer endpoint, a server-side chat template) override it."""
         return bound_prompt_tokens(request)
 
+    async def prompt_billed_once(self, request: GenerationRequest) -> bool:
+        """Whether the upstream bills ``request``'s prompt once for all its ``n`` choices (one
+        native-``n`` call) rather than once per choice (``n`` calls).
+
+        The budget reserves the prompt once when true, so it must never be true for a request
+        that may be fanned out: the default is true only for ``n == 1``. Backends that know they
+        send ``n`` natively override it."""
+        return request.params.n == 1
+
     async def reward(self, request: RewardRequest) -> Reward:
         """Score ``request.messages`` with a reward model. Only reward backends implement it."""
         raise CapabilityMissing(

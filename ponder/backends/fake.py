@@ -104,6 +104,9 @@ class FakeBackend(Backend):
         prefix = _words(request.assistant_prefix) if request.assistant_prefix else 0
         return prefix + sum(_words(str(m.get("content") or "")) for m in request.messages or ())
 
+    async def prompt_billed_once(self, request: GenerationRequest) -> bool:
+        return True  # one call per request, its prompt counted once (below)
+
     async def capabilities(self) -> Capabilities:
         return self._caps
 

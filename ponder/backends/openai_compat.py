@@ -111,6 +111,7 @@ class OpenAICompatibleBackend(Backend):
         self.n_mode = n_mode
         self.max_native_n = max_native_n
         self._native_n_ok: bool | None = True if n_mode == "native" else None
+        self._native_n_upto = 0  # the largest n a native call succeeded with (auto)
         self._tokens = UpstreamTokens(
             model=model, tokenize_url=tokenize_url, apply_template_url=apply_template_url
         )
@@ -131,7 +132,9 @@ class OpenAICompatibleBackend(Backend):
         n = request.params.n
         if n > 1 and await self._use_native_n(n):
             try:
-                return await self._call(request)
+                done = await self._call(request)
+                self._native_n_upto = max(self._native_n_upto, n)
+                return done
             except BadRequestError as exc:
                 if self.n_mode == "native" or not refuses_n(exc):
                     raise  # a 400 for another reason (context length, ...) is that request's
@@ -148,6 +151,17 @@ class OpenAICompatibleBackend(Backend):
         """Exact where this upstream can tell (its own usage for this prompt before, or the
         tokenizer endpoint), else the safe bound: never an estimate that can fall short."""
         return await self._tokens.prompt_tokens(request)
+
+    async def prompt_billed_once(self, request: GenerationRequest) -> bool:
+        """True where ``request`` goes out as one native-``n`` call that cannot fall back to a
+        fan-out: ``n_mode="native"``, or ``"auto"`` once a native call of this ``n`` or more
+        succeeded here (before that a refusal would fan it out, billing ``n`` prompts)."""
+        n = request.params.n
+        if n == 1:
+            return True
+        if not await self._use_native_n(n):
+            return False
+        return self.n_mode == "native" or n <= self._native_n_upto
 
     async def capabilities(self) -> Capabilities:
         return Capabilities(

@@ -200,6 +200,9 @@ class VLLMBackend(Backend):
         shared = await self._ready()
         return len(self._prompt_ids(shared, request))
 
+    async def prompt_billed_once(self, request: GenerationRequest) -> bool:
+        return True  # SamplingParams(n=k): one prompt for all k samples
+
     async def capabilities(self) -> Capabilities:
         return Capabilities(
             native_n=True,

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from ponder.errors import BackendError, BudgetExhausted, PonderError, ToolTimeout
-from ponder.orchestrator.budget import TokenBudget
+from ponder.errors import BackendError, BudgetExhausted, BudgetTooSmall, PonderError, ToolTimeout
+from ponder.orchestrator.budget import Grant, TokenBudget
 from ponder.orchestrator.policy import NO_LIMITS, RunLimits, retry_delay
 from ponder.orchestrator.trace import Trace
 from ponder.orchestrator.usage import Usage
@@ -50,6 +50,12 @@ class RunCalls:
     usage: Usage = field(default_factory=Usage)
     budget: TokenBudget | None = None
     budget_hit: bool = False
+    too_small: BudgetTooSmall | None = None
+    """The refusal of a generation call the whole budget could never fit, before any call was
+    granted: ``perform`` raises it (the run fails saying what one call needs, rather than answer
+    empty) and nothing more is granted."""
+    granted: int = 0
+    """Reservations granted so far in this run."""
 
     def __post_init__(self) -> None:
         if self.limits.total_tokens is not None:
@@ -87,25 +93,46 @@ class RunCalls:
             prompt_tokens = await backend.count_prompt_tokens(request)
         p = request.params
 
-        def reserve() -> tuple[GenerationRequest, int] | BudgetExhausted:
+        async def reserve() -> tuple[GenerationRequest, int] | BudgetExhausted:
             if self.budget is None:
                 return request, 0
-            grant = self._reserve(prompt_tokens, p.n, p.max_tokens, request.purpose, span)
+            once = await backend.prompt_billed_once(request)  # asked per attempt: it may change
+            grant = self._reserve(
+                lambda b: b.reserve(
+                    prompt_tokens, p.n, p.max_tokens, prompt_once=once, min_n=request.min_n
+                ),
+                request.purpose,
+                span,
+            )
+            if isinstance(grant, BudgetTooSmall) and not self.granted:
+                self.too_small = self.too_small or grant  # the run's first call cannot fit
             if isinstance(grant, BudgetExhausted):
                 return grant
-            granted, reserved = grant
-            if granted < p.max_tokens:
-                self.budget_hit = True
-                return request.with_params(max_tokens=granted), reserved
-            return request, reserved
+            if (grant.n, grant.max_tokens) == (p.n, p.max_tokens):
+                return request, grant.reserved
+            self.budget_hit = True
+            self.trace.record(
+                "budget_cut",
+                span,
+                purpose=request.purpose,
+                n=grant.n,
+                asked_n=p.n,
+                max_tokens=grant.max_tokens,
+                asked_max_tokens=p.max_tokens,
+            )
+            return request.with_params(n=grant.n, max_tokens=grant.max_tokens), grant.reserved
 
         got = await self._retrying(backend.generate, reserve, request, span, "request")
         if isinstance(got, BaseException):
+            if got is self.too_small:  # the run cannot make its first call: not an empty answer
+                raise got
             return GenerationFailure(request, got)
         completion, sent, reserved = got
         used = completion.prompt_tokens + completion.completion_tokens
         if self.budget is not None:
             self.budget.settle(reserved, used)
+        if sent.params.n < p.n:
+            completion.asked_n = p.n
         per_call_prompt = completion.prompt_tokens // max(completion.calls, 1)
         longest = max((c.completion_tokens for c in completion.choices), default=0)
         self.usage.add(
@@ -115,6 +142,7 @@ class RunCalls:
             completion.calls,
             completion.cached_prompt_tokens,
             context=per_call_prompt + longest,
+            reasoning=completion.reasoning_tokens,
         )
         self.trace.record(
             "completion",
@@ -133,6 +161,8 @@ class RunCalls:
                     "seed": c.seed,
                     **({"tool_calls": c.tool_calls} if c.tool_calls else {}),
                     **({"tool_calls_from_text": True} if c.tool_calls_from_text else {}),
+                    **({"reasoning": c.reasoning} if c.reasoning is not None else {}),
+                    **({"reasoning_tokens": c.reasoning_tokens} if c.reasoning_tokens else {}),
                 }
                 for c in completion.choices
             ],
@@ -145,11 +175,11 @@ class RunCalls:
         # a reward call costs its prompt only, with no completion; reserve a safe upper bound
         bound = bound_chat_tokens(request.messages)
 
-        def reserve() -> tuple[RewardRequest, int] | BudgetExhausted:
+        async def reserve() -> tuple[RewardRequest, int] | BudgetExhausted:
             if self.budget is None:
                 return request, 0
-            grant = self._reserve(bound, 1, 0, request.purpose, span)
-            return grant if isinstance(grant, BudgetExhausted) else (request, grant[1])
+            grant = self._reserve(lambda b: b.reserve(bound, 1, 0), request.purpose, span)
+            return grant if isinstance(grant, BudgetExhausted) else (request, grant.reserved)
 
         got = await self._retrying(backend.reward, reserve, request, span, "reward_request")
         if isinstance(got, BaseException):
@@ -171,21 +201,26 @@ class RunCalls:
         return reward
 
     def _reserve(
-        self, prompt_tokens: int, n: int, max_tokens: int, purpose: str, span: str
-    ) -> tuple[int, int] | BudgetExhausted:
-        """Reserve budget for a call: ``(granted max_tokens, reserved)``, or the refusal."""
+        self, take: Callable[[TokenBudget], Grant], purpose: str, span: str
+    ) -> Grant | BudgetExhausted:
+        """Reserve budget for a call (``take`` asks the run's budget): the grant, or the refusal.
+        Once the run's first generation call was refused as ``too_small``, so is every call."""
         assert self.budget is not None
         try:
-            return self.budget.reserve(prompt_tokens, n, max_tokens)
+            if self.too_small is not None:  # the run is failing: no call after it
+                raise self.too_small
+            grant = take(self.budget)
         except BudgetExhausted as exc:
             self.budget_hit = True
             self.trace.record("budget_exhausted", span, purpose=purpose, reason=str(exc))
             return exc
+        self.granted += 1
+        return grant
 
     async def _retrying(
         self,
         call: Callable[[R], Awaitable[T]],
-        reserve: Callable[[], tuple[R, int] | BudgetExhausted],
+        reserve: Callable[[], Awaitable[tuple[R, int] | BudgetExhausted]],
         request: GenerationRequest | RewardRequest,
         span: str,
         event: str,
@@ -203,7 +238,7 @@ class RunCalls:
         last: BackendError | None = None
         while True:
             attempt += 1
-            grant = reserve()
+            grant = await reserve()
             if isinstance(grant, BudgetExhausted):  # no room for this (or another) attempt
                 return self._failed(last or grant, request, span)
             sent, reserved = grant

@@ -23,6 +23,7 @@ from ponder.errors import (
     BackendError,
     BadRequestError,
     BudgetExhausted,
+    BudgetTooSmall,
     CapabilityMissing,
     ConfigError,
     EndpointUnreachable,
@@ -164,6 +165,8 @@ def _mapped(exc: BaseException, secrets: list[str | None]) -> ApiError:
         return ApiError(400, msg, code="capability_missing")
     if isinstance(exc, (InputError, ConfigError)):
         return ApiError(400, msg)
+    if isinstance(exc, BudgetTooSmall):  # says the budget and what one call needs
+        return ApiError(400, msg, code="budget_too_small")
     if isinstance(exc, BudgetExhausted):
         return ApiError(
             400, f"the chain's token budget cannot fit one call: {msg}", code="budget_too_small"

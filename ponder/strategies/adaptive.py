@@ -23,7 +23,12 @@ from ponder.protocol.actions import Flow, Note, Outcome, Task
 from ponder.protocol.strategy import Strategy
 from ponder.strategies.parallel import _default_inner, resolve_seed
 from ponder.strategies.registry import StrategyField, register_strategy
-from ponder.strategies.sampling import draw, ensure_some_answer, sampling_tools_unsupported
+from ponder.strategies.sampling import (
+    budget_data,
+    draw,
+    ensure_some_answer,
+    sampling_tools_unsupported,
+)
 
 
 def doubling(k: int, first: int = 2) -> list[int]:
@@ -101,5 +106,6 @@ class AdaptiveSample(Strategy):
         out = yield from self.aggregator.flow(task, samples)
         out.samples = samples
         out.data.update({"base_seed": base, "drawn": len(samples), "agreement": share})
+        out.data.update(budget_data(samples, len(samples)))
         out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
         return out

@@ -10,7 +10,9 @@ Use it for self-consistency (``aggregator: majority``), weighted voting, best-of
       aggregator: {name: majority}
 
 Failed samples are recorded in the trace and the rest are aggregated; only when every sample
-failed is the run an error (``AllSamplesFailed`` with all causes).
+failed is the run an error (``AllSamplesFailed`` with all causes). Under a token budget that
+cannot fit ``k`` samples, the most that fit are drawn and aggregated, and the outcome says so
+(``data["samples_asked"]``, ``data["samples_drawn"]``, ``budget_limited``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from ponder.aggregator.registry import AggregatorField, build_aggregator
 from ponder.protocol.actions import Flow, Note, Task
 from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import StrategyField, build_strategy, register_strategy
-from ponder.strategies.sampling import draw, ensure_some_answer, sampling_tools_unsupported
+from ponder.strategies.sampling import (
+    budget_data,
+    draw,
+    ensure_some_answer,
+    sampling_tools_unsupported,
+)
 
 SEED_RANGE = 2**31 - 1024
 
@@ -65,5 +72,6 @@ class ParallelSample(Strategy):
         out = yield from self.aggregator.flow(task, samples)
         out.samples = samples
         out.data.setdefault("base_seed", base)
+        out.data.update(budget_data(samples, self.k))
         out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
         return out

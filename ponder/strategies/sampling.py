@@ -9,14 +9,20 @@ and forks; a native-``n`` call carries only the base seed), recorded on each out
 Failed samples (errors, timeouts, no extractable answer) come back as outcomes with
 ``answer=None``, the typed exception in ``error`` (``NoAnswer`` when the sample finished without
 an answer) and its text in ``data["error"]``, and are noted in the trace; the caller decides.
+
+Under a token budget the one ``n=count`` request takes fewer samples (``min_n=1``): when ``count``
+do not fit, the engine draws the most that do, and the samples it could not draw come back as
+budget-limited failures (``BudgetExhausted``), noted as ``budget_fewer_samples``; ``budget_data``
+is what the caller adds to its outcome.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
-from ponder.errors import AllSamplesFailed, BackendError, BudgetExhausted, NoAnswer
+from ponder.errors import AllSamplesFailed, BackendError, BudgetExhausted, BudgetTooSmall, NoAnswer
 from ponder.protocol.actions import Fork, Generate, Note, Outcome, Task, failure_of
 from ponder.protocol.requests import Completion, GenerationFailure, GenerationRequest
 from ponder.protocol.strategy import SingleCall, Strategy
@@ -51,8 +57,11 @@ def draw(
     first = seeded(inner, seeds[0])
     if mode in ("auto", "n") and isinstance(first, SingleCall):
         req: GenerationRequest = first.request(task)
-        [result] = yield Generate.of(req.with_params(n=count, seed=seeds[0]))
+        many = replace(req, min_n=1) if count > 1 else req  # under a budget: the most that fit
+        [result] = yield Generate.of(many.with_params(n=count, seed=seeds[0]))
         outcomes = _from_completion(result, seeds, req)
+        if isinstance(result, Completion) and result.asked_n is not None:
+            yield Note("budget_fewer_samples", {"asked": count, "drawn": len(result.choices)})
         confs = [
             (i, o.data["trace_confidence"])
             for i, o in enumerate(outcomes)
@@ -95,18 +104,36 @@ def _from_completion(
     for i, ch in enumerate(result.choices):
         seed = ch.seed if ch.seed is not None else seeds[i]
         outcomes.append(choice_outcome(ch, req.params, seed, result.model, tools=req.tools))
-    for s in seeds[len(outcomes) :]:
-        outcomes.append(_failed(BackendError("the backend returned fewer choices than asked"), s))
+    drawn = len(outcomes)
+    for s in seeds[drawn:]:
+        if result.asked_n is not None:
+            error: Exception = BudgetExhausted(
+                f"the token budget fit {drawn} of {result.asked_n} samples"
+            )
+        else:
+            error = BackendError("the backend returned fewer choices than asked")
+        outcomes.append(_failed(error, s))
     return outcomes
 
 
+def budget_data(samples: list[Outcome], asked: int) -> dict[str, int]:
+    """``{"samples_asked", "samples_drawn"}`` when the budget left samples undrawn (none drawn
+    or cut before an answer), else ``{}`` (an outcome's data says so only when it happened)."""
+    cut = sum(1 for s in samples if s.budget_limited and s.answer is None)
+    return {"samples_asked": asked, "samples_drawn": len(samples) - cut} if cut else {}
+
+
 def ensure_some_answer(samples: list[Outcome]) -> Outcome | None:
-    """``None`` if a sample has an answer. Otherwise: a budget-limited empty outcome if the
-    budget stopped every sample; an answerless outcome, as ``cot`` gives, if every sample finished
+    """``None`` if a sample has an answer. Otherwise: ``BudgetTooSmall`` raised if the whole
+    budget could fit none of them; a budget-limited empty outcome if the budget stopped every
+    sample; an answerless outcome, as ``cot`` gives, if every sample finished
     but none had an extractable answer (``finish_reason`` "length" when all were cut off at
     max_tokens); else raises ``AllSamplesFailed`` with every cause as its typed exception."""
     if any(s.answer is not None for s in samples):
         return None
+    too_small = [s.error for s in samples if isinstance(s.error, BudgetTooSmall)]
+    if samples and len(too_small) == len(samples):
+        raise too_small[0]  # the budget cannot fit one sample: say so, not an empty answer
     if samples and all(s.budget_limited for s in samples):
         return Outcome(answer=None, text="", budget_limited=True, samples=samples)
     causes = [failure_of(s) for s in samples]

@@ -18,6 +18,7 @@ from ponder.errors import (
     AllSamplesFailed,
     AuthenticationFailed,
     BadRequestError,
+    BudgetTooSmall,
     MalformedResponse,
     PonderError,
     RateLimited,
@@ -62,7 +63,11 @@ async def test_dense_prompts_never_overrun_the_budget(question):
         for budget in (500, 1400, 3000):
             async with backend(up) as b:
                 orch = Orchestrator(b, budget_tokens=budget, retry=FAST)
-                result = await orch.run(ChainOfThought(max_tokens=512), question)
+                try:
+                    result = await orch.run(ChainOfThought(max_tokens=512), question)
+                except BudgetTooSmall as exc:  # the prompt's safe bound is over the budget
+                    assert up.generated() == 0 and exc.needed_tokens > budget
+                    continue
             spent = up.generated()
             assert spent <= budget, (budget, spent)
             assert result.usage.total_tokens == up.delivered()
@@ -80,8 +85,9 @@ async def test_budget_crossed_by_one_token_is_refused_and_at_the_limit_allowed()
             assert sent["params"]["max_tokens"] == 16 and ok.budget_limited
             assert prompt < up.generated() <= prompt + 16
             up.log.clear()
-            refused = await Orchestrator(b, budget_tokens=prompt + 15).run(ChainOfThought(), "2+2?")
-            assert up.generated() == 0 and refused.budget_limited
+            with pytest.raises(BudgetTooSmall) as refused:
+                await Orchestrator(b, budget_tokens=prompt + 15).run(ChainOfThought(), "2+2?")
+            assert up.generated() == 0 and refused.value.needed_tokens == prompt + 16
 
 
 async def test_n_gt_1_usage_is_what_the_upstream_counted():
@@ -278,6 +284,10 @@ async def test_adaptive_on_digit_dense_text_stays_within_budget():
         async with backend(up) as b:
             for budget in (800, 2000, 5000):
                 strat = AdaptiveSample(k=8, seed=0, inner=ChainOfThought(temperature=0.7))
-                await Orchestrator(b, budget_tokens=budget, retry=FAST).run(strat, DIGITS)
+                orch = Orchestrator(b, budget_tokens=budget, retry=FAST)
+                try:
+                    await orch.run(strat, DIGITS)
+                except BudgetTooSmall as exc:  # the prompt's safe bound is over the budget
+                    assert up.generated() == 0 and exc.needed_tokens > budget
                 assert up.generated() <= budget, budget
                 up.log.clear()

