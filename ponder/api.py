@@ -10,6 +10,7 @@ Use these when you want an answer from a chain without managing backends yoursel
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from ponder.backends.base import Backend
 from ponder.config import ChainConfig
 from ponder.orchestrator.result import RunResult
-from ponder.orchestrator.trace import Trace
+from ponder.orchestrator.trace import Trace, TraceNotWritten
 from ponder.protocol.strategy import Strategy
 
 ConfigLike = ChainConfig | Mapping[str, Any] | str | Path | None
@@ -43,7 +44,8 @@ async def arun(
 ) -> RunResult:
     """Answer ``question`` with a chain. ``strategy``/``backends`` override the config's.
 
-    With ``trace``, the run's trace is written there also when the run fails (then re-raised)."""
+    With ``trace``, the run's trace is written there also when the run fails (then re-raised);
+    a trace that cannot be written is a ``TraceNotWritten`` warning, never a lost answer."""
     cfg = load_config(config)
     if strategy is not None:
         cfg = cfg.model_copy(update={"strategy": strategy})
@@ -58,11 +60,24 @@ async def arun(
             result = await session.run(cfg.strategy, question, trace=run_trace)
     except BaseException:
         if trace is not None and run_trace.events:
-            run_trace.write_jsonl(trace)
+            _write_trace(run_trace, trace)
         raise
     if trace is not None:
-        result.trace.write_jsonl(trace)
+        _write_trace(result.trace, trace)
     return result
+
+
+def _write_trace(run_trace: Trace, path: str | Path) -> None:
+    """Write ``run_trace`` to ``path``; a failure is a ``TraceNotWritten`` warning, never the
+    loss of the run's answer (or of its error)."""
+    try:
+        run_trace.write_jsonl(path)
+    except OSError as exc:
+        warnings.warn(
+            f"the trace could not be written to {path}: {exc.strerror or exc}",
+            TraceNotWritten,
+            stacklevel=3,
+        )
 
 
 def run(question: str, **kwargs: Any) -> RunResult:

@@ -4,7 +4,8 @@ The API key for ``--base-url`` comes from ``$OPENAI_API_KEY``, the variable ``--
 names, or the file ``--api-key-file`` (``--api-key`` also works but is visible to every user in
 ``ps``). Exit status: 0 answered, 1 the run failed (one line on stderr; also when the budget
 stopped the run before any call), 2 bad input or config (a malformed ``--base-url``, an
-unwritable ``--trace``).
+unwritable ``--trace``, refused before the call). A trace that still cannot be written after the
+run (a full disk) loses nothing: the answer is printed and a warning says so (exit 0).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import asyncio
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ponder.api import arun, load_config
 from ponder.config import LocalBackendConfig, OpenAIBackendConfig, VLLMBackendConfig
 from ponder.errors import BudgetExhausted, ConfigError, InputError
+from ponder.orchestrator.trace import TraceNotWritten
 from ponder.strategies.registry import build_strategy
 
 SHORT_REASONING_CHARS = 1500
@@ -158,19 +161,42 @@ def _api_key_env(args: argparse.Namespace) -> str:
 
 
 def _check_trace_path(path: str) -> None:
-    """Refuse (before the run, so no answer is lost) a --trace path that cannot be written."""
+    """Refuse (before the run, so no answer is lost) a --trace path that cannot be written: try
+    what the writer will do (open an existing file or device for appending; create the file's
+    temporary sibling in its directory), as ``os.access`` says yes to root where writes fail."""
     p = Path(path)
     if p.is_dir():
         raise InputError(f"--trace: {path} is a directory")
-    if p.exists():
-        if not os.access(p, os.W_OK):
+    if p.exists() and not p.is_file():  # a device or a pipe: written in place
+        if not p.is_fifo():  # opening a pipe would wait for its reader
+            _try_writing(path, lambda: p.open("a").close())
+        elif not os.access(p, os.W_OK):
             raise InputError(f"--trace: {path} is not writable")
         return
+    if p.exists():
+        _try_writing(path, lambda: p.open("a").close())
     parent = p.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"--trace: cannot create {path} ({parent} is not a writable directory)")
+    if parent == p.parent:  # the writer replaces the file with a temporary sibling
+        tmp = p.with_name(p.name + ".tmp")
+
+        def probe() -> None:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            tmp.unlink()
+
+        if not tmp.exists():
+            _try_writing(path, probe)
+
+
+def _try_writing(path: str, attempt: Any) -> None:
+    try:
+        attempt()
+    except OSError as exc:
+        raise InputError(f"--trace: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _short(text: str, full: bool) -> str:
@@ -186,7 +212,16 @@ def handle(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.trace:
         _check_trace_path(args.trace)
-    result = asyncio.run(arun(question, config=cfg, trace=args.trace))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TraceNotWritten)
+        result = asyncio.run(arun(question, config=cfg, trace=args.trace))
+    trace_lost = False
+    for w in caught:  # the answer is printed all the same
+        if issubclass(w.category, TraceNotWritten):
+            trace_lost = True
+            print(f"ponder: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if result.budget_limited and result.usage.calls == 0:
         raise BudgetExhausted(
             f"the token budget of {cfg.budget.total_tokens} cannot fit a single call of this "
@@ -212,6 +247,6 @@ def handle(args: argparse.Namespace) -> int:
     served = result.backends.get("default", {})
     if served.get("runtime"):
         print(f"Runtime: {served['runtime']} llama.cpp ({served.get('runtime_version', '?')})")
-    if args.trace:
+    if args.trace and not trace_lost:
         print(f"Trace: {args.trace} (run {result.run_id})")
     return 0

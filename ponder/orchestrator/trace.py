@@ -47,8 +47,13 @@ class Trace:
         return "".join(json.dumps(e, default=str) + "\n" for e in self.events)
 
     def write_jsonl(self, path: str | Path, *, append: bool = False) -> Path:
-        """Write the trace; the file is replaced atomically unless ``append``."""
+        """Write the trace; the file is replaced atomically unless ``append``. A path that is a
+        pipe or a device (``/dev/stdout``, a named pipe) is written in place, never replaced."""
         path = Path(path)
+        if path.exists() and not path.is_file():
+            with path.open("a" if append else "w", encoding="utf-8") as f:
+                f.write(self.to_jsonl())
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         if append:
             with path.open("a", encoding="utf-8") as f:
@@ -58,6 +63,10 @@ class Trace:
         tmp.write_text(self.to_jsonl(), encoding="utf-8")
         tmp.replace(path)
         return path
+
+
+class TraceNotWritten(UserWarning):
+    """A run's trace could not be written (the run's answer is kept: see ``ponder.arun``)."""
 
 
 def read_trace(path: str | Path) -> list[dict[str, Any]]:
