@@ -20,15 +20,9 @@ from pydantic import Field, model_validator
 from ponder.aggregator.registry import AggregatorField, build_aggregator
 from ponder.aggregator.voting import group_answers
 from ponder.protocol.actions import Flow, Note, Outcome, Task
-from ponder.protocol.strategy import Strategy
-from ponder.strategies.parallel import _default_inner, resolve_seed
+from ponder.strategies.parallel import SampleAndAggregate, _default_inner, resolve_seed
 from ponder.strategies.registry import StrategyField, register_strategy
-from ponder.strategies.sampling import (
-    budget_data,
-    draw,
-    ensure_some_answer,
-    sampling_tools_unsupported,
-)
+from ponder.strategies.sampling import budget_data, draw, ensure_some_answer
 
 
 def doubling(k: int, first: int = 2) -> list[int]:
@@ -49,7 +43,7 @@ def should_stop(samples: list[Outcome], threshold: float, min_agree: int) -> tup
 
 
 @register_strategy
-class AdaptiveSample(Strategy):
+class AdaptiveSample(SampleAndAggregate):
     """Sample in rounds until agreement reaches ``threshold`` or ``k`` samples are drawn."""
 
     name: ClassVar[str] = "adaptive"
@@ -76,12 +70,6 @@ class AdaptiveSample(Strategy):
                 raise ValueError(f"must be increasing counts between 1 and k={self.k}, got {s}")
         return self
 
-    def roles(self) -> set[str]:
-        return self.inner.roles() | self.aggregator.roles()
-
-    def tools_unsupported(self) -> str | None:
-        return sampling_tools_unsupported(self, self.inner, self.aggregator)
-
     def flow(self, task: Task) -> Flow:
         base = resolve_seed(self.seed)
         schedule = self.schedule or doubling(self.k)
@@ -103,9 +91,7 @@ class AdaptiveSample(Strategy):
         empty = ensure_some_answer(samples)
         if empty is not None:
             return empty
-        out = yield from self.aggregator.flow(task, samples)
-        out.samples = samples
+        out = yield from self.aggregated(task, samples)
         out.data.update({"base_seed": base, "drawn": len(samples), "agreement": share})
         out.data.update(budget_data(samples, len(samples)))
-        out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
         return out

@@ -18,12 +18,13 @@ cannot fit ``k`` samples, the most that fit are drawn and aggregated, and the ou
 from __future__ import annotations
 
 import random
-from typing import ClassVar, Literal
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ponder.aggregator.registry import AggregatorField, build_aggregator
-from ponder.protocol.actions import Flow, Note, Task
+from ponder.protocol.actions import Flow, Note, Outcome, Task
 from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import StrategyField, build_strategy, register_strategy
 from ponder.strategies.sampling import (
@@ -32,6 +33,9 @@ from ponder.strategies.sampling import (
     ensure_some_answer,
     sampling_tools_unsupported,
 )
+
+if TYPE_CHECKING:
+    from ponder.aggregator.base import Aggregator
 
 SEED_RANGE = 2**31 - 1024
 
@@ -44,8 +48,32 @@ def resolve_seed(seed: int | None) -> int:
     return seed if seed is not None else random.randrange(SEED_RANGE)
 
 
+class SampleAndAggregate(Strategy):
+    """What ``sample`` and ``adaptive`` share: they draw samples of ``inner`` and aggregate them
+    with ``aggregator`` (fields each declares), so they send requests to the roles of both and
+    take an agent's turn when both can."""
+
+    if TYPE_CHECKING:  # declared by each subclass, with its default
+        inner: Strategy
+        aggregator: Aggregator
+
+    def roles(self) -> set[str]:
+        return self.inner.roles() | self.aggregator.roles()
+
+    def tools_unsupported(self) -> str | None:
+        return sampling_tools_unsupported(self, self.inner, self.aggregator)
+
+    def aggregated(self, task: Task, samples: list[Outcome]) -> Generator[Any, Any, Outcome]:
+        """The aggregator's outcome over ``samples`` (a sub-flow): it carries them, and is
+        budget-limited if one of them was."""
+        out = yield from self.aggregator.flow(task, samples)
+        out.samples = samples
+        out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
+        return out
+
+
 @register_strategy
-class ParallelSample(Strategy):
+class ParallelSample(SampleAndAggregate):
     """Draw ``k`` samples of ``inner`` and aggregate them."""
 
     name: ClassVar[str] = "sample"
@@ -56,12 +84,6 @@ class ParallelSample(Strategy):
     seed: int | None = None
     mode: Literal["auto", "n", "fork"] = "auto"
 
-    def roles(self) -> set[str]:
-        return self.inner.roles() | self.aggregator.roles()
-
-    def tools_unsupported(self) -> str | None:
-        return sampling_tools_unsupported(self, self.inner, self.aggregator)
-
     def flow(self, task: Task) -> Flow:
         base = resolve_seed(self.seed)
         yield Note("sampling", {"k": self.k, "base_seed": base, "mode": self.mode})
@@ -69,9 +91,7 @@ class ParallelSample(Strategy):
         empty = ensure_some_answer(samples)
         if empty is not None:
             return empty
-        out = yield from self.aggregator.flow(task, samples)
-        out.samples = samples
+        out = yield from self.aggregated(task, samples)
         out.data.setdefault("base_seed", base)
         out.data.update(budget_data(samples, self.k))
-        out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
         return out
