@@ -143,6 +143,10 @@ class OpenAIBackendConfig(BackendConfig):
     """llama.cpp's ``/apply-template``: lets strategies continue a partial answer (probes,
     segments, summaries) with raw completions in the model's own chat template."""
     continuation: Literal["auto", "none", "prefill", "template"] = "auto"
+    thinking_markers: tuple[str, str] | None = ("<think>", "</think>")
+    """The markers around a reasoning model's thinking when it comes inline in the content (no
+    ``reasoning_content``/``reasoning`` field): split off as the completion's thinking;
+    ``null`` reads the content as all answer. See docs/reasoning.md."""
 
     def build(self) -> Backend:
         from ponder.backends.openai_compat import OpenAICompatibleBackend
@@ -157,6 +161,7 @@ class OpenAIBackendConfig(BackendConfig):
             tokenize_url=self.tokenize_url,
             apply_template_url=self.apply_template_url,
             continuation=self.continuation,
+            thinking_markers=self.thinking_markers,
         )
 
 
@@ -173,6 +178,8 @@ class VLLMBackendConfig(BackendConfig):
     enable_prefix_caching: bool = True
     seed: int = 0
     engine_args: dict[str, Any] = Field(default_factory=dict)
+    thinking_markers: tuple[str, str] | None = ("<think>", "</think>")
+    """As ``OpenAIBackendConfig.thinking_markers`` (the engine returns the raw text)."""
 
     def build(self) -> Backend:
         from ponder.backends.vllm_engine import VLLMBackend
@@ -185,6 +192,7 @@ class VLLMBackendConfig(BackendConfig):
             enable_prefix_caching=self.enable_prefix_caching,
             seed=self.seed,
             engine_args=self.engine_args,
+            thinking_markers=self.thinking_markers,
         )
 
 

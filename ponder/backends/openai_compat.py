@@ -35,9 +35,11 @@ from ponder.backends.openai_wire import (
     convert_text_tool_calls,
     looks_like_completion,
     read_choices,
+    reported_reasoning_tokens,
 )
 from ponder.errors import BadRequestError, CapabilityMissing, ConfigError
 from ponder.protocol.requests import Completion, GenerationRequest
+from ponder.protocol.thinking import DEFAULT_MARKERS, check_markers, split_inline
 from ponder.protocol.tool_calls import offered_names
 from ponder.secrets import redact, url_secrets, without_userinfo
 
@@ -62,6 +64,11 @@ class OpenAICompatibleBackend(Backend):
     final assistant message for servers that continue it (llama.cpp, vLLM with
     ``continue_final_message``); ``"none"`` refuses with ``CapabilityMissing``. ``"auto"`` picks
     ``"template"`` when ``apply_template_url`` is known, else ``"none"``.
+
+    A reasoning model's thinking comes back apart from its answer (``Choice.reasoning``): from
+    the message's ``reasoning_content`` or ``reasoning``, else split off the inline
+    ``thinking_markers`` (``<think>``/``</think>`` by default; ``None`` turns that off);
+    ``Choice.reasoning_tokens`` from the upstream's ``completion_tokens_details`` where given.
     """
 
     name = "openai"
@@ -79,6 +86,7 @@ class OpenAICompatibleBackend(Backend):
         tokenize_url: str | None = None,
         apply_template_url: str | None = None,
         continuation: str = "auto",
+        thinking_markers: tuple[str, ...] | list[str] | None = DEFAULT_MARKERS,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         check_base_url(base_url)
@@ -103,6 +111,10 @@ class OpenAICompatibleBackend(Backend):
                 "backend.continuation", "'template' needs apply_template_url (llama.cpp)"
             )
         self.continuation = continuation
+        try:
+            self.thinking_markers = check_markers(thinking_markers) if thinking_markers else None
+        except ValueError as exc:
+            raise ConfigError("backend.thinking_markers", str(exc)) from None
         self.base_url, query = split_base_url(base_url)
         self.url_secrets = [
             s for u in (base_url, tokenize_url, apply_template_url) for s in url_secrets(u)
@@ -250,6 +262,8 @@ class OpenAICompatibleBackend(Backend):
         await self._tokens.count_choices(
             request, choices, None if reported is None else int(reported)
         )
+        split_inline(request, choices, self.thinking_markers)  # counted as generated, then split
+        await self._tokens.count_reasoning(choices, reported_reasoning_tokens(usage))
         if request.tools and request.tool_choice != "none":
             convert_text_tool_calls(choices, offered_names(request.tools))
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0

@@ -3,8 +3,9 @@
 Use it for every token count ``OpenAICompatibleBackend`` gives or charges: ``UpstreamTokens``
 asks the upstream's ``/tokenize`` (llama.cpp's or vLLM's, one body for both) and renders chats with
 llama.cpp's ``/apply-template``, remembers each prompt's exact count from the upstream's own usage,
-and counts completion tokens per choice, falling back to bounds that never fall short. Without a
-tokenizer endpoint, counts are the safe bounds of ``ponder.backends.base``.
+and counts completion tokens per choice, falling back to bounds that never fall short, and the
+thinking tokens among them (``count_reasoning``). Without a tokenizer endpoint, counts are the
+safe bounds of ``ponder.backends.base`` (thinking: an estimate).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 import httpx
 
-from ponder.backends.base import bound_prompt_tokens, bound_tokens
+from ponder.backends.base import bound_prompt_tokens, bound_tokens, estimate_tokens
 from ponder.errors import BadRequestError, EndpointUnreachable
 from ponder.protocol.requests import Choice, GenerationRequest
+from ponder.protocol.thinking import joined
 
 PROMPT_COUNT_CACHE = 4096
 """Exact prompt counts remembered from this upstream's own usage (by prompt hash)."""
@@ -162,7 +164,8 @@ class UpstreamTokens:
         short of the least the choices can cost (``least_tokens``: llama.cpp reports one
         choice), a safe bound per choice:
         ``max_tokens`` for a choice cut at ``length``, else its UTF-8 bytes + 1, capped at
-        ``max_tokens``."""
+        ``max_tokens``. A choice's thinking that came apart (``reasoning``) is counted with its
+        text: the model generated both."""
         if len(choices) == 1 and reported is not None:
             choices[0].completion_tokens = int(reported)
             return
@@ -172,17 +175,17 @@ class UpstreamTokens:
             if ch.token_logprobs is not None:
                 exact.append(len(ch.token_logprobs))
             else:
-                exact.append(await self.exact(ch.text))
+                exact.append(await self._exact_generated(ch))
         if all(e is not None for e in exact):
             for ch, e in zip(choices, exact, strict=True):
                 ch.completion_tokens = int(e or 0)
             return
         bounds = [
-            cap if ch.finish_reason == "length" else min(cap, bound_tokens(ch.text) + 1)
+            cap if ch.finish_reason == "length" else min(cap, bound_tokens(generated(ch)) + 1)
             for ch in choices
         ]
         least = sum(
-            cap if ch.finish_reason == "length" else min(cap, least_tokens(ch.text))
+            cap if ch.finish_reason == "length" else min(cap, least_tokens(generated(ch)))
             for ch in choices
         )
         if reported is not None and reported >= least:
@@ -190,6 +193,46 @@ class UpstreamTokens:
             return
         for ch, e, b in zip(choices, exact, bounds, strict=True):
             ch.completion_tokens = e if e is not None else b
+
+    async def _exact_generated(self, ch: Choice) -> int | None:
+        text = await self.exact(ch.text)
+        if text is None or not ch.reasoning:
+            return text
+        thinking = await self.exact(ch.reasoning)
+        return None if thinking is None else text + thinking
+
+    async def count_reasoning(self, choices: list[Choice], reported: int | None) -> None:
+        """Thinking tokens per choice (``Choice.reasoning_tokens``, at most its
+        ``completion_tokens``), once those are counted.
+
+        The upstream's ``completion_tokens_details.reasoning_tokens`` where it gives a positive
+        one (for ``n`` > 1 its total, shared out by each choice's thinking, or by its completion
+        tokens when no thinking text came back: hidden reasoning); else each choice's
+        ``reasoning`` counted by the tokenizer endpoint, or estimated without one."""
+        if reported and len(choices) == 1:
+            choices[0].reasoning_tokens = max(0, min(int(reported), choices[0].completion_tokens))
+            return
+        counts: list[int] = []
+        for ch in choices:
+            if not ch.reasoning:
+                counts.append(0)
+                continue
+            exact = await self.exact(ch.reasoning)
+            counts.append(exact if exact is not None else estimate_tokens(ch.reasoning))
+        if reported and choices:
+            weights = counts if any(counts) else [ch.completion_tokens for ch in choices]
+            some = [i for i, w in enumerate(weights) if w > 0] or list(range(len(choices)))
+            given = shares(int(reported), [weights[i] for i in some])
+            counts = [0] * len(choices)
+            for i, n in zip(some, given, strict=True):
+                counts[i] = n
+        for ch, n in zip(choices, counts, strict=True):
+            ch.reasoning_tokens = max(0, min(n, ch.completion_tokens))
+
+
+def generated(ch: Choice) -> str:
+    """The text a choice's tokens were spent on: its thinking (if it came apart) and its text."""
+    return joined(ch.reasoning, ch.text)
 
 
 def prompt_key(request: GenerationRequest) -> str:
@@ -201,14 +244,20 @@ def prompt_key(request: GenerationRequest) -> str:
 
 def share_tokens(choices: list[Choice], total: int, weights: list[int]) -> None:
     """Split ``total`` over the choices in proportion to ``weights`` (sums exactly)."""
-    w = sum(weights) or len(choices)
-    given = 0
-    for i, ch in enumerate(choices):
-        if i == len(choices) - 1:
-            ch.completion_tokens = total - given
+    for ch, n in zip(choices, shares(total, weights), strict=True):
+        ch.completion_tokens = n
+
+
+def shares(total: int, weights: list[int]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (sums exactly; a zero weight counts 1)."""
+    w = sum(weights) or len(weights)
+    out: list[int] = []
+    for i, weight in enumerate(weights):
+        if i == len(weights) - 1:
+            out.append(total - sum(out))
         else:
-            ch.completion_tokens = total * (weights[i] or 1) // w
-            given += ch.completion_tokens
+            out.append(total * (weight or 1) // w)
+    return out
 
 
 _PRETOKEN = re.compile(r"[^\W\d_]+|\d{1,3}")

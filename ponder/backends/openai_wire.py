@@ -4,8 +4,10 @@ Use it on what an upstream returned for a call that succeeded (failures are
 ``openai_errors``'s): pure functions ``OpenAICompatibleBackend`` applies to tell whether a
 response has the shape of a completion, read its choices (chat or raw completions) with their
 chosen-token logprobs and alternatives (chat's ``content`` list or the legacy completions
-arrays), and make a tool call written as text a real one. Counting the tokens those choices cost
-is ``openai_tokens``'s.
+arrays), read a reasoning model's thinking apart from its answer (``reasoning_content`` or
+``reasoning`` beside ``content``, whole or in stream deltas, inline markers split as they stream),
+and make a tool call written as text a real one. Counting the tokens those
+choices cost is ``openai_tokens``'s.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from ponder.protocol.requests import Choice, GenerationRequest
+from ponder.protocol.thinking import Markers, ThinkingSplitter
 from ponder.protocol.tool_calls import parse_text_tool_calls
+
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+"""Where servers put a message's thinking: ``reasoning_content`` (DeepSeek's API, llama.cpp's
+``--reasoning-format deepseek``, vLLM's reasoning parsers, LiteLLM) or ``reasoning`` (newer vLLM,
+some gateways). The first one that holds text is read."""
 
 
 def looks_like_completion(resp: Any, chat: bool) -> bool:
@@ -54,9 +62,28 @@ def logprobs_of(
     return lps, tops or None
 
 
+def reasoning_of(message: Any) -> str | None:
+    """A message's (or a stream delta's) thinking from its ``REASONING_FIELDS``, or ``None``."""
+    for name in REASONING_FIELDS:
+        value = wire_field(message, name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def reported_reasoning_tokens(usage: Any) -> int | None:
+    """``usage.completion_tokens_details.reasoning_tokens`` when the upstream reports a positive
+    count (OpenAI reports 0 for models that do not think), else ``None``."""
+    details = wire_field(usage, "completion_tokens_details") if usage is not None else None
+    value = wire_field(details, "reasoning_tokens") if details is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def read_choices(request: GenerationRequest, resp: Any) -> list[Choice]:
     """The choices of a response that ``looks_like_completion``, in ``index`` order, with no
-    completion tokens counted yet (``completion_tokens=0``)."""
+    completion tokens counted yet (``completion_tokens=0``). A chat choice's thinking is read
+    from its message's ``reasoning_content``/``reasoning``; inline markers in the text are left
+    for ``split_inline`` (after the tokens are counted on the text as generated)."""
     raw_choices = sorted(resp.choices or [], key=lambda c: c.index)
     choices: list[Choice] = []
     for c in raw_choices:
@@ -68,8 +95,10 @@ def read_choices(request: GenerationRequest, resp: Any) -> list[Choice]:
                 else None
             )
             content = c.logprobs.content if c.logprobs is not None else None
+            reasoning = reasoning_of(c.message)
         else:
             text = c.text or ""
+            reasoning = None
             tool_calls = None
             content = None
             if c.logprobs is not None:
@@ -86,9 +115,42 @@ def read_choices(request: GenerationRequest, resp: Any) -> list[Choice]:
                 tool_calls=tool_calls,
                 seed=request.params.seed,
                 top_logprobs=tops if request.params.top_logprobs else None,
+                reasoning=reasoning,
             )
         )
     return choices
+
+
+class StreamedChoice:
+    """One choice of a streamed chat completion, read delta by delta: thinking from the deltas'
+    ``reasoning_content``/``reasoning`` or, when none comes apart, from inline ``markers`` in
+    the content (split as it streams, a marker cut across chunks included).
+
+    ``add(delta)`` returns the ``(thinking, answer)`` text certain so far; ``finish()`` the rest.
+    """
+
+    def __init__(self, markers: Markers | None = None) -> None:
+        self._splitter = ThinkingSplitter(markers) if markers is not None else None
+        self.reasoning = ""
+        self.text = ""
+
+    def add(self, delta: Any) -> tuple[str, str]:
+        thinking = reasoning_of(delta) or ""
+        content = wire_field(delta, "content") or ""
+        if self._splitter is not None and content:
+            more, content = self._splitter.feed(content)
+            thinking += more
+        return self._keep(thinking, content)
+
+    def finish(self) -> tuple[str, str]:
+        if self._splitter is None:
+            return "", ""
+        return self._keep(*self._splitter.finish())
+
+    def _keep(self, thinking: str, answer: str) -> tuple[str, str]:
+        self.reasoning += thinking
+        self.text += answer
+        return thinking, answer
 
 
 def convert_text_tool_calls(choices: list[Choice], offered: set[str]) -> None:

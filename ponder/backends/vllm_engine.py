@@ -31,6 +31,7 @@ from ponder.backends.base import Backend, Capabilities
 from ponder.backends.vllm_settings import EngineSettings, VLLMApi, import_vllm
 from ponder.errors import BackendError, BadRequestError, MissingExtraError, ServerDiedError
 from ponder.protocol.requests import Choice, Completion, GenerationRequest
+from ponder.protocol.thinking import DEFAULT_MARKERS, check_markers, split_inline
 
 __all__ = ["ENGINE_POLL_S", "EngineSettings", "VLLMApi", "VLLMBackend", "import_vllm"]
 
@@ -128,8 +129,10 @@ class VLLMBackend(Backend):
         engine_args: dict[str, Any] | None = None,
         quiet: bool = False,
         api: VLLMApi | None = None,
+        thinking_markers: tuple[str, ...] | list[str] | None = DEFAULT_MARKERS,
     ) -> None:
         self._api = api if api is not None else import_vllm()
+        self.thinking_markers = check_markers(thinking_markers) if thinking_markers else None
         self._model_arg = model
         self._settings_kw: dict[str, Any] = dict(
             dtype=dtype,
@@ -305,6 +308,12 @@ class VLLMBackend(Backend):
                     else None,
                 )
             )
+        split_inline(request, choices, self.thinking_markers)
+        for ch in choices:
+            if ch.reasoning and self._shared is not None:
+                tok = self._shared.tokenizer
+                n = len(tok.encode(ch.reasoning, add_special_tokens=False))
+                ch.reasoning_tokens = min(n, ch.completion_tokens)
         return Completion(
             choices=choices,
             prompt_tokens=prompt_tokens,

@@ -119,6 +119,14 @@ class Choice:
     tool_calls_from_text: bool = False
     """The model wrote its ``tool_calls`` as JSON text, and the backend parsed them
     (``ponder.protocol.tool_calls.parse_text_tool_calls``); ``text`` is then empty."""
+    reasoning: str | None = None
+    """A reasoning model's thinking, apart from its answer (``text``): from the upstream's
+    ``reasoning_content`` or ``reasoning``, or split off inline ``<think>…</think>`` markers
+    (``ponder.protocol.thinking``). ``None`` when the model gave none (or hid it)."""
+    reasoning_tokens: int = 0
+    """How many of ``completion_tokens`` were thinking: the upstream's
+    ``completion_tokens_details.reasoning_tokens`` where it reports them, else counted (or
+    estimated) from ``reasoning``."""
 
     @property
     def mean_logprob(self) -> float | None:
@@ -148,6 +156,11 @@ class Completion:
     @property
     def completion_tokens(self) -> int:
         return sum(c.completion_tokens for c in self.choices)
+
+    @property
+    def reasoning_tokens(self) -> int:
+        """The part of ``completion_tokens`` that was thinking."""
+        return sum(c.reasoning_tokens for c in self.choices)
 
     @property
     def text(self) -> str:

@@ -137,6 +137,23 @@ async def test_chat_uses_chat_template_and_counts_tokens(
     assert engine.shut_down == 1
 
 
+async def test_inline_thinking_comes_apart_from_the_answer(
+    engine: FakeEngine, model_dir: Path
+) -> None:
+    engine.answers = ["<think>\n想 12，\\boxed{9}?\n</think>\n\nThe answer is \\boxed{4}.", "4"]
+    b = VLLMBackend(model_dir, quiet=True, api=fake_api(engine))
+    c = await b.generate(chat(n=2, max_tokens=200))
+    first, second = c.choices
+    assert (first.reasoning, first.text) == ("想 12，\\boxed{9}?", "The answer is \\boxed{4}.")
+    assert first.reasoning_tokens == len("想 12，\\boxed{9}?")  # one token per character
+    assert first.completion_tokens == len(engine.answers[0])  # thinking + answer
+    assert (second.reasoning, second.text, second.reasoning_tokens) == (None, "4", 0)
+    await b.aclose()
+    off = VLLMBackend(model_dir, quiet=True, api=fake_api(engine), thinking_markers=None)
+    assert (await off.generate(chat())).text == engine.answers[0]
+    await off.aclose()
+
+
 async def test_raw_prompt_is_continued_as_is(engine: FakeEngine, model_dir: Path) -> None:
     b = VLLMBackend(model_dir, quiet=True, api=fake_api(engine))
     await b.generate(GenerationRequest(prompt="Q: 1+1\nA:"))
