@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -29,7 +28,7 @@ from ponder.serve.chain_request import (
     task_from_request,
 )
 from ponder.serve.config import ChainSpec
-from ponder.serve.errors import redact, shutting_down_error
+from ponder.serve.errors import shutting_down_error
 from ponder.serve.request_fields import chain_options
 from ponder.serve.state import ProxyState
 from ponder.serve.streaming import ProgressFeed, stream_chain
@@ -89,7 +88,7 @@ async def run_chain(
         try:
             return await session.run(strategy, task, trace=trace, limits=limits)
         finally:
-            _write_trace(cfg.trace_dir, trace, s.secrets)
+            s.trace_files.write(trace, s.secrets)  # rotated under trace_max_*
 
     async def runs() -> list[RunResult]:
         try:
@@ -165,16 +164,3 @@ async def _disconnected(request: Request) -> None:
     """Returns when the client disconnects (the body was read already)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-
-def _write_trace(trace_dir: str | None, trace: Trace, secrets: list[str | None]) -> None:
-    if not trace_dir:
-        return
-    path = Path(trace_dir) / f"{trace.run_id}.jsonl"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(redact(trace.to_jsonl(), secrets), encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        log.warning("could not write trace %s: %s", trace.run_id, exc)

@@ -11,7 +11,9 @@ Example ``serve.yaml``::
         strategy: {name: sample, k: 8, aggregator: {name: ssa}}
         roles: {aggregator: {kind: openai, base_url: http://localhost:8081/v1, model: small}}
     api_key_env: PONDER_PROXY_KEY      # optional: clients must send this key
-    trace_dir: traces/                 # optional: one JSONL trace per run
+    trace_dir: traces/                 # optional: one JSONL trace per run, rotated under
+    trace_max_mb: 512                  #   a cap: the oldest go past 512 MB
+    trace_max_files: 100000            #   or past 100,000 files (0: no cap)
     limits: {max_body_bytes: 1000000, max_n: 8, max_tokens: 8192, max_concurrent_runs: 32}
 
 A client picks a chain with the model name ``ponder:<chain>`` or ``ponder:<chain>/<upstream
@@ -110,6 +112,10 @@ class ServeConfig(BaseModel):
     allow_remote: bool = False
     api_key_env: str | None = None
     trace_dir: str | None = None
+    trace_max_mb: float = Field(512.0, ge=0)
+    """``trace_dir``'s size cap in MB: past it the oldest run traces are deleted (0: none)."""
+    trace_max_files: int = Field(100_000, ge=0)
+    """``trace_dir``'s cap in files: past it the oldest run traces are deleted (0: none)."""
     limits: ServeLimits = Field(default_factory=lambda: ServeLimits.model_validate({}))
     retry: RetryConfig | None = None
     """The default ``retry`` of chains that set none (``RetryConfig``'s defaults if unset)."""

@@ -23,6 +23,7 @@ from ponder.orchestrator.session import Session
 from ponder.secrets import url_secrets
 from ponder.serve.config import ChainSpec, ServeConfig
 from ponder.serve.errors import to_api_error
+from ponder.serve.trace_files import TraceFiles
 from ponder.serve.upstream import Upstream
 from ponder.serve.wire import ApiError
 
@@ -34,6 +35,10 @@ class ProxyState:
 
     def __init__(self, config: ServeConfig, backend: Backend | None) -> None:
         self.config = config
+        self.trace_files = TraceFiles(
+            config.trace_dir, int(config.trace_max_mb * 1_000_000), config.trace_max_files
+        )
+        """Run traces in ``trace_dir``, the oldest rotated out past ``trace_max_*``."""
         self.upstream = (
             Upstream(backend=backend) if backend is not None else Upstream(config.upstream)
         )

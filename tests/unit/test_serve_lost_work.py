@@ -383,3 +383,47 @@ def test_ready_is_503_while_draining():
         stopper.join(15)
         t.join(15)
     assert (503, "draining") in seen, seen
+
+
+# -- trace_dir: rotated under a cap ---------------------------------------------------------------
+
+
+def ask_chain(srv: ServerThread) -> str:
+    body = {"model": "ponder:cot", "messages": [{"role": "user", "content": "2+2?"}]}
+    r = httpx.post(f"{srv.base_url}/chat/completions", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.headers["x-ponder-trace-id"]
+
+
+def test_trace_dir_keeps_the_newest_traces_under_its_file_cap(tmp_path):
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    for i in range(3):  # left by an earlier run of the proxy: the oldest, rotated out first
+        (traces / f"old{i}.jsonl").write_text("{}\n")
+        os.utime(traces / f"old{i}.jsonl", (1_000_000 + i, 1_000_000 + i))
+    cfg = ServeConfig.from_dict(
+        {
+            "chains": {"cot": {"strategy": {"name": "cot"}}},
+            "trace_dir": str(traces),
+            "trace_max_files": 4,
+        }
+    )
+    with ServerThread(cfg, backend=FakeBackend(lambda r, i: "so \\boxed{4}")) as srv:
+        ids = [ask_chain(srv) for _ in range(6)]
+    assert sorted(p.stem for p in traces.glob("*.jsonl")) == sorted(ids[-4:])
+
+
+def test_trace_dir_stays_under_its_size_cap(tmp_path):
+    traces = tmp_path / "traces"
+    cfg = ServeConfig.from_dict(
+        {
+            "chains": {"cot": {"strategy": {"name": "cot"}}},
+            "trace_dir": str(traces),
+            "trace_max_mb": 0.01,  # 10 kB: a few traces
+        }
+    )
+    with ServerThread(cfg, backend=FakeBackend(lambda r, i: "so \\boxed{4}")) as srv:
+        ids = [ask_chain(srv) for _ in range(20)]
+    files = list(traces.glob("*.jsonl"))
+    assert 0 < len(files) < 20 and sum(f.stat().st_size for f in files) <= 10_000
+    assert (traces / f"{ids[-1]}.jsonl").exists()  # the newest is always kept
