@@ -142,6 +142,7 @@ class RunCalls:
             completion.calls,
             completion.cached_prompt_tokens,
             context=per_call_prompt + longest,
+            reasoning=completion.reasoning_tokens,
         )
         self.trace.record(
             "completion",
@@ -160,6 +161,8 @@ class RunCalls:
                     "seed": c.seed,
                     **({"tool_calls": c.tool_calls} if c.tool_calls else {}),
                     **({"tool_calls_from_text": True} if c.tool_calls_from_text else {}),
+                    **({"reasoning": c.reasoning} if c.reasoning is not None else {}),
+                    **({"reasoning_tokens": c.reasoning_tokens} if c.reasoning_tokens else {}),
                 }
                 for c in completion.choices
             ],

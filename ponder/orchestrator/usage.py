@@ -26,6 +26,9 @@ class Usage:
     wall_time_s: float = 0.0
     by_purpose: dict[str, PurposeUsage] = field(default_factory=dict)
     peak_context_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, those a reasoning model spent thinking
+    (``Choice.reasoning_tokens``: the upstream's ``completion_tokens_details``, else counted)."""
 
     @property
     def total_tokens(self) -> int:
@@ -39,9 +42,11 @@ class Usage:
         calls: int,
         cached: int = 0,
         context: int = 0,
+        reasoning: int = 0,
     ) -> None:
         self.prompt_tokens += prompt
         self.completion_tokens += completion
+        self.reasoning_tokens += reasoning
         self.calls += calls
         self.cached_prompt_tokens += cached
         self.peak_context_tokens = max(self.peak_context_tokens, context)
@@ -52,6 +57,8 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if not self.reasoning_tokens:
+            del d["reasoning_tokens"]  # records of runs without thinking stay as they were
         d["total_tokens"] = self.total_tokens
         return d
 

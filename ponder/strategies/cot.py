@@ -102,13 +102,19 @@ def choice_outcome(
     offered) the turn may be tool calls: its answer is then their vote identity
     (``tool_call_answer``) and ``data["tool_calls"]`` the calls, normalized; a call to a tool not
     offered casts no vote (``ToolNotOffered``). A final text answer of an agent's turn is its
-    extracted answer, else its whole text, so a conversational reply still votes."""
+    extracted answer, else its whole text, so a conversational reply still votes. A reasoning
+    model's thinking (``choice.reasoning``) is kept in ``data["reasoning"]`` (and its tokens in
+    ``data["reasoning_tokens"]``); the answer comes from ``choice.text`` only."""
     data: dict[str, object] = {
         "finish_reason": choice.finish_reason,
         "tokens": choice.completion_tokens,
     }
     if seed is not None:
         data = {"seed": seed, **data}
+    if choice.reasoning is not None:  # a reasoning model's thinking: kept, never graded
+        data["reasoning"] = choice.reasoning
+    if choice.reasoning_tokens:
+        data["reasoning_tokens"] = choice.reasoning_tokens
     data.update(confidence_data(choice, params, model))
     answer = extract_answer(choice.text)
     error: BaseException | None = None
