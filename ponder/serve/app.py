@@ -32,6 +32,7 @@ from ponder.serve.config import CHAIN_PREFIX, ServeConfig
 from ponder.serve.guards import check_auth, check_limits, read_body
 from ponder.serve.passthrough import forward_chat
 from ponder.serve.passthrough_run import pass_through
+from ponder.serve.reasoning import without_history_thinking
 from ponder.serve.state import ProxyState
 from ponder.serve.wire import ApiError, parse_chat_request
 
@@ -140,6 +141,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
         check_auth(s.proxy_key, request)
         body = await read_body(request, config.limits.max_body_bytes)
         req = parse_chat_request(body)
+        req, body = without_history_thinking(req, body, config.reasoning)
         check_limits(config.limits, req)
         chain = resolve_chain(config, req)
         if chain is None:

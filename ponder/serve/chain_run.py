@@ -116,6 +116,7 @@ async def run_chain(
                 secrets=s.secrets,
                 addresses=s.addresses,
                 include_usage=req.include_usage,
+                reasoning=cfg.reasoning,
             ),
         )
         return StreamingResponse(
@@ -148,7 +149,7 @@ async def run_chain(
         return JSONResponse(
             err.body(), status_code=err.status, headers={TRACE_HEADER: trace_ids, **err.headers}
         )
-    body = chat_completion(completion_id, req.model, name, results)
+    body = chat_completion(completion_id, req.model, name, results, cfg.reasoning)
     return JSONResponse(body, headers={TRACE_HEADER: trace_ids})
 
 

@@ -15,6 +15,7 @@ Example ``serve.yaml``::
     trace_max_mb: 512                  #   a cap: the oldest go past 512 MB
     trace_max_files: 100000            #   or past 100,000 files (0: no cap)
     limits: {max_body_bytes: 1000000, max_n: 8, max_tokens: 8192, max_concurrent_runs: 32}
+    reasoning: {fields: [reasoning_content, reasoning], chain_thinking: true, keep_history: false}
 
 A client picks a chain with the model name ``ponder:<chain>`` or ``ponder:<chain>/<upstream
 model>``, or with ``extra_body={"ponder": {"chain": "<chain>"}}``; any other request is passed
@@ -41,6 +42,7 @@ from ponder.config import (
 from ponder.errors import ConfigError
 from ponder.named_registry import format_validation_error
 from ponder.protocol.strategy import Strategy
+from ponder.serve.reasoning import ReasoningConfig
 from ponder.strategies.registry import StrategyField
 
 CHAIN_PREFIX = "ponder:"
@@ -120,6 +122,9 @@ class ServeConfig(BaseModel):
     retry: RetryConfig | None = None
     """The default ``retry`` of chains that set none (``RetryConfig``'s defaults if unset)."""
     keepalive_s: float = Field(5.0, gt=0)
+    reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
+    """A reasoning model's thinking: which fields a chain's answer carries it in, whether it does,
+    and whether earlier turns' thinking goes upstream (``ponder.serve.reasoning``)."""
     shutdown_grace_s: float = Field(30.0, ge=0)
 
     @model_validator(mode="after")

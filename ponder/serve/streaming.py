@@ -4,8 +4,8 @@ While the chain works the stream carries SSE comment lines: ``: keep-alive`` eve
 and ``: ponder-progress {...}`` after each upstream call or strategy decision (calls done, tokens
 so far, the decision's data such as a current consensus). OpenAI clients skip comment lines, so
 they are safe for any client; a client that wants progress reads them from the raw stream. When
-the runs finish, the answer streams as ``chat.completion.chunk`` objects, then a usage chunk and
-``[DONE]``.
+the runs finish, the answer streams as ``chat.completion.chunk`` objects (a reasoning model's
+thinking first, as ``reasoning_content``/``reasoning`` deltas), then a usage chunk and ``[DONE]``.
 A failure after the stream started is sent as ``data: {"error": ...}``, which the ``openai`` client
 raises as ``APIError``.
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 from ponder.orchestrator.engine import RunResult
 from ponder.serve.errors import shutting_down_error, to_api_error
+from ponder.serve.reasoning import DEFAULT_REASONING, ReasoningConfig
 from ponder.serve.wire import (
     answer_message,
     chunk,
@@ -90,6 +91,7 @@ async def stream_chain(
     secrets: Iterable[str | None],
     include_usage: bool,
     addresses: Iterable[str | None] = (),
+    reasoning: ReasoningConfig = DEFAULT_REASONING,
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
     secrets = list(secrets)
@@ -126,7 +128,7 @@ async def stream_chain(
             return
         usage = sum_usage(results)
         for i, r in enumerate(results):
-            message, finish = answer_message(r)
+            message, finish = answer_message(r, reasoning)
             for delta in message_deltas(i, message, finish):
                 yield sse(chunk(completion_id, model, created, [delta]))
         if include_usage:

@@ -18,6 +18,13 @@ from ponder.orchestrator.engine import RunResult
 from ponder.orchestrator.usage import Usage
 from ponder.protocol.actions import Outcome
 from ponder.protocol.tool_calls import is_tool_answer, offered_names
+from ponder.serve.reasoning import (
+    DEFAULT_REASONING,
+    REASONING_FIELDS,
+    ReasoningConfig,
+    chosen_thinking,
+    thinking_fields,
+)
 
 CONTENT_PIECE_CHARS = 64
 FINISH_BUDGET = "budget_exhausted"
@@ -258,6 +265,8 @@ def usage_body(usage: Usage) -> dict[str, Any]:
     }
     if usage.cached_prompt_tokens:
         body["prompt_tokens_details"] = {"cached_tokens": usage.cached_prompt_tokens}
+    if usage.reasoning_tokens:
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     return body
 
 
@@ -268,6 +277,7 @@ def sum_usage(results: list[RunResult]) -> Usage:
         for purpose, part in u.by_purpose.items():
             total.add(purpose, part.prompt_tokens, part.completion_tokens, part.calls)
         total.cached_prompt_tokens += u.cached_prompt_tokens
+        total.reasoning_tokens += u.reasoning_tokens
         total.failed_calls += u.failed_calls
         total.wall_time_s = max(total.wall_time_s, u.wall_time_s)
     return total
@@ -322,21 +332,34 @@ def winning_tool_calls(outcome: Outcome) -> list[dict[str, Any]] | None:
     return [dict(c) for c in calls] if calls else None
 
 
-def answer_message(result: RunResult) -> tuple[dict[str, Any], str]:
+def answer_message(
+    result: RunResult, reasoning: ReasoningConfig = DEFAULT_REASONING
+) -> tuple[dict[str, Any], str]:
     """The assistant message of one run and its ``finish_reason`` (``tool_calls`` when the
-    run chose a turn of tool calls)."""
+    run chose a turn of tool calls); with the chosen sample's thinking in ``reasoning.fields``
+    (``ponder.serve.reasoning``)."""
+    thinking = thinking_fields(chosen_thinking(result.outcome), reasoning)
     calls = winning_tool_calls(result.outcome)
     if calls:
         message = {"role": "assistant", "content": result.text or None, "tool_calls": calls}
-        return message, "tool_calls"
-    return {"role": "assistant", "content": result.text}, finish_reason(result)
+        return {**message, **thinking}, "tool_calls"
+    return {"role": "assistant", "content": result.text, **thinking}, finish_reason(result)
 
 
 def message_deltas(index: int, message: dict[str, Any], finish: str | None) -> list[dict[str, Any]]:
-    """The ``choices`` entries of the chunks that stream one assistant message: its content in
-    pieces, then each tool call as OpenAI streams them (``delta.tool_calls`` with ``index``,
+    """The ``choices`` entries of the chunks that stream one assistant message: its thinking in
+    pieces (each delta carries the piece in every thinking field the message has), its content
+    in pieces, then each tool call as OpenAI streams them (``delta.tool_calls`` with ``index``,
     ``id``, ``type`` and the function name first, then the arguments in pieces), then the finish."""
     out: list[dict[str, Any]] = []
+    names = [f for f in REASONING_FIELDS if isinstance(message.get(f), str) and message[f]]
+    groups = [names] if len({message[f] for f in names}) == 1 else [[f] for f in names]
+    for group in groups:
+        thinking = str(message[group[0]])
+        for start in range(0, len(thinking), CONTENT_PIECE_CHARS):
+            part = thinking[start : start + CONTENT_PIECE_CHARS]
+            delta = {name: part for name in group}
+            out.append({"index": index, "delta": delta, "finish_reason": None})
     text = message.get("content") or ""
     for start in range(0, len(text), CONTENT_PIECE_CHARS):
         piece = text[start : start + CONTENT_PIECE_CHARS]
@@ -362,12 +385,16 @@ def message_deltas(index: int, message: dict[str, Any], finish: str | None) -> l
 
 
 def chat_completion(
-    completion_id: str, model: str, chain: str, results: list[RunResult]
+    completion_id: str,
+    model: str,
+    chain: str,
+    results: list[RunResult],
+    reasoning: ReasoningConfig = DEFAULT_REASONING,
 ) -> dict[str, Any]:
     usage = sum_usage(results)
     choices = []
     for i, r in enumerate(results):
-        message, finish = answer_message(r)
+        message, finish = answer_message(r, reasoning)
         choices.append({"index": i, "message": message, "finish_reason": finish, "logprobs": None})
     return {
         "id": completion_id,

@@ -11,6 +11,12 @@ Every request is logged (``Gen``): the fault, prompt and completion tokens gener
 was delivered, and the ``[req-...]`` tag found in the messages, so a test or the benchmark can add
 up what the upstream generated for one client request. ``/tokenize`` (llama.cpp's shape) gives
 exact counts when ``tokenize`` is on. Use ``with FaultUpstream(Faults(...)) as up: up.base_url``.
+
+With a ``dialect`` it is a reasoning model: each reply thinks first (CJK, digits and a decoy
+``\\boxed{}`` that is not the answer) and gives its thinking the way that dialect does:
+``reasoning_content`` (DeepSeek's API, llama.cpp), ``reasoning`` (newer vLLM) or inline
+``<think>…</think>`` in the content (``think``), whole or as stream deltas (inline markers cut
+across chunks), with ``usage.completion_tokens_details.reasoning_tokens`` (``report_reasoning``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,17 @@ _PIECE = re.compile(r"[A-Za-z]{1,4}|\d|[^\x00-\x7f]|[\s\S]")
 def fake_tokens(text: str) -> int:
     """Tokens of ``text`` by this upstream's tokenizer (see the module doc)."""
     return sum(2 if ord(p[0]) > 127 else 1 for p in _PIECE.findall(text))
+
+
+DIALECTS = ("reasoning_content", "reasoning", "think")
+THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"
+
+
+def thought(words: int, answer: int) -> str:
+    """The thinking of a reply: CJK, digits, and a ``\\boxed{}`` that is not its answer."""
+    return f"让我想想：{answer} + 10 = {answer + 10}，也许 \\boxed{{{answer + 10}}}？" + " hmm" * (
+        words % 5
+    )
 
 
 def chat_prompt_tokens(messages: list[dict[str, Any]]) -> int:
@@ -83,6 +100,29 @@ class Gen:
     stop: tuple[str, ...] = ()
     """The ``stop`` sequences the request asked for (a reply is cut before the first one)."""
     response_format: dict[str, Any] | None = None
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, those spent thinking (with a ``dialect``)."""
+    thinking: list[str] = field(default_factory=list)
+    """Each choice's thinking, without inline markers (with a ``dialect``)."""
+    answers: list[str] = field(default_factory=list)
+    """Each choice's answer (the content after the thinking)."""
+
+
+@dataclass
+class Reply:
+    """One generated choice: the ``content`` sent (inline thinking included) and, with a
+    dialect, its ``thinking`` (as meant, without markers) and ``answer`` (after the thinking)."""
+
+    content: str
+    tokens: int
+    finish: str
+    thinking: str | None = None
+    reasoning_tokens: int = 0
+    answer: str = ""
+
+    def __post_init__(self) -> None:
+        if self.thinking is None:
+            self.answer = self.content
 
 
 @dataclass
@@ -91,8 +131,16 @@ class FaultUpstream:
     tokenize: bool = True
     log: list[Gen] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
+    dialect: str | None = None
+    """``reasoning_content``, ``reasoning`` or ``think`` (inline): a reasoning model (see the
+    module doc); ``None``: replies with no thinking."""
+    report_reasoning: bool = True
+    """With a dialect: send ``usage.completion_tokens_details.reasoning_tokens``."""
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    """Every chat request body received."""
 
     def __post_init__(self) -> None:
+        assert self.dialect is None or self.dialect in DIALECTS, self.dialect
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self._server: ThreadingHTTPServer | None = None
@@ -150,6 +198,15 @@ class FaultUpstream:
                 if g.delivered and (tag is None or g.tag == tag)
             )
 
+    def reasoning(self, tag: str | None = None) -> int:
+        """Thinking tokens generated and delivered, for one tag or all."""
+        with self._lock:
+            return sum(
+                g.reasoning_tokens
+                for g in self.log
+                if g.delivered and (tag is None or g.tag == tag)
+            )
+
     def record(self, gen: Gen) -> None:
         with self._lock:
             self.log.append(gen)
@@ -167,14 +224,26 @@ class FaultUpstream:
         return f"ok:{words}:{answer}"
 
 
-def _cut(reply: tuple[str, int, str], stops: tuple[str, ...]) -> tuple[str, int, str]:
-    """A reply cut before the first of ``stops`` in it (``finish_reason: stop``), as a server
-    does; the stop sequence itself is not returned."""
-    text = reply[0]
+def _cut(reply: Reply, stops: tuple[str, ...]) -> Reply:
+    """A reply cut before the first of ``stops`` in its answer (``finish_reason: stop``), as a
+    server does; the stop sequence itself is not returned."""
+    text = reply.answer
     at = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
     if at < 0:
         return reply
-    return text[:at], fake_tokens(text[:at]), "stop"
+    spent = reply.tokens - fake_tokens(text) + fake_tokens(text[:at])
+    content = reply.content[: len(reply.content) - len(text)] + text[:at]
+    return Reply(content, spent, "stop", reply.thinking, reply.reasoning_tokens, text[:at])
+
+
+def _prefix_of(text: str, tokens: int) -> str:
+    """The longest start of ``text`` that costs at most ``tokens`` (``fake_tokens``)."""
+    out = ""
+    for p in _PIECE.findall(text):
+        if fake_tokens(out + p) > tokens:
+            break
+        out += p
+    return out
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -194,6 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._json(400, {"error": {"message": "bad json"}})
             return
+        if not self.path.endswith("/tokenize"):
+            with up._lock:
+                up.seen.append(body)
         if self.path.endswith("/tokenize"):
             if not up.tokenize:
                 self._json(404, {"error": {"message": "not found"}})
@@ -230,7 +302,10 @@ class _Handler(BaseHTTPRequestHandler):
             _cut(self._reply(int(words) + i, int(answer), max_tokens), stops) for i in range(n)
         ]
         gen.prompt_tokens = prompt  # a native n call reads its prompt once
-        gen.completion_tokens = sum(c[1] for c in choices)
+        gen.completion_tokens = sum(c.tokens for c in choices)
+        gen.reasoning_tokens = sum(c.reasoning_tokens for c in choices)
+        gen.thinking = [c.thinking or "" for c in choices]
+        gen.answers = [c.answer for c in choices]
         if fault == "hang":
             up.record(gen)
             time.sleep(f.hang_s)
@@ -254,41 +329,77 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(200, self._body(body, choices, prompt))
 
-    def _reply(self, words: int, answer: int, max_tokens: int) -> tuple[str, int, str]:
+    def _reply(self, words: int, answer: int, max_tokens: int) -> Reply:
+        dialect = self.upstream.dialect
+        thinking: list[str] = []
+        if dialect is not None:  # think first, within the same max_tokens
+            thinking = [thought(words, answer)]
+            if dialect == "think":
+                thinking = [THINK_OPEN, *thinking, THINK_CLOSE]
         parts: list[str] = []
         tokens = 0
         target = [*(["step"] * words), "The", " answer", " is", f" \\boxed{{{answer}}}."]
+        cut = False
         for w in target:
             piece = w if w.startswith(" ") or not parts else " " + w
             cost = fake_tokens(piece)
             if tokens + cost > max_tokens:  # cut at exactly max_tokens, as a real server does
                 parts.append("." * (max_tokens - tokens))
-                return "".join(parts), max_tokens, "length"
+                tokens, cut = max_tokens, True
+                break
             parts.append(piece)
             tokens += cost
-        return "".join(parts), tokens, "stop"
+        if not thinking:
+            return Reply("".join(parts), tokens, "length" if cut else "stop")
+        think = "".join(thinking)
+        spent = fake_tokens(think)
+        if spent >= max_tokens:  # cut mid-thought: no answer
+            think = _prefix_of(think, max_tokens)
+            spent = fake_tokens(think)
+            return self._reasoned(think, "", spent, spent, "length")
+        answer_text = "".join(parts)
+        if spent + tokens > max_tokens:
+            answer_text = _prefix_of(answer_text, max_tokens - spent)
+            cut = True
+        total = spent + fake_tokens(answer_text)
+        return self._reasoned(think, answer_text, total, spent, "length" if cut else "stop")
 
-    def _body(
-        self, body: dict[str, Any], choices: list[tuple[str, int, str]], prompt: int
-    ) -> dict[str, Any]:
+    def _reasoned(self, think: str, answer: str, tokens: int, spent: int, finish: str) -> Reply:
+        if self.upstream.dialect == "think":
+            bare = think.removeprefix(THINK_OPEN).removesuffix(THINK_CLOSE).strip()
+            return Reply(think + answer, tokens, finish, bare, spent, answer)
+        return Reply(answer, tokens, finish, think, spent, answer)
+
+    def _message(self, reply: Reply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        dialect = self.upstream.dialect
+        if dialect in ("reasoning_content", "reasoning"):
+            message[dialect] = reply.thinking
+        return message
+
+    def _usage(self, choices: list[Reply], prompt: int) -> dict[str, Any]:
+        done = sum(c.tokens for c in choices)
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": done,
+            "total_tokens": prompt + done,
+        }
+        if self.upstream.dialect is not None and self.upstream.report_reasoning:
+            thinking = sum(c.reasoning_tokens for c in choices)
+            usage["completion_tokens_details"] = {"reasoning_tokens": thinking}
+        return usage
+
+    def _body(self, body: dict[str, Any], choices: list[Reply], prompt: int) -> dict[str, Any]:
         return {
             "id": f"chatcmpl-fault-{id(choices)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "m"),
             "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": reason,
-                }
-                for i, (text, _, reason) in enumerate(choices)
+                {"index": i, "message": self._message(c), "finish_reason": c.finish}
+                for i, c in enumerate(choices)
             ],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": sum(c[1] for c in choices),
-                "total_tokens": prompt + sum(c[1] for c in choices),
-            },
+            "usage": self._usage(choices, prompt),
         }
 
     def _refuse(self, fault: str) -> None:
@@ -309,9 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = int(fault)
             self._json(status, {"error": {"message": f"upstream {status}"}}, headers)
 
-    def _stream(
-        self, body: dict[str, Any], choices: list[tuple[str, int, str]], prompt: int
-    ) -> None:
+    def _stream(self, body: dict[str, Any], choices: list[Reply], prompt: int) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")
@@ -319,16 +428,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         base = {"id": "chatcmpl-fault-s", "object": "chat.completion.chunk", "created": 0}
         base["model"] = body.get("model", "m")
-        for i, (text, _, reason) in enumerate(choices):
-            for piece in re.findall(r"\S+\s*", text) or [""]:
+        dialect = self.upstream.dialect
+        for i, c in enumerate(choices):
+            if dialect in ("reasoning_content", "reasoning") and c.thinking:
+                for piece in re.findall(r"\S+\s*", c.thinking):
+                    delta = {"index": i, "delta": {dialect: piece}, "finish_reason": None}
+                    self._event({**base, "choices": [delta]})
+            if dialect == "think":  # pieces of 3 characters: the markers are cut across chunks
+                pieces = [c.content[j : j + 3] for j in range(0, len(c.content), 3)] or [""]
+            else:
+                pieces = re.findall(r"\S+\s*", c.content) or [""]
+            for piece in pieces:
                 delta = {"index": i, "delta": {"content": piece}, "finish_reason": None}
                 self._event({**base, "choices": [delta]})
-            self._event({**base, "choices": [{"index": i, "delta": {}, "finish_reason": reason}]})
+            self._event({**base, "choices": [{"index": i, "delta": {}, "finish_reason": c.finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
-            done = sum(c[1] for c in choices)
-            usage = {"prompt_tokens": prompt, "completion_tokens": done}
-            usage["total_tokens"] = prompt + done
-            self._event({**base, "choices": [], "usage": usage})
+            self._event({**base, "choices": [], "usage": self._usage(choices, prompt)})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
