@@ -26,6 +26,18 @@ client got, any trace file or the proxy's log); internal address (the upstream's
 anything a client got); per case, whether the proxy answered as expected, and silent drops (a 200
 that dropped what the case asked: a stop sequence left in the text, a ``response_format`` the
 upstream never saw, a duplicated key that reached the upstream).
+
+Lost work (issue 29): a ``drr_feedback`` chain (``fb``: the default DM, a re-examination every
+time) joins the load; "lost answers" counts its requests answered with an error although a round
+had finished (read from the run's trace). Errors that are not JSON are counted on their own row.
+After the cases, the proxy's readiness is read (``HEAD /health``, ``/ready``), then a burst of
+chain and pass-through requests (plain and streamed) is left hanging on the upstream and the proxy
+is sent SIGTERM: each must be answered a JSON 503 ``shutting_down`` (or end its stream with that
+error event), and ``/ready`` must say 503 ``draining`` meanwhile. Two start-up cases: a DRR chain
+on an upstream without assistant-prefix continuation must be refused at start (exit 2, one line
+naming the chain and the capability), and ``ponder run --trace /proc/version`` must be refused
+before the call. ``--trace-max-mb`` caps the proxy's ``trace_dir`` (rotation; the row shows its
+size).
 """
 
 from __future__ import annotations
@@ -34,11 +46,13 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,6 +70,14 @@ KEY = "sk-chaos-UPSTREAM-KEY-0123456789"
 URL_PASSWORD = "chaos-URL-PASSWORD-4242"
 URL_SECRET = "chaos-QUERY-SECRET-5353"
 BUDGETS = {"cot": 1200, "sc4": 4000}
+FEEDBACK = {  # re-examines every answer (P(correct) < 1), so a later round can fail under faults
+    "name": "drr_feedback",
+    "dm": "default",
+    "allow_other_reasoner": True,
+    "threshold": 1.0,
+    "rounds": 1,
+    "max_tokens": 128,
+}
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
 
@@ -129,6 +151,9 @@ class Tally:
     seen_text: list[str] = field(default_factory=list)
     cases: Counter[str] = field(default_factory=Counter)  # "name: outcome"
     silent_drops: int = 0
+    not_json: int = 0
+    fb_errors: list[str] = field(default_factory=list)  # trace ids of fb requests that failed
+    lifecycle: dict[str, object] = field(default_factory=dict)  # readiness, shutdown, start-up
 
 
 def free_port() -> int:
@@ -138,7 +163,11 @@ def free_port() -> int:
 
 
 def start_proxy(
-    root: Path, upstream_url: str, timeout_s: float, trace_dir: Path
+    root: Path,
+    upstream_url: str,
+    timeout_s: float,
+    trace_dir: Path,
+    trace_max_mb: float | None = None,
 ) -> tuple[subprocess.Popen, str, Path]:
     netloc = upstream_url.removeprefix("http://")
     cfg = {
@@ -148,6 +177,7 @@ def start_proxy(
             "model": "m",
             "api_key_env": "CHAOS_UPSTREAM_KEY",
             "timeout_s": timeout_s,
+            "continuation": "prefill",  # the fb chain continues partial answers
         },
         "chains": {
             "cot": {
@@ -158,11 +188,13 @@ def start_proxy(
                 "strategy": {"name": "sample", "k": 4, "inner": INNER},
                 "budget": {"total_tokens": BUDGETS["sc4"]},
             },
+            "fb": {"strategy": FEEDBACK},
         },
         "retry": {"max_attempts": 3, "initial_backoff_s": 0.2, "max_backoff_s": 1.0},
         "limits": {"max_concurrent_runs": 256},
         "shutdown_grace_s": 1,
         "trace_dir": str(trace_dir),
+        **({"trace_max_mb": trace_max_mb} if trace_max_mb is not None else {}),
     }
     path = Path(tempfile.mkdtemp()) / "chaos.json"
     path.write_text(json.dumps(cfg))
@@ -192,6 +224,8 @@ def classify_error(t: Tally, exc: BaseException) -> None:
         t.lost += 1
         return
     if isinstance(exc, openai.APIStatusError):
+        if "json" not in exc.response.headers.get("content-type", ""):
+            t.not_json += 1
         body = exc.body if isinstance(exc.body, dict) else None
         err = body.get("error", body) if body else None
         code = err.get("code") if isinstance(err, dict) else None
@@ -211,10 +245,11 @@ def classify_error(t: Tally, exc: BaseException) -> None:
 
 
 async def one(client: openai.AsyncOpenAI, i: int, t: Tally, kind: str, stream: bool) -> None:
-    model = {"cot": "ponder:cot", "sc4": "ponder:sc4", "pass": "m"}[kind]
-    n = 2 if kind != "pass" and i % 4 == 0 else 1  # a request's n shares the chain's budget
+    model = {"cot": "ponder:cot", "sc4": "ponder:sc4", "fb": "ponder:fb", "pass": "m"}[kind]
+    n = 2 if kind in BUDGETS and i % 4 == 0 else 1  # a request's n shares the chain's budget
     messages = [{"role": "user", "content": f"[req-{i}] What is {i % 7} + {i % 5}?"}]
     t0 = time.perf_counter()
+    trace_id = None
     try:
         if stream:
             s = await client.chat.completions.create(
@@ -224,6 +259,7 @@ async def one(client: openai.AsyncOpenAI, i: int, t: Tally, kind: str, stream: b
                 stream_options={"include_usage": True},
                 n=n,
             )
+            trace_id = s.response.headers.get("x-ponder-trace-id")
             text, cid, usage, finished = "", None, None, False
             async for c in s:
                 cid = c.id
@@ -251,6 +287,11 @@ async def one(client: openai.AsyncOpenAI, i: int, t: Tally, kind: str, stream: b
             t.usage[i] = usage
     except Exception as exc:  # noqa: BLE001
         classify_error(t, exc)
+        response = getattr(exc, "response", None)
+        if response is not None:
+            trace_id = trace_id or response.headers.get("x-ponder-trace-id")
+        if kind == "fb" and trace_id:
+            t.fb_errors.append(trace_id)
     finally:
         t.latencies.append(time.perf_counter() - t0)
 
@@ -261,8 +302,8 @@ async def drive(url: str, n: int, c: int, timeout: float, t: Tally) -> list[tupl
         openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=timeout)
         for _ in range(c)
     ]
-    kinds = ["cot", "sc4", "pass"]
-    plan = [(i, kinds[i % 3], bool((i // 3) % 2)) for i in range(n)]
+    kinds = ["cot", "sc4", "pass", "fb"]
+    plan = [(i, kinds[i % 4], bool((i // 4) % 2)) for i in range(n)]
 
     async def go(i: int, kind: str, stream: bool) -> None:
         async with sem:
@@ -326,6 +367,151 @@ async def probe(url: str, up: FaultUpstream, t: Tally, repeats: int, timeout: fl
         await asyncio.gather(*(one(c, i) for c in CASES for i in range(repeats)))
 
 
+def lost_answers(t: Tally, trace_dir: Path) -> int:
+    """``fb`` requests answered with an error although a round had finished with an answer."""
+    lost = 0
+    for run_id in t.fb_errors:
+        path = trace_dir / f"{run_id}.jsonl"
+        if not path.exists():
+            continue
+        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        finished = [
+            e
+            for e in events
+            if e.get("type") == "decision"
+            and e.get("event") == "drr_feedback"
+            and e.get("answer") is not None
+        ]
+        lost += bool(finished)
+    return lost
+
+
+def readiness(url: str, t: Tally) -> None:
+    """``HEAD /health`` and ``GET /ready`` of a proxy that is up."""
+    t.lifecycle["HEAD /health (want 200)"] = httpx.head(f"{url}/health", timeout=5).status_code
+    t.lifecycle["GET /ready when up (want 200)"] = httpx.get(f"{url}/ready", timeout=5).status_code
+
+
+SHUTDOWN_BURST = [
+    ("cot", "ponder:cot", {}),
+    ("cot stream", "ponder:cot", {"stream": True}),
+    ("pass-through", "m", {}),
+    ("pass-through stream", "m", {"stream": True}),
+    (
+        "pass-through stream + tools",
+        "m",
+        {
+            "stream": True,
+            "tools": [
+                {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
+            ],
+        },
+    ),
+]
+
+
+def shutdown_burst(proc: subprocess.Popen, url: str, up: FaultUpstream, t: Tally) -> None:
+    """Requests of each kind left hanging on the upstream, then SIGTERM: each must be answered
+    a JSON 503 ``shutting_down`` (a stream: that error as its last event); ``/ready`` must say
+    503 while the proxy drains."""
+    up.faults = Faults(hang=1.0, hang_s=30.0)
+    answers: dict[str, str] = {}
+
+    def ask(name: str, model: str, extra: dict, tag: str) -> None:
+        body = {"model": model, "messages": [{"role": "user", "content": f"{tag} hi"}], **extra}
+        try:
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as r:
+                kind = r.headers.get("content-type", "")
+                raw = r.read()
+            lines = [x for x in raw.decode(errors="replace").splitlines() if x.startswith("data:")]
+            if "event-stream" in kind:
+                last = lines[-1][len("data:") :].strip() if lines else ""
+                code = (
+                    json.loads(last).get("error", {}).get("code") if last.startswith("{") else last
+                )
+                answers[name] = "ok" if code == "shutting_down" else f"stream ends {code}"
+            elif "json" in kind:
+                code = json.loads(raw or b"{}").get("error", {}).get("code")
+                ok = r.status_code == 503 and code == "shutting_down"
+                answers[name] = "ok" if ok else f"{r.status_code}/{code}"
+            else:
+                answers[name] = f"{r.status_code} {kind or 'no content-type'}"
+        except httpx.HTTPError as exc:
+            answers[name] = type(exc).__name__
+
+    threads = [
+        threading.Thread(target=ask, args=(*case, f"[req-down-{i}]"))
+        for i, case in enumerate(SHUTDOWN_BURST)
+    ]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(any(g.tag == f"[req-down-{i}]" for g in up.log) for i in range(len(threads))):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    ready: list[int] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            ready.append(httpx.get(f"{url}/ready", timeout=1).status_code)
+        except httpx.HTTPError:
+            break
+        if ready[-1] == 503:
+            break
+        time.sleep(0.05)
+    for th in threads:
+        th.join(30)
+    proc.wait(30)
+    t.lifecycle["GET /ready while draining (want 503)"] = ready[-1] if ready else "closed"
+    for name, _, _ in SHUTDOWN_BURST:
+        t.lifecycle[f"shutdown: {name} (want ok)"] = answers.get(name, "no answer")
+
+
+def startup_cases(root: Path, up: FaultUpstream, t: Tally) -> None:
+    """A DRR chain on an upstream without continuation (refused at start), and ``ponder run
+    --trace`` to a path nothing can be written to (refused before the call)."""
+    cfg = {
+        "upstream": {"kind": "openai", "base_url": up.base_url, "model": "m"},
+        "chains": {"fb": {"strategy": FEEDBACK}},
+    }
+    path = Path(tempfile.mkdtemp()) / "refuse.json"
+    path.write_text(json.dumps(cfg))
+    env = {**os.environ, "PYTHONPATH": str(root), "OPENAI_API_KEY": KEY}
+    cmd = [sys.executable, "-m", "ponder", "serve", "-c", str(path), "--port", str(free_port())]
+    try:
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=60)
+        last = (done.stderr.strip().splitlines() or [""])[-1]
+        named = "chains.fb" in last and "continuation" in last
+        outcome = "refused" if done.returncode == 2 and named else f"exit {done.returncode}"
+    except subprocess.TimeoutExpired:
+        outcome = "started"
+    t.lifecycle["DRR chain, no continuation: start (want refused)"] = outcome
+    if not Path("/proc/version").is_file():
+        return
+    tag = "[req-run-trace]"
+    cmd = [
+        sys.executable,
+        "-m",
+        "ponder",
+        "run",
+        f"{tag} What is 2 + 2?",
+        "--base-url",
+        up.base_url,
+        "--model",
+        "m",
+        "--trace",
+        "/proc/version",
+    ]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    called = any(g.tag == tag for g in up.log)
+    refused = done.returncode == 2 and "/proc/version" in done.stderr and not called
+    answered = done.returncode == 0 and "Answer:" in done.stdout
+    outcome = "refused" if refused else "answered" if answered else f"exit {done.returncode}"
+    t.lifecycle["ponder run --trace /proc/version (want refused)"] = outcome
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=200)
@@ -338,6 +524,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--words", type=int, nargs=2, default=(20, 400), help="reply length range")
     ap.add_argument("--case-repeats", type=int, default=3, help="times each of CASES is sent")
+    ap.add_argument("--trace-max-mb", type=float, help="cap the proxy's trace_dir (rotation)")
     args = ap.parse_args()
     faults = Faults(
         http_500=0.15,
@@ -354,17 +541,22 @@ def main() -> None:
     t = Tally()
     trace_dir = Path(tempfile.mkdtemp(prefix="chaos-traces-"))
     with FaultUpstream(faults, tokenize=False) as up:
+        root = Path(args.ponder_root)
         proc, url, log_path = start_proxy(
-            Path(args.ponder_root), up.base_url, args.upstream_timeout, trace_dir
+            root, up.base_url, args.upstream_timeout, trace_dir, args.trace_max_mb
         )
         try:
             t0 = time.perf_counter()
             plan = asyncio.run(drive(url, args.requests, args.concurrent, args.client_timeout, t))
             asyncio.run(probe(url, up, t, args.case_repeats, args.client_timeout))
+            readiness(url, t)
+            startup_cases(root, up, t)
+            shutdown_burst(proc, url, up, t)
             wall = time.perf_counter() - t0
         finally:
-            proc.terminate()
-            proc.wait(30)
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
         internal = up.url.removeprefix("http://")
         over = sum(
             1 for i, kind in plan if kind in BUDGETS and up.generated(f"[req-{i}]") > BUDGETS[kind]
@@ -372,7 +564,10 @@ def main() -> None:
         mismatch = sum(1 for i, u in t.usage.items() if u != up.delivered(f"[req-{i}]"))
     masked = KEY[:4] + "****"
     leaked = sum(1 for s in t.seen_text if KEY in s or masked in s or KEY[-6:] in s)
-    written = [p.read_text(errors="replace") for p in sorted(trace_dir.glob("*.jsonl"))]
+    trace_files = sorted(trace_dir.glob("*.jsonl"))
+    trace_mb = sum(p.stat().st_size for p in trace_files) / 1e6
+    lost = lost_answers(t, trace_dir)
+    written = [p.read_text(errors="replace") for p in trace_files]
     written.append(log_path.read_text(errors="replace") if log_path.exists() else "")
     url_leaks = {
         where: sum(1 for s in texts if URL_PASSWORD in s or URL_SECRET in s or KEY in s)
@@ -402,11 +597,16 @@ def main() -> None:
         ("internal address in responses", addressed),
         ("silent drops (cases below)", t.silent_drops),
         *[(f"  {k}", v) for k, v in sorted(t.cases.items())],
+        ("lost answers (fb: error after a round)", lost),
+        ("  fb requests answered with an error", len(t.fb_errors)),
+        ("errors not JSON (text/plain ...)", t.not_json),
+        *[(f"{k}", v) for k, v in t.lifecycle.items()],
+        ("trace_dir: files / MB", f"{len(trace_files)}/{trace_mb:.1f}"),
         ("p50 latency s", round(statistics.median(lat), 2) if lat else 0.0),
         ("p95 latency s", round(p95, 2)),
     ]
     for name, value in rows:
-        print(f"| {name:<40} | {value:>8} |")
+        print(f"| {name:<50} | {value!s:>9} |")
 
 
 if __name__ == "__main__":
