@@ -37,6 +37,7 @@ from ponder.backends.openai_wire import (
     read_choices,
     reported_reasoning_tokens,
 )
+from ponder.backends.trace_context import inject_request
 from ponder.errors import BadRequestError, CapabilityMissing, ConfigError
 from ponder.protocol.requests import Completion, GenerationRequest
 from ponder.protocol.thinking import DEFAULT_MARKERS, check_markers, split_inline
@@ -136,6 +137,7 @@ class OpenAICompatibleBackend(Backend):
             max_retries=0,
             timeout=timeout_s,
             default_query=query or None,
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [inject_request]}),
         )
 
     # -- protocol -----------------------------------------------------------------------------

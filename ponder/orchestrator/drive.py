@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ponder.orchestrator import telemetry
 from ponder.orchestrator.calls import RunCalls
 from ponder.protocol.actions import CallTool, Flow, Fork, Generate, Note, Outcome, Score
 
@@ -24,19 +25,25 @@ async def drive(calls: RunCalls, flow: Flow, span: str) -> Outcome:
                 action = flow.send(value)
             except StopIteration as stop:
                 return stop.value
-            value = await _perform_action(calls, action, span)
+            value = await telemetry.step(action, span, _perform_action(calls, action, span))
     finally:
         flow.close()
 
 
 async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
     if isinstance(action, Generate):
-        return list(await asyncio.gather(*(calls.perform(r, span) for r in action.requests)))
+        made = (
+            telemetry.model_call(calls, r, span, calls.perform(r, span)) for r in action.requests
+        )
+        return list(await asyncio.gather(*made))
     if isinstance(action, Fork):
         calls.trace.record("fork", span, label=action.label, size=len(action.flows))
         prefix = f"{span}/" if span else ""
         results = await asyncio.gather(
-            *(drive(calls, f, f"{prefix}{i}") for i, f in enumerate(action.flows)),
+            *(
+                telemetry.flow(action.label, i, f"{prefix}{i}", drive(calls, f, f"{prefix}{i}"))
+                for i, f in enumerate(action.flows)
+            ),
             return_exceptions=True,
         )
         for r in results:
@@ -47,9 +54,13 @@ async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
         calls.trace.record("decision", span, event=action.event, **action.data)
         return None
     if isinstance(action, Score):
-        return list(await asyncio.gather(*(calls.score(r, span) for r in action.requests)))
+        scores = (
+            telemetry.model_call(calls, r, span, calls.score(r, span)) for r in action.requests
+        )
+        return list(await asyncio.gather(*scores))
     if isinstance(action, CallTool):
-        return list(await asyncio.gather(*(calls.call_tool(c, span) for c in action.calls)))
+        tools = (telemetry.tool_call(c.name, span, calls.call_tool(c, span)) for c in action.calls)
+        return list(await asyncio.gather(*tools))
     raise TypeError(
         f"a strategy yielded {action!r}; expected Generate, Fork, Note, Score or CallTool"
     )

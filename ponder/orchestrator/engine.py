@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ponder.backends.base import Backend
 from ponder.errors import ConfigError, InputError, RunTimeout
+from ponder.orchestrator import telemetry
 from ponder.orchestrator.calls import RunCalls
 from ponder.orchestrator.capabilities import check_capabilities
 from ponder.orchestrator.drive import drive
@@ -29,6 +30,7 @@ from ponder.orchestrator.policy import (
     RetryPolicy,
     RunLimits,
 )
+from ponder.orchestrator.report import run_report
 from ponder.orchestrator.result import RunResult
 from ponder.orchestrator.trace import Trace
 from ponder.protocol.actions import Task
@@ -104,12 +106,15 @@ class Orchestrator:
             raise InputError("the question is empty")
         limits = limits or self.limits
         state = RunCalls(self, trace or Trace(), limits)
-        state.trace.record("run_start", "", strategy=strategy.model_dump(), question=task.question)
+        span = telemetry.start_run(strategy, state.trace, limits.total_tokens)
+        state.trace.record(
+            "run_start", "", strategy=strategy.model_dump(), question=task.question, **span.ids()
+        )
         t0 = time.perf_counter()
         timeout_s = limits.timeout_s
         try:
             await check_capabilities(strategy, self.backends)  # before any call
-            coro = drive(state, strategy.flow(task), "")
+            coro = span.within(drive(state, strategy.flow(task), ""))
             try:
                 outcome = await (asyncio.wait_for(coro, timeout_s) if timeout_s else coro)
             except TimeoutError:
@@ -119,11 +124,13 @@ class Orchestrator:
         except BaseException as exc:
             state.usage.wall_time_s = time.perf_counter() - t0
             state.trace.record("run_error", "", error=f"{type(exc).__name__}: {exc}")
+            span.fail(exc)
             raise
         state.usage.wall_time_s = time.perf_counter() - t0
         limited = outcome.budget_limited or state.budget_hit
         outcome.budget_limited = limited
         served = {role: await served_by(b) for role, b in self.backends.items()}  # after calls
+        report = run_report(strategy, outcome, state.usage, state.budget, limited)
         state.trace.record(
             "run_end",
             "",
@@ -131,7 +138,9 @@ class Orchestrator:
             budget_limited=limited,
             usage=state.usage.to_dict(),
             backends=served,
+            report=report.to_dict(),
         )
+        span.end(report, state.usage, outcome.answer)
         return RunResult(
             answer=outcome.answer,
             text=outcome.text,
@@ -140,6 +149,7 @@ class Orchestrator:
             trace=state.trace,
             outcome=outcome,
             backends=served,
+            report=report,
         )
 
 

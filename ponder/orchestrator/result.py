@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.orchestrator.report import RunReport
 from ponder.orchestrator.trace import Trace
 from ponder.orchestrator.usage import Usage
 from ponder.protocol.actions import Outcome
@@ -28,6 +29,8 @@ class RunResult:
     backends: dict[str, dict[str, object]] = field(default_factory=dict)
     """What served each role (``Backend.describe()``, e.g. the local backend's runtime, and the
     ``capabilities`` it reported at the end of the run: what it learned, such as a refused n)."""
+    report: RunReport = field(default_factory=RunReport)
+    """Why the run stopped, samples drawn and used, budget left (``ponder.orchestrator.report``)."""
 
     @property
     def run_id(self) -> str:

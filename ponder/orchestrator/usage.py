@@ -26,6 +26,8 @@ class Usage:
     wall_time_s: float = 0.0
     by_purpose: dict[str, PurposeUsage] = field(default_factory=dict)
     peak_context_tokens: int = 0
+    by_role: dict[str, PurposeUsage] = field(default_factory=dict)
+    """The same tokens by the backend role asked for (``default``, ``aggregator``, ...)."""
     reasoning_tokens: int = 0
     """Of ``completion_tokens``, those a reasoning model spent thinking
     (``Choice.reasoning_tokens``: the upstream's ``completion_tokens_details``, else counted)."""
@@ -51,6 +53,12 @@ class Usage:
         self.cached_prompt_tokens += cached
         self.peak_context_tokens = max(self.peak_context_tokens, context)
         part = self.by_purpose.setdefault(purpose, PurposeUsage())
+        part.prompt_tokens += prompt
+        part.completion_tokens += completion
+        part.calls += calls
+
+    def add_role(self, role: str, prompt: int, completion: int, calls: int) -> None:
+        part = self.by_role.setdefault(role, PurposeUsage())
         part.prompt_tokens += prompt
         part.completion_tokens += completion
         part.calls += calls

@@ -2,13 +2,14 @@
 
 Use ``create_app(ServeConfig(...))`` and serve it with any ASGI server (``ponder serve`` uses
 uvicorn; ``ponder.serve.ServerThread`` runs it in a thread). Routes: ``POST /v1/chat/completions``,
-``GET /v1/models``, ``GET /health``. ``backend=`` replaces the configured upstream with a ready
-``Backend`` for chain runs (tests pass a ``FakeBackend``).
+``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus). ``backend=`` replaces the
+configured upstream with a ready ``Backend`` for chain runs (tests pass a ``FakeBackend``).
 ``GET|HEAD /health`` is liveness, ``GET|HEAD /ready`` readiness (for load balancers).
 
 This file is the factory and the routes only: the shared state is in ``state.py``, the checks
 every request passes in ``guards.py``, reading a chain request in ``chain_request.py``, running it
-and answering in ``chain_run.py``, and pass-through in ``passthrough.py``.
+and answering in ``chain_run.py``, pass-through in ``passthrough.py``, and what operators watch
+(spans, metrics) in ``telemetry.py`` and ``metrics.py``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from ponder.serve.chain_request import resolve_chain
 from ponder.serve.chain_run import run_chain
 from ponder.serve.config import CHAIN_PREFIX, ServeConfig
 from ponder.serve.guards import check_auth, check_limits, read_body
+from ponder.serve.metrics import PASSTHROUGH, ProxyMetrics
 from ponder.serve.passthrough import forward_chat
 from ponder.serve.passthrough_run import pass_through
 from ponder.serve.reasoning import without_history_thinking
 from ponder.serve.state import ProxyState
+from ponder.serve.telemetry import CHAIN_SCOPE_KEY, ObserveMiddleware, replica_name
 from ponder.serve.wire import ApiError, parse_chat_request
 
 log = logging.getLogger("ponder.serve")
@@ -41,10 +44,11 @@ log = logging.getLogger("ponder.serve")
 
 def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAPI:
     holder: dict[str, ProxyState] = {}
+    metrics = ProxyMetrics(replica_name(config.telemetry), config.chain_names())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ProxyState(config, backend)
+        state = ProxyState(config, backend, metrics)
         holder["state"] = state
         with redacting_logs(state.secrets):  # HTTP clients log each upstream URL they call
             started = False
@@ -71,6 +75,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
             await holder["state"].drain(config.shutdown_grace_s)
 
     app.state.drain = drain
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
 
     async def backends_started() -> None:
         """Returns once the backends have started and every chain passed the capability
@@ -117,6 +122,14 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
             return JSONResponse({"status": state})
         return JSONResponse({"status": state}, status_code=503, headers={"retry-after": "5"})
 
+    @app.get("/metrics")
+    async def prometheus_metrics(request: Request) -> Response:
+        if not config.telemetry.metrics:
+            raise ApiError(404, "metrics are off (telemetry.metrics: false)", code="not_found")
+        check_auth(st().proxy_key, request)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         s = st()
@@ -144,6 +157,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
         req, body = without_history_thinking(req, body, config.reasoning)
         check_limits(config.limits, req)
         chain = resolve_chain(config, req)
+        request.scope[CHAIN_SCOPE_KEY] = chain[0] if chain else PASSTHROUGH  # metric label
         if chain is None:
             return await pass_through(
                 s, request, forward_chat(s.http, s.upstream, req, body, s.secrets)

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from ponder.orchestrator.engine import RunLimits, RunResult
 from ponder.orchestrator.session import Session
+from ponder.orchestrator.telemetry import set_scope
 from ponder.orchestrator.trace import Trace
 from ponder.serve.chain_request import (
     check_takes_tools,
@@ -29,9 +30,11 @@ from ponder.serve.chain_request import (
 )
 from ponder.serve.config import ChainSpec
 from ponder.serve.errors import shutting_down_error
+from ponder.serve.metrics import role_labels
 from ponder.serve.request_fields import chain_options
 from ponder.serve.state import ProxyState
 from ponder.serve.streaming import ProgressFeed, stream_chain
+from ponder.serve.telemetry import answer_headers, run_scope
 from ponder.serve.wire import ApiError, ChatRequest, chat_completion, new_completion_id
 
 log = logging.getLogger("ponder.serve")
@@ -80,7 +83,8 @@ async def run_chain(
 
     limits = RunLimits(total_tokens=budget, timeout_s=spec.timeout_s)
     feed = ProgressFeed() if req.stream else None
-    traces = [Trace(listener=feed) for _ in range(req.n)]
+    labels = role_labels(spec, s.upstream.default_model, upstream_model, not s.upstream.base_url)
+    traces = [Trace(listener=s.metrics.run_listener(name, labels, feed)) for _ in range(req.n)]
     trace_ids = ",".join(t.run_id for t in traces)
     completion_id = new_completion_id()
 
@@ -91,6 +95,7 @@ async def run_chain(
             s.trace_files.write(trace, s.secrets)  # rotated under trace_max_*
 
     async def runs() -> list[RunResult]:
+        set_scope(run_scope(name, spec.strategy.name, cfg.telemetry, s.metrics.replica))
         try:
             async with s.upstream.lease(upstream_model) as backend:
                 session = s.session_for(name, spec, backend)
@@ -122,7 +127,7 @@ async def run_chain(
         return StreamingResponse(
             gen,
             media_type="text/event-stream",
-            headers={TRACE_HEADER: trace_ids, "cache-control": "no-cache"},
+            headers={TRACE_HEADER: trace_ids, "cache-control": "no-cache", **answer_headers(name)},
         )
     work = asyncio.ensure_future(runs())
     gone = asyncio.ensure_future(_disconnected(request))
@@ -150,7 +155,7 @@ async def run_chain(
             err.body(), status_code=err.status, headers={TRACE_HEADER: trace_ids, **err.headers}
         )
     body = chat_completion(completion_id, req.model, name, results, cfg.reasoning)
-    return JSONResponse(body, headers={TRACE_HEADER: trace_ids})
+    return JSONResponse(body, headers={TRACE_HEADER: trace_ids, **answer_headers(name, results)})
 
 
 async def _releasing(release: Any, gen: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

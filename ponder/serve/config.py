@@ -14,6 +14,7 @@ Example ``serve.yaml``::
     trace_dir: traces/                 # optional: one JSONL trace per run, rotated under
     trace_max_mb: 512                  #   a cap: the oldest go past 512 MB
     trace_max_files: 100000            #   or past 100,000 files (0: no cap)
+    telemetry: {replica: a}            # optional: metrics/span labels ($PONDER_REPLICA wins)
     limits: {max_body_bytes: 1000000, max_n: 8, max_tokens: 8192, max_concurrent_runs: 32}
     reasoning: {fields: [reasoning_content, reasoning], chain_thinking: true, keep_history: false}
 
@@ -43,6 +44,7 @@ from ponder.errors import ConfigError
 from ponder.named_registry import format_validation_error
 from ponder.protocol.strategy import Strategy
 from ponder.serve.reasoning import ReasoningConfig
+from ponder.serve.telemetry import TelemetryConfig
 from ponder.strategies.registry import StrategyField
 
 CHAIN_PREFIX = "ponder:"
@@ -122,6 +124,8 @@ class ServeConfig(BaseModel):
     retry: RetryConfig | None = None
     """The default ``retry`` of chains that set none (``RetryConfig``'s defaults if unset)."""
     keepalive_s: float = Field(5.0, gt=0)
+    telemetry: TelemetryConfig = Field(default_factory=lambda: TelemetryConfig.model_validate({}))
+    """Replica name, ``/metrics``, message content in spans (``ponder.serve.telemetry``)."""
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
     """A reasoning model's thinking: which fields a chain's answer carries it in, whether it does,
     and whether earlier turns' thinking goes upstream (``ponder.serve.reasoning``)."""

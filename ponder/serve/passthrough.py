@@ -27,6 +27,7 @@ import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from ponder.backends.trace_context import inject_headers
 from ponder.protocol.tool_calls import parse_text_tool_calls
 from ponder.secrets import redact, redact_bytes
 from ponder.serve.errors import hide_addresses
@@ -72,6 +73,7 @@ async def forward_chat(
     headers = {"content-type": "application/json"}
     if upstream.api_key:
         headers["authorization"] = f"Bearer {upstream.api_key}"
+    inject_headers(headers)  # the request's trace context (traceparent) goes upstream too
     url = upstream.endpoint("/chat/completions")
     upstream_req = client.build_request("POST", url, content=body, headers=headers)
     try:

@@ -26,6 +26,7 @@ from ponder.backends.local.server import free_port
 from ponder.errors import PonderError
 from ponder.serve.app import create_app
 from ponder.serve.config import ServeConfig
+from ponder.serve.telemetry import configure_tracing, replica_name
 
 START_TIMEOUT_S = 120.0
 ANSWER_AFTER_DRAIN_S = 5
@@ -102,7 +103,9 @@ def uvicorn_config(
 
 
 def serve(config: ServeConfig, *, log_level: str = "info") -> None:
-    """Serve in the foreground until SIGINT/SIGTERM."""
+    """Serve in the foreground until SIGINT/SIGTERM (exporting traces over OTLP when the
+    ``OTEL_*`` variables say so: ``ponder.serve.telemetry.configure_tracing``)."""
+    configure_tracing(replica_name(config.telemetry))
     proxy_server(config, log_level=log_level).run()
 
 

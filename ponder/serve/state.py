@@ -23,6 +23,8 @@ from ponder.orchestrator.session import Session
 from ponder.secrets import url_secrets
 from ponder.serve.config import ChainSpec, ServeConfig
 from ponder.serve.errors import to_api_error
+from ponder.serve.metrics import ProxyMetrics
+from ponder.serve.telemetry import replica_name, trace_dir
 from ponder.serve.trace_files import TraceFiles
 from ponder.serve.upstream import Upstream
 from ponder.serve.wire import ApiError
@@ -33,10 +35,15 @@ log = logging.getLogger("ponder.serve")
 class ProxyState:
     """What the app shares between requests: config, upstream, pass-through client, run count."""
 
-    def __init__(self, config: ServeConfig, backend: Backend | None) -> None:
+    def __init__(
+        self, config: ServeConfig, backend: Backend | None, metrics: ProxyMetrics | None = None
+    ) -> None:
         self.config = config
+        self.metrics = metrics or ProxyMetrics(replica_name(config.telemetry))
+        self.trace_dir = trace_dir(config.trace_dir, config.telemetry)
+        """Where this replica writes run traces (``trace_dir``, per replica when named)."""
         self.trace_files = TraceFiles(
-            config.trace_dir, int(config.trace_max_mb * 1_000_000), config.trace_max_files
+            self.trace_dir, int(config.trace_max_mb * 1_000_000), config.trace_max_files
         )
         """Run traces in ``trace_dir``, the oldest rotated out past ``trace_max_*``."""
         self.upstream = (

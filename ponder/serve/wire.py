@@ -18,6 +18,7 @@ from ponder.orchestrator.engine import RunResult
 from ponder.orchestrator.usage import Usage
 from ponder.protocol.actions import Outcome
 from ponder.protocol.tool_calls import is_tool_answer, offered_names
+from ponder.serve.telemetry import run_fields
 from ponder.serve.reasoning import (
     DEFAULT_REASONING,
     REASONING_FIELDS,
@@ -314,6 +315,7 @@ def ponder_field(chain: str, results: list[RunResult], usage: Usage) -> dict[str
             }
             for k, v in usage.by_purpose.items()
         },
+        **run_fields(results),  # stop reasons, samples drawn/used, usage by role
     }
 
 
