@@ -18,7 +18,6 @@ from ponder.orchestrator.engine import RunResult
 from ponder.orchestrator.usage import Usage
 from ponder.protocol.actions import Outcome
 from ponder.protocol.tool_calls import is_tool_answer, offered_names
-from ponder.serve.telemetry import run_fields
 from ponder.serve.reasoning import (
     DEFAULT_REASONING,
     REASONING_FIELDS,
@@ -26,6 +25,7 @@ from ponder.serve.reasoning import (
     chosen_thinking,
     thinking_fields,
 )
+from ponder.serve.telemetry import run_fields
 
 CONTENT_PIECE_CHARS = 64
 FINISH_BUDGET = "budget_exhausted"
