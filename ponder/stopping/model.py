@@ -96,7 +96,7 @@ class DM(Artifact):
     KIND: ClassVar[str] = "DM"
     FIELD: ClassVar[str] = "dm"
     DEFAULT: ClassVar[Path | None] = DEFAULT_ARTIFACT
-    TRAIN: ClassVar[str] = "ponder drr collect + ponder drr train"
+    TRAIN: ClassVar[str] = "ponder drr collect + train"
     OVERRIDE: ClassVar[str] = "pass allow_other_reasoner / --allow-other-reasoner"
 
     format: str = FORMAT
