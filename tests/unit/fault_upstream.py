@@ -40,6 +40,8 @@ def fake_tokens(text: str) -> int:
 
 
 DIALECTS = ("reasoning_content", "reasoning", "think")
+HIDDEN = "hidden"
+"""A dialect that thinks but sends no thinking, only its ``reasoning_tokens`` (o-series)."""
 THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"
 
 
@@ -133,14 +135,15 @@ class FaultUpstream:
     auth_seen: list[str] = field(default_factory=list)
     dialect: str | None = None
     """``reasoning_content``, ``reasoning`` or ``think`` (inline): a reasoning model (see the
-    module doc); ``None``: replies with no thinking."""
+    module doc); ``hidden``: one that sends only its ``reasoning_tokens``; ``None``: replies with
+    no thinking."""
     report_reasoning: bool = True
     """With a dialect: send ``usage.completion_tokens_details.reasoning_tokens``."""
     seen: list[dict[str, Any]] = field(default_factory=list)
     """Every chat request body received."""
 
     def __post_init__(self) -> None:
-        assert self.dialect is None or self.dialect in DIALECTS, self.dialect
+        assert self.dialect in (None, HIDDEN, *DIALECTS), self.dialect
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self._server: ThreadingHTTPServer | None = None

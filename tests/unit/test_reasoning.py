@@ -22,7 +22,7 @@ from ponder.protocol.requests import GenerationRequest, SamplingParams
 from ponder.protocol.thinking import DEFAULT_MARKERS
 from ponder.serve import ServeConfig, ServerThread
 from ponder.serve.reasoning import ReasoningConfig, chosen_thinking, thinking_fields
-from tests.unit.fault_upstream import DIALECTS, Faults, FaultUpstream, fake_tokens
+from tests.unit.fault_upstream import DIALECTS, HIDDEN, Faults, FaultUpstream, fake_tokens
 
 MSG = [{"role": "user", "content": "What is 2+2?"}]
 INNER = {"name": "cot", "temperature": 0.7, "max_tokens": 400}
@@ -87,6 +87,20 @@ async def test_native_n_counts_thinking_and_completion_exactly(
     assert done.completion_tokens == gen.completion_tokens
     assert done.reasoning_tokens == gen.reasoning_tokens
     assert all(0 < c.reasoning_tokens <= c.completion_tokens for c in done.choices)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+async def test_hidden_thinking_is_counted_from_the_reported_tokens(n: int) -> None:
+    with FaultUpstream(dialect=HIDDEN) as up:
+        b = backend(up)
+        done = await b.generate(chat(n=n, max_tokens=400, temperature=0.7))
+        await b.aclose()
+    gen = up.log[-1]
+    assert all(c.reasoning is None for c in done.choices)
+    assert [c.text for c in done.choices] == gen.answers
+    assert done.reasoning_tokens == gen.reasoning_tokens > 0
+    assert done.completion_tokens == gen.completion_tokens
+    assert all(0 < c.reasoning_tokens < c.completion_tokens for c in done.choices)
 
 
 async def test_thinking_cut_at_max_tokens_is_thinking_with_no_answer() -> None:
@@ -262,6 +276,23 @@ def test_pass_through_relays_thinking_unchanged(dialect: str) -> None:
     assert s_usage.completion_tokens_details.reasoning_tokens == second.reasoning_tokens
 
 
+TOOLS = [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]
+
+
+def test_pass_through_converting_tools_streams_the_thinking_as_deltas() -> None:
+    with FaultUpstream(dialect="reasoning_content") as up, ServerThread(serve_cfg(up)) as srv:
+        stream = client(srv).chat.completions.create(
+            model="m",
+            messages=MSG,
+            tools=TOOLS,  # type: ignore[arg-type]
+            stream=True,
+        )
+        streamed, _, _ = read_stream(stream)
+    [gen] = up.log
+    assert gen.stream is False  # asked whole, to convert text tool calls, then streamed
+    assert (streamed.reasoning, streamed.text) == (gen.thinking[0], gen.answers[0])
+
+
 HISTORY = [
     {"role": "user", "content": "What is 1+1?"},
     {
@@ -272,7 +303,6 @@ HISTORY = [
     },
     {"role": "user", "content": "And 2+2?"},
 ]
-TOOLS = [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]
 
 
 def test_earlier_turns_thinking_is_not_sent_upstream_unless_kept() -> None:
