@@ -2,7 +2,8 @@
 
 Nothing online imports this package; it imports everything below it. One sub-package per recipe::
 
-    collect/   record behaviour (``ponder collect``): the ``collect`` strategy + its resumable driver
+    collect/   record behaviour (``ponder collect``): the ``collect`` strategy, its resumable
+               driver
     drr/       train the DRR judge (DM) and evaluate every stop policy by replay
     learned/   train the learned aggregator
     ssa/       SSA aggregator training: data, RFT, SFT, GRPO, export to GGUF
