@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ponder.orchestrator import telemetry
+from ponder.orchestrator import step_spans
 from ponder.orchestrator.calls import RunCalls
 from ponder.protocol.actions import CallTool, Flow, Fork, Generate, Note, Outcome, Score
 
@@ -25,7 +25,7 @@ async def drive(calls: RunCalls, flow: Flow, span: str) -> Outcome:
                 action = flow.send(value)
             except StopIteration as stop:
                 return stop.value
-            value = await telemetry.step(action, span, _perform_action(calls, action, span))
+            value = await step_spans.step(action, span, _perform_action(calls, action, span))
     finally:
         flow.close()
 
@@ -33,7 +33,7 @@ async def drive(calls: RunCalls, flow: Flow, span: str) -> Outcome:
 async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
     if isinstance(action, Generate):
         made = (
-            telemetry.model_call(calls, r, span, calls.perform(r, span)) for r in action.requests
+            step_spans.model_call(calls, r, span, calls.perform(r, span)) for r in action.requests
         )
         return list(await asyncio.gather(*made))
     if isinstance(action, Fork):
@@ -41,7 +41,7 @@ async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
         prefix = f"{span}/" if span else ""
         results = await asyncio.gather(
             *(
-                telemetry.flow(action.label, i, f"{prefix}{i}", drive(calls, f, f"{prefix}{i}"))
+                step_spans.flow(action.label, i, f"{prefix}{i}", drive(calls, f, f"{prefix}{i}"))
                 for i, f in enumerate(action.flows)
             ),
             return_exceptions=True,
@@ -55,11 +55,11 @@ async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
         return None
     if isinstance(action, Score):
         scores = (
-            telemetry.model_call(calls, r, span, calls.score(r, span)) for r in action.requests
+            step_spans.model_call(calls, r, span, calls.score(r, span)) for r in action.requests
         )
         return list(await asyncio.gather(*scores))
     if isinstance(action, CallTool):
-        tools = (telemetry.tool_call(c.name, span, calls.call_tool(c, span)) for c in action.calls)
+        tools = (step_spans.tool_call(c.name, span, calls.call_tool(c, span)) for c in action.calls)
         return list(await asyncio.gather(*tools))
     raise TypeError(
         f"a strategy yielded {action!r}; expected Generate, Fork, Note, Score or CallTool"

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from ponder.backends.base import Backend
 from ponder.errors import ConfigError, InputError, RunTimeout
-from ponder.orchestrator import telemetry
 from ponder.orchestrator.calls import RunCalls
 from ponder.orchestrator.capabilities import check_capabilities
 from ponder.orchestrator.drive import drive
@@ -32,6 +31,7 @@ from ponder.orchestrator.policy import (
 )
 from ponder.orchestrator.report import run_report
 from ponder.orchestrator.result import RunResult
+from ponder.orchestrator.run_span import start_run
 from ponder.orchestrator.trace import Trace
 from ponder.protocol.actions import Task
 
@@ -106,7 +106,7 @@ class Orchestrator:
             raise InputError("the question is empty")
         limits = limits or self.limits
         state = RunCalls(self, trace or Trace(), limits)
-        span = telemetry.start_run(strategy, state.trace, limits.total_tokens)
+        span = start_run(strategy, state.trace, limits.total_tokens)
         state.trace.record(
             "run_start", "", strategy=strategy.model_dump(), question=task.question, **span.ids()
         )
