@@ -30,14 +30,15 @@ from ponder.secrets import redacting_logs
 from ponder.serve.chain_request import resolve_chain
 from ponder.serve.chain_run import run_chain
 from ponder.serve.config import CHAIN_PREFIX, ServeConfig
+from ponder.serve.errors import ApiError
 from ponder.serve.guards import check_auth, check_limits, read_body
 from ponder.serve.metrics import PASSTHROUGH, ProxyMetrics
+from ponder.serve.parsing import parse_chat_request
 from ponder.serve.passthrough import forward_chat
 from ponder.serve.passthrough_run import pass_through
 from ponder.serve.reasoning import without_history_thinking
 from ponder.serve.state import ProxyState
 from ponder.serve.telemetry import CHAIN_SCOPE_KEY, ObserveMiddleware, replica_name
-from ponder.serve.wire import ApiError, parse_chat_request
 
 log = logging.getLogger("ponder.serve")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ponder.protocol.actions import Task
 from ponder.serve.config import CHAIN_PREFIX, ChainSpec, ServeConfig
-from ponder.serve.wire import ApiError, ChatRequest, check_tools, message_text
+from ponder.serve.errors import ApiError
+from ponder.serve.parsing import ChatRequest, check_tools, message_text
 
 
 def resolve_chain(

@@ -29,13 +29,14 @@ from ponder.serve.chain_request import (
     task_from_request,
 )
 from ponder.serve.config import ChainSpec
-from ponder.serve.errors import shutting_down_error
+from ponder.serve.errors import ApiError, shutting_down_error
 from ponder.serve.metrics import role_labels
+from ponder.serve.parsing import ChatRequest
 from ponder.serve.request_fields import chain_options
+from ponder.serve.responses import chat_completion, new_completion_id
 from ponder.serve.state import ProxyState
 from ponder.serve.streaming import ProgressFeed, stream_chain
 from ponder.serve.telemetry import answer_headers, run_scope
-from ponder.serve.wire import ApiError, ChatRequest, chat_completion, new_completion_id
 
 log = logging.getLogger("ponder.serve")
 TRACE_HEADER = "x-ponder-trace-id"

@@ -1,4 +1,5 @@
-"""Translate Ponder errors into OpenAI-format HTTP errors, at the proxy's one boundary.
+"""OpenAI-format HTTP errors (``ApiError``), and the translation of Ponder errors into them at the
+proxy's one boundary.
 
 Every chain answers a cause the same way: ``AllSamplesFailed`` (a ``sample``/``adaptive``
 chain whose samples all failed) is answered as its ``primary`` typed cause would be, so an
@@ -8,6 +9,9 @@ every other message is passed through ``ponder.secrets.redact`` so no key (nor a
 credentials) can leak into a response, and through ``hide_addresses``, so no client is told where
 the upstream lives (a URL or ``host:port`` of a configured backend, or the one an error names, is
 said as "the upstream"). A Retry-After the upstream sent is relayed.
+
+Use ``ApiError`` for anything a route answers as an error itself (the app renders its ``body``
+with its ``status`` and ``headers``); use ``to_api_error`` on whatever a chain run raised.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ponder.errors import (
@@ -36,12 +41,50 @@ from ponder.errors import (
     UpstreamServerError,
 )
 from ponder.secrets import REDACTED, redact
-from ponder.serve.wire import ApiError
 
-__all__ = ["REDACTED", "hide_addresses", "redact", "shutting_down_error", "to_api_error"]
+__all__ = [
+    "REDACTED",
+    "ApiError",
+    "hide_addresses",
+    "redact",
+    "shutting_down_error",
+    "to_api_error",
+]
 
 UPSTREAM = "the upstream"
 _URL = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s\"'`<>\\)]+")
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's format: ``{"error": {"message", "type", "code", "param"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.headers: dict[str, str] = dict(headers or {})
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
 
 
 def _netloc(url: str) -> str | None:

@@ -12,7 +12,8 @@ import hmac
 from fastapi import Request
 
 from ponder.serve.config import ServeLimits
-from ponder.serve.wire import ApiError, ChatRequest
+from ponder.serve.errors import ApiError
+from ponder.serve.parsing import ChatRequest
 
 
 def check_auth(proxy_key: str | None, request: Request) -> None:

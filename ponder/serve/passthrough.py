@@ -30,9 +30,10 @@ from starlette.responses import Response, StreamingResponse
 from ponder.backends.trace_context import inject_headers
 from ponder.protocol.tool_calls import parse_text_tool_calls
 from ponder.secrets import redact, redact_bytes
-from ponder.serve.errors import hide_addresses
+from ponder.serve.errors import ApiError, hide_addresses
+from ponder.serve.parsing import ChatRequest
+from ponder.serve.responses import chunk, message_deltas, new_completion_id, sse
 from ponder.serve.upstream import Upstream
-from ponder.serve.wire import ApiError, ChatRequest, chunk, message_deltas, new_completion_id, sse
 
 log = logging.getLogger("ponder.serve")
 TEXT_TOOL_CALLS_HEADER = "x-ponder-text-tool-calls"

@@ -22,8 +22,8 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
 
 from ponder.serve.errors import shutting_down_error
+from ponder.serve.responses import sse
 from ponder.serve.state import ProxyState
-from ponder.serve.wire import sse
 
 log = logging.getLogger("ponder.serve")
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ponder.protocol.actions import Outcome
 
 if TYPE_CHECKING:
-    from ponder.serve.wire import ChatRequest
+    from ponder.serve.parsing import ChatRequest
 
 ReasoningField = Literal["reasoning_content", "reasoning"]
 REASONING_FIELDS: tuple[ReasoningField, ...] = ("reasoning_content", "reasoning")

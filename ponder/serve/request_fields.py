@@ -24,7 +24,8 @@ from ponder.protocol.actions import Action, Flow, Fork, Generate, Outcome, Task
 from ponder.protocol.requests import GenerationRequest
 from ponder.protocol.strategy import Strategy
 from ponder.serve.config import ChainSpec
-from ponder.serve.wire import ApiError, ChatRequest
+from ponder.serve.errors import ApiError
+from ponder.serve.parsing import ChatRequest
 from ponder.strategies.cot import ChainOfThought
 
 TEXT_PARTS = ("text",)

@@ -22,12 +22,11 @@ from ponder.orchestrator.engine import RetryPolicy
 from ponder.orchestrator.session import Session
 from ponder.secrets import url_secrets
 from ponder.serve.config import ChainSpec, ServeConfig
-from ponder.serve.errors import to_api_error
+from ponder.serve.errors import ApiError, to_api_error
 from ponder.serve.metrics import ProxyMetrics
 from ponder.serve.telemetry import replica_name, trace_dir
 from ponder.serve.trace_files import TraceFiles
 from ponder.serve.upstream import Upstream
-from ponder.serve.wire import ApiError
 
 log = logging.getLogger("ponder.serve")
 

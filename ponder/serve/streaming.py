@@ -21,7 +21,7 @@ from typing import Any
 from ponder.orchestrator.engine import RunResult
 from ponder.serve.errors import shutting_down_error, to_api_error
 from ponder.serve.reasoning import DEFAULT_REASONING, ReasoningConfig
-from ponder.serve.wire import (
+from ponder.serve.responses import (
     answer_message,
     chunk,
     message_deltas,

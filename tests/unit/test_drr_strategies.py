@@ -165,7 +165,7 @@ async def test_replay_and_live_agree(tmp_path: Path) -> None:
 
 async def test_calibrated_confidence_reaches_results_records_and_the_proxy(dm_path: str) -> None:
     from ponder.evaluation.records import make_record
-    from ponder.serve.wire import ponder_field
+    from ponder.serve.responses import ponder_field
 
     s = StopThinking(dm=dm_path, threshold=0.5, probe_every=4, max_tokens=12)
     r = await Orchestrator(FakeBackend(reasoner)).run(s, Task("q?"))

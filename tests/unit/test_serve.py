@@ -12,7 +12,7 @@ import pytest
 from ponder.backends.fake import FakeBackend
 from ponder.errors import ConfigError
 from ponder.serve import ServeConfig, ServerThread
-from ponder.serve.wire import FINISH_BUDGET
+from ponder.serve.responses import FINISH_BUDGET
 from tests.unit.serve_helpers import UPSTREAM_SECRET, fake_upstream
 
 CHAINS = {
@@ -349,7 +349,7 @@ def test_chain_config_errors_name_the_field():
 
 def test_multi_turn_messages_become_one_task():
     from ponder.serve.chain_request import task_from_request
-    from ponder.serve.wire import parse_chat_request
+    from ponder.serve.parsing import parse_chat_request
 
     messages = [
         {"role": "system", "content": "Sys."},

@@ -17,7 +17,7 @@ from ponder.protocol.tool_calls import (
     parse_text_tool_calls,
     tool_call_answer,
 )
-from ponder.serve.wire import winning_tool_calls
+from ponder.serve.responses import winning_tool_calls
 from ponder.strategies import build_strategy
 from ponder.strategies.cot import choice_outcome
 
