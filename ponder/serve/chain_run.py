@@ -28,6 +28,7 @@ from ponder.serve.chain_request import (
     run_budget,
     task_from_request,
 )
+from ponder.serve.client_left import done_unless_client_left
 from ponder.serve.config import ChainSpec
 from ponder.serve.errors import ApiError, shutting_down_error
 from ponder.serve.metrics import role_labels
@@ -131,18 +132,7 @@ async def run_chain(
             headers={TRACE_HEADER: trace_ids, "cache-control": "no-cache", **answer_headers(name)},
         )
     work = asyncio.ensure_future(runs())
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # this handler was cancelled
-        work.cancel()
-        gone.cancel()
-        await asyncio.gather(work, gone, return_exceptions=True)
-        raise
-    gone.cancel()
-    if work not in done:  # the client left: stop spending upstream tokens on its answer
-        work.cancel()
-        await asyncio.gather(work, return_exceptions=True)
+    if not await done_unless_client_left(request, work):  # stop spending tokens on its answer
         log.info("ponder serve: client left; cancelled run(s) %s", trace_ids)
         return Response(status_code=499)
     try:
@@ -165,9 +155,3 @@ async def _releasing(release: Any, gen: AsyncIterator[bytes]) -> AsyncIterator[b
             yield part
     finally:
         release()
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the client disconnects (the body was read already)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass

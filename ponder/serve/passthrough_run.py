@@ -21,6 +21,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
 
+from ponder.serve.client_left import done_unless_client_left
 from ponder.serve.errors import shutting_down_error
 from ponder.serve.responses import sse
 from ponder.serve.state import ProxyState
@@ -36,19 +37,8 @@ async def pass_through(
         raise shutting_down_error()
     work = asyncio.ensure_future(forward)
     s.tasks.add(work)
-    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        try:
-            done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:  # this handler was cancelled
-            work.cancel()
-            gone.cancel()
-            await asyncio.gather(work, gone, return_exceptions=True)
-            raise
-        gone.cancel()
-        if work not in done:  # the client left: stop the upstream generating for nobody
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
+        if not await done_unless_client_left(request, work):
             log.info("ponder serve: client left; cancelled its pass-through request")
             return Response(status_code=499)
     finally:
@@ -92,9 +82,3 @@ async def _drained(s: ProxyState, body: AsyncIterable[Any]) -> AsyncIterator[Any
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the client disconnects (the body was read already)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
