@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ponder.backends.base import Backend
-from ponder.backends.local.server import free_port
+from ponder.backends.local.server import HttpAddress, free_port
 from ponder.errors import PonderError
 from ponder.serve.app import create_app
 from ponder.serve.config import ServeConfig
@@ -109,7 +109,7 @@ def serve(config: ServeConfig, *, log_level: str = "info") -> None:
     proxy_server(config, log_level=log_level).run()
 
 
-class ServerThread:
+class ServerThread(HttpAddress):
     """The proxy in a daemon thread with its own event loop, on ``port`` (default: a free one;
     the config's port is not used)."""
 
@@ -132,14 +132,6 @@ class ServerThread:
             self.server.run()
         except BaseException as exc:  # noqa: BLE001  (start() re-raises it)
             self.error = exc
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
 
     def start(self) -> ServerThread:
         """Start the server and wait until it is ready (its backends started, every chain

@@ -54,7 +54,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-class LlamaServer:
+class HttpAddress:
+    """Where a server listening on ``host``:``port`` answers: ``url``, and ``base_url`` (its
+    OpenAI-compatible routes, where an OpenAI client points)."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+
+class LlamaServer(HttpAddress):
     """One llama.cpp server process. ``n_parallel`` slots of ``ctx_per_slot`` tokens each."""
 
     def __init__(
@@ -91,14 +107,6 @@ class LlamaServer:
     def what(self) -> str:
         """How messages name this server: ``llama-server (prebuilt runtime)`` etc."""
         return f"llama-server ({self.runtime.name} runtime)" if self.runtime else "llama-server"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
 
     def command(self) -> list[str]:
         cmd = [
