@@ -12,6 +12,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ponder.confidence import bottom_fraction, lowest_group, mean_confidence, tail_confidence
 from ponder.grading import is_equivalent
@@ -55,6 +56,20 @@ SAMPLING_FEATURES: tuple[str, ...] = (
 )
 
 
+class TraceSoFar(Protocol):
+    """What a checkpoint reads of a trace (a live ``TraceLog`` or a recorded ``SampleRecord``):
+    the tokens generated so far and their logprobs and confidences."""
+
+    @property
+    def tokens(self) -> int: ...
+
+    @property
+    def lp(self) -> Sequence[float]: ...
+
+    @property
+    def conf(self) -> Sequence[float]: ...
+
+
 @dataclass(frozen=True)
 class CheckpointState:
     """One trace at one checkpoint: what a stop policy can see there.
@@ -74,6 +89,28 @@ class CheckpointState:
     @property
     def answer(self) -> str | None:
         return self.answers[-1] if self.answers else None
+
+    @classmethod
+    def ended(
+        cls,
+        trace: TraceSoFar,
+        answers: Sequence[str | None],
+        final: str | None,
+        *,
+        cut: bool,
+        max_tokens: int,
+    ) -> CheckpointState:
+        """The state at the end of ``trace``: the probe answers, then ``final``; finished unless
+        it was ``cut`` at ``max_tokens``. A live ``drr_*`` policy and replay judge this state."""
+        return cls(
+            at=trace.tokens,
+            answers=(*answers, final),
+            lp=trace.lp,
+            conf=trace.conf,
+            finished=not cut,
+            cut=cut,
+            max_tokens=max_tokens,
+        )
 
 
 def same(a: str | None, b: str | None) -> bool:

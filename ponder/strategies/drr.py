@@ -178,15 +178,7 @@ class ProbedReasoner(ProbedTraceFields):
         if answer is None and cut and log.probes:
             answer = log.probes[-1]["answer"]
         if dm is not None:
-            state = CheckpointState(
-                at=log.tokens,
-                answers=(*answers, answer),
-                lp=log.lp,
-                conf=log.conf,
-                finished=not cut,
-                cut=cut,
-                max_tokens=dm.max_tokens,
-            )
+            state = CheckpointState.ended(log, answers, answer, cut=cut, max_tokens=dm.max_tokens)
             p = dm.p_checkpoint(state)
             yield Note("drr_final", {"at": log.tokens, "answer": answer, "p": round(p, 4)})
         data = {"trace": log, "p": p, "early": False, "stopped_at": log.tokens}

@@ -60,15 +60,7 @@ def trace_states(s: SampleRecord, max_tokens: int) -> list[ReplayState]:
             answer, correct = cut_probe.answer, cut_probe.correct
     out.append(
         ReplayState(
-            state=CheckpointState(
-                at=s.tokens,
-                answers=(*answers, answer),
-                lp=s.lp,
-                conf=s.conf,
-                finished=not cut,
-                cut=cut,
-                max_tokens=max_tokens,
-            ),
+            state=CheckpointState.ended(s, answers, answer, cut=cut, max_tokens=max_tokens),
             answer=answer,
             correct=correct,
             tokens=s.tokens + probe_tokens,
