@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import (
@@ -275,6 +275,42 @@ class RetryConfig(BaseModel):
         return RetryPolicy(**self.model_dump())
 
 
+class ConfigFile(BaseModel):
+    """A model read from a YAML or JSON file (a chain file, ``ponder serve``'s file): ``load``
+    reads one, ``from_dict`` validates its data; every error is a ``ConfigError`` naming the field
+    (and the file)."""
+
+    FILE_KIND: ClassVar[str] = "config"
+    """What the file holds, as an error names it (``a chain config must be a mapping``)."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        if not isinstance(data, Mapping):
+            raise ConfigError("", f"a {cls.FILE_KIND} must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise format_validation_error(exc, "") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read and validate a ``.yaml``/``.yml``/``.json`` file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError("", f"{path} is not valid {kind}: {exc}") from None
+        try:
+            return cls.from_dict(data or {})
+        except ConfigError as exc:
+            raise ConfigError(exc.field, f"{exc.reason} (in {path})") from None
+
+
 class ChainParts(BaseModel):
     """What every chain has, in a chain file and in a proxy's ``chains:`` alike: the strategy,
     backends for its other roles, the per-run limits (``budget``, ``timeout_s``), the calls in
@@ -313,26 +349,15 @@ class ChainParts(BaseModel):
         return RunLimits(total_tokens=self.budget.total_tokens, timeout_s=self.timeout_s)
 
 
-class ChainConfig(ChainParts):
+class ChainConfig(ChainParts, ConfigFile):
     """A complete, validated chain: what to run (``strategy``) and against what (``backend``).
 
-    ``session()`` builds the long-lived ``Session`` that runs it (``async with``)."""
+    ``ChainConfig.load(path)`` reads a chain file; ``session()`` builds the long-lived
+    ``Session`` that runs it (``async with``)."""
+
+    FILE_KIND: ClassVar[str] = "chain config"
 
     backend: BackendField = Field(default_factory=LocalBackendConfig)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ChainConfig:
-        if not isinstance(data, Mapping):
-            raise ConfigError("", f"a chain config must be a mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            raise format_validation_error(exc, "") from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> ChainConfig:
-        """Read and validate a ``.yaml``/``.yml``/``.json`` chain file."""
-        return load_config_file(cls, path)
 
     def build_backends(self) -> dict[str, Backend]:
         backends = {"default": _build(self.backend, "backend")}
@@ -357,28 +382,6 @@ def _build(cfg: BackendConfig, where: str) -> Backend:
         return cfg.build()
     except ConfigError as exc:
         raise ConfigError(f"{where}.{exc.field}" if exc.field else where, exc.reason) from exc
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def load_config_file(model: type[M], path: str | Path) -> M:
-    """Read a YAML/JSON file and build ``model`` with its ``from_dict``; every error is a
-    ``ConfigError`` naming the field and the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
-    kind = "JSON" if path.suffix == ".json" else "YAML"
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError("", f"{path} is not valid {kind}: {exc}") from None
-    try:
-        return model.from_dict(data or {})  # type: ignore[attr-defined, no-any-return]
-    except ConfigError as exc:
-        raise ConfigError(exc.field, f"{exc.reason} (in {path})") from None
 
 
 def _default_strategy() -> Strategy:

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,9 +35,9 @@ from ponder.config import (
     BackendConfig,
     BackendField,
     ChainParts,
+    ConfigFile,
     OpenAIBackendConfig,
     RetryConfig,
-    load_config_file,
 )
 from ponder.errors import ConfigError
 from ponder.named_registry import format_validation_error
@@ -102,10 +101,11 @@ class ServeLimits(BaseModel):
     max_concurrent_runs: int = Field(64, ge=1)
 
 
-class ServeConfig(BaseModel):
+class ServeConfig(ConfigFile):
     """Everything ``ponder serve`` needs. ``ServeConfig.load(path)`` reads YAML or JSON."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    FILE_KIND: ClassVar[str] = "serve config"
 
     upstream: BackendField = Field(default_factory=lambda: _default_upstream())
     chains: Annotated[dict[str, ChainSpec], BeforeValidator(_chains_field)] = Field(
@@ -140,19 +140,6 @@ class ServeConfig(BaseModel):
                 "api_key_env) to listen beyond this machine",
             )
         return self
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ServeConfig:
-        if not isinstance(data, Mapping):
-            raise ConfigError("", f"a serve config must be a mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            raise format_validation_error(exc, "") from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> ServeConfig:
-        return load_config_file(cls, path)
 
     def chain_names(self) -> list[str]:
         return sorted(self.chains)
