@@ -167,11 +167,10 @@ class Completion:
         return self.choices[0].text if self.choices else ""
 
 
-@dataclass
-class GenerationFailure:
-    """A request that produced no completion. Strategies receive it in place of a ``Completion``."""
+class CallFailed:
+    """What a failed call (``GenerationFailure``, ``RewardFailure``) tells a flow: its ``error``,
+    and whether the run's token budget refused it (``budget``) rather than the upstream failing."""
 
-    request: GenerationRequest
     error: Exception
 
     @property
@@ -179,6 +178,14 @@ class GenerationFailure:
         from ponder.errors import BudgetExhausted
 
         return isinstance(self.error, BudgetExhausted)
+
+
+@dataclass
+class GenerationFailure(CallFailed):
+    """A request that produced no completion. Strategies receive it in place of a ``Completion``."""
+
+    request: GenerationRequest
+    error: Exception
 
 
 Result = Completion | GenerationFailure
@@ -210,17 +217,11 @@ class Reward:
 
 
 @dataclass
-class RewardFailure:
+class RewardFailure(CallFailed):
     """A ``RewardRequest`` that produced no score; flows receive it in place of a ``Reward``."""
 
     request: RewardRequest
     error: Exception
-
-    @property
-    def budget(self) -> bool:
-        from ponder.errors import BudgetExhausted
-
-        return isinstance(self.error, BudgetExhausted)
 
 
 RewardResult = Reward | RewardFailure
