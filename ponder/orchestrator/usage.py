@@ -65,6 +65,7 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["by_role"]  # for the proxy's ponder object and metrics; records stay as they were
         if not self.reasoning_tokens:
             del d["reasoning_tokens"]  # records of runs without thinking stay as they were
         d["total_tokens"] = self.total_tokens

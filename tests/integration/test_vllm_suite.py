@@ -14,7 +14,7 @@ from tests.integration.venv_suite import assert_suite_passes
 
 pytestmark = pytest.mark.integration
 
-EXPECTED = {"tests/vllm_real": 8, "tests/unit/test_vllm_adapter.py": 14}
+EXPECTED = {"tests/vllm_real": 8, "tests/unit/test_vllm_adapter.py": 15}
 
 
 def test_vllm_suite_passes_in_its_own_venv() -> None:
