@@ -167,6 +167,28 @@ def _to_api_error(exc: BaseException, secrets: list[str | None]) -> ApiError:
     return err
 
 
+_UPSTREAM_ERR = "upstream_error"
+_INVALID = "invalid_request_error"
+_BUDGET = "budget_too_small"
+_Answer = tuple[type[Exception] | tuple[type[Exception], ...], int, str, str, str | None]
+_ANSWERS: tuple[_Answer, ...] = (
+    # (error types, status, message prefix, type, code): the first row that matches answers
+    (EndpointUnreachable, 502, "upstream unreachable: ", _UPSTREAM_ERR, "upstream_unreachable"),
+    (GenerationTimeout, 504, "upstream timed out: ", _UPSTREAM_ERR, "upstream_timeout"),
+    (RateLimited, 503, "upstream rate limit: ", _UPSTREAM_ERR, "upstream_rate_limited"),
+    (UpstreamServerError, 502, "upstream error: ", _UPSTREAM_ERR, "upstream_server_error"),
+    (BadRequestError, 400, "the upstream refused the request: ", _INVALID, "upstream_bad_request"),
+    (CapabilityMissing, 400, "", _INVALID, "capability_missing"),
+    ((InputError, ConfigError), 400, "", _INVALID, None),
+    (BudgetTooSmall, 400, "", _INVALID, _BUDGET),  # says what one call needs
+    (BudgetExhausted, 400, "the chain's token budget cannot fit one call: ", _INVALID, _BUDGET),
+    (NoAnswer, 502, "the upstream model gave no answer: ", _UPSTREAM_ERR, "no_answer"),
+    (BackendError, 502, "upstream error: ", _UPSTREAM_ERR, "upstream_error"),
+)
+"""How ``to_api_error`` answers each typed failure (after a chain timeout and an upstream that
+refused the proxy's key, which say more)."""
+
+
 def _mapped(exc: BaseException, secrets: list[str | None]) -> ApiError:
     msg = redact(str(exc), secrets)
     if isinstance(exc, RunTimeout):
@@ -184,47 +206,9 @@ def _mapped(exc: BaseException, secrets: list[str | None]) -> ApiError:
             type_="upstream_error",
             code="upstream_auth_failed",
         )
-    if isinstance(exc, EndpointUnreachable):
-        return ApiError(
-            502, f"upstream unreachable: {msg}", type_="upstream_error", code="upstream_unreachable"
-        )
-    if isinstance(exc, GenerationTimeout):
-        return ApiError(
-            504, f"upstream timed out: {msg}", type_="upstream_error", code="upstream_timeout"
-        )
-    if isinstance(exc, RateLimited):
-        return ApiError(
-            503, f"upstream rate limit: {msg}", type_="upstream_error", code="upstream_rate_limited"
-        )
-    if isinstance(exc, UpstreamServerError):
-        return ApiError(
-            502, f"upstream error: {msg}", type_="upstream_error", code="upstream_server_error"
-        )
-    if isinstance(exc, BadRequestError):
-        return ApiError(
-            400, f"the upstream refused the request: {msg}", code="upstream_bad_request"
-        )
-    if isinstance(exc, CapabilityMissing):
-        return ApiError(400, msg, code="capability_missing")
-    if isinstance(exc, (InputError, ConfigError)):
-        return ApiError(400, msg)
-    if isinstance(exc, BudgetTooSmall):  # says the budget and what one call needs
-        return ApiError(400, msg, code="budget_too_small")
-    if isinstance(exc, BudgetExhausted):
-        return ApiError(
-            400, f"the chain's token budget cannot fit one call: {msg}", code="budget_too_small"
-        )
-    if isinstance(exc, NoAnswer):
-        return ApiError(
-            502,
-            f"the upstream model gave no answer: {msg}",
-            type_="upstream_error",
-            code="no_answer",
-        )
-    if isinstance(exc, BackendError):
-        return ApiError(
-            502, f"upstream error: {msg}", type_="upstream_error", code="upstream_error"
-        )
+    for types, status, prefix, type_, code in _ANSWERS:
+        if isinstance(exc, types):
+            return ApiError(status, f"{prefix}{msg}", type_=type_, code=code)
     if isinstance(exc, PonderError):
         return ApiError(
             500, f"{type(exc).__name__}: {msg}", type_="server_error", code="ponder_error"
