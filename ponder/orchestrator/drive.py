@@ -13,21 +13,24 @@ from typing import Any
 
 from ponder.orchestrator import step_spans
 from ponder.orchestrator.calls import RunCalls
-from ponder.protocol.actions import CallTool, Flow, Fork, Generate, Note, Outcome, Score
+from ponder.protocol.actions import (
+    CallTool,
+    Flow,
+    FlowSteps,
+    Fork,
+    Generate,
+    Note,
+    Outcome,
+    Score,
+)
 
 
 async def drive(calls: RunCalls, flow: Flow, span: str) -> Outcome:
     """Step a strategy's generator until it returns, performing each action it yields."""
-    value: Any = None
-    try:
-        while True:
-            try:
-                action = flow.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value = await step_spans.step(action, span, _perform_action(calls, action, span))
-    finally:
-        flow.close()
+    with FlowSteps(flow) as steps:
+        for action in steps:
+            steps.reply = await step_spans.step(action, span, _perform_action(calls, action, span))
+    return steps.outcome
 
 
 async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:

@@ -14,7 +14,7 @@ every action::
 Failures arrive as values (``GenerationFailure``, ``RewardFailure``, a ``ToolResult`` with an
 ``error``, or the exception of a forked flow), never thrown into the flow, so the flow decides
 what a failure means. Because nothing here does I/O, a flow can be stepped by hand with
-``next``/``send`` (see tests/unit/test_flow_stepping.py).
+``next``/``send`` (see tests/unit/test_flow_stepping.py), or with ``FlowSteps``.
 """
 
 from __future__ import annotations
@@ -176,6 +176,43 @@ class CallTool:
 Action = Generate | Fork | Note | Score | CallTool
 Flow = Generator[Action, Any, Outcome]
 GenerateResults = list[Result]
+
+
+class FlowSteps:
+    """Step a flow: iterate for the actions it yields, set ``reply`` to each one's result before
+    asking for the next, and read ``outcome`` (what the flow returned) once the iteration ends;
+    leaving the ``with`` block closes the flow, however the stepping ended. The engine's
+    ``drive`` performs the actions; the proxy's ``WithClientOptions`` yields them on, rewritten::
+
+        with FlowSteps(flow) as steps:
+            for action in steps:
+                steps.reply = perform(action)
+        return steps.outcome
+    """
+
+    outcome: Outcome
+    """What the flow returned (set when the iteration ends)."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.reply: Any = None
+
+    def __iter__(self) -> FlowSteps:
+        return self
+
+    def __next__(self) -> Action:
+        value, self.reply = self.reply, None
+        try:
+            return self.flow.send(value)
+        except StopIteration as stop:
+            self.outcome = stop.value
+            raise StopIteration from None
+
+    def __enter__(self) -> FlowSteps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flow.close()
 
 
 def failure_of(sample: Outcome) -> BaseException:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import SerializeAsAny
 
-from ponder.protocol.actions import Action, Flow, Fork, Generate, Outcome, Task
+from ponder.protocol.actions import Action, Flow, FlowSteps, Fork, Generate, Outcome, Task
 from ponder.protocol.requests import GenerationRequest
 from ponder.protocol.strategy import Strategy
 from ponder.serve.config import ChainSpec
@@ -117,20 +117,14 @@ class WithClientOptions(Strategy):
 
 
 def _applied(flow: Flow, options: ClientOptions) -> Generator[Action, Any, Outcome]:
-    value: Any = None
-    try:
-        while True:
-            try:
-                action = flow.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+    with FlowSteps(flow) as steps:
+        for action in steps:
             if isinstance(action, Generate):
                 action = Generate(tuple(options.apply(r) for r in action.requests))
             elif isinstance(action, Fork):
                 action = Fork([_applied(f, options) for f in action.flows], label=action.label)
-            value = yield action
-    finally:
-        flow.close()
+            steps.reply = yield action
+    return steps.outcome
 
 
 def chain_options(name: str, spec: ChainSpec, req: ChatRequest, agent_turn: bool) -> ClientOptions:
