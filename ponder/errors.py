@@ -115,22 +115,28 @@ class BackendError(PonderError):
 
 
 class EndpointUnreachable(BackendError):
+    """No connection to the endpoint (refused, DNS, reset); the URL says which."""
+
     retryable = True
 
 
 class AuthenticationFailed(BackendError):
-    retryable = False
+    """The endpoint refused the key (401/403): fix the key, retrying cannot help."""
 
 
 class BadRequestError(BackendError):
-    retryable = False
+    """The endpoint refused the request itself (400/404/422); ``param`` names the field."""
 
 
 class RateLimited(BackendError):
+    """429: retried after ``retry_after_s`` when the endpoint says how long."""
+
     retryable = True
 
 
 class UpstreamServerError(BackendError):
+    """A 5xx from the endpoint: retried."""
+
     retryable = True
 
 
@@ -141,12 +147,14 @@ class MalformedResponse(UpstreamServerError):
 
 
 class GenerationTimeout(BackendError):
+    """The call ran past its timeout; the endpoint may have generated (and billed) tokens."""
+
     retryable = True
     generated = True
 
 
 class CapabilityMissing(BackendError):
-    retryable = False
+    """The backend cannot do what the request needs (continuation, logprobs, n, ...)."""
 
 
 def error_for_status(

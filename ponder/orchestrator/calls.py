@@ -14,11 +14,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
+from ponder.backends.base import Backend
 from ponder.errors import BackendError, BudgetExhausted, BudgetTooSmall, PonderError, ToolTimeout
 from ponder.orchestrator.budget import Grant, TokenBudget
-from ponder.orchestrator.policy import NO_LIMITS, RunLimits, retry_delay
+from ponder.orchestrator.policy import NO_LIMITS, RetryPolicy, RunLimits, retry_delay
 from ponder.orchestrator.trace import Trace
 from ponder.orchestrator.usage import Usage
 from ponder.protocol.actions import ToolCall, ToolResult
@@ -32,8 +33,16 @@ from ponder.protocol.requests import (
 )
 from ponder.protocol.tokens import bound_chat_tokens
 
-if TYPE_CHECKING:  # the engine makes a RunCalls per run; only its type is needed here
-    from ponder.orchestrator.engine import Orchestrator
+
+class CallSettings(Protocol):
+    """What the calls of a run take from the engine that makes them (``Orchestrator``)."""
+
+    tool_timeout_s: float
+    retry: RetryPolicy
+    _semaphore: asyncio.Semaphore
+
+    def backend_for(self, role: str) -> Backend: ...
+
 
 T = TypeVar("T")
 R = TypeVar("R", GenerationRequest, RewardRequest)
@@ -44,7 +53,7 @@ class RunCalls:
     """The calls of one run under ``orch``'s backends, retries, concurrency and tool timeout,
     and this run's ``limits``; ``usage``, ``trace`` and ``budget_hit`` are what they leave."""
 
-    orch: Orchestrator
+    orch: CallSettings
     trace: Trace
     limits: RunLimits = NO_LIMITS
     usage: Usage = field(default_factory=Usage)

@@ -9,6 +9,7 @@ Use ``drive(calls, flow, span)`` to run one sans-I/O flow to its ``Outcome`` aga
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ponder.orchestrator import step_spans
@@ -35,10 +36,7 @@ async def drive(calls: RunCalls, flow: Flow, span: str) -> Outcome:
 
 async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
     if isinstance(action, Generate):
-        made = (
-            step_spans.model_call(calls, r, span, calls.perform(r, span)) for r in action.requests
-        )
-        return list(await asyncio.gather(*made))
+        return await _model_calls(calls, action.requests, span, calls.perform)
     if isinstance(action, Fork):
         calls.trace.record("fork", span, label=action.label, size=len(action.flows))
         prefix = f"{span}/" if span else ""
@@ -57,13 +55,21 @@ async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
         calls.trace.record("decision", span, event=action.event, **action.data)
         return None
     if isinstance(action, Score):
-        scores = (
-            step_spans.model_call(calls, r, span, calls.score(r, span)) for r in action.requests
-        )
-        return list(await asyncio.gather(*scores))
+        return await _model_calls(calls, action.requests, span, calls.score)
     if isinstance(action, CallTool):
         tools = (step_spans.tool_call(c.name, span, calls.call_tool(c, span)) for c in action.calls)
         return list(await asyncio.gather(*tools))
     raise TypeError(
         f"a strategy yielded {action!r}; expected Generate, Fork, Note, Score or CallTool"
     )
+
+
+async def _model_calls(
+    calls: RunCalls, requests: Sequence[Any], span: str, make: Callable[[Any, str], Awaitable[Any]]
+) -> list[Any]:
+    """Make ``requests`` concurrently, each as a model call under its span (generation or score)."""
+    made = (
+        step_spans.model_call(calls.orch.backend_for(r.role), calls.usage, r, span, make(r, span))
+        for r in requests
+    )
+    return list(await asyncio.gather(*made))

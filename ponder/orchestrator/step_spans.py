@@ -31,7 +31,6 @@ from ponder.protocol.requests import Completion, GenerationRequest, Reward, Rewa
 
 if TYPE_CHECKING:
     from ponder.backends.base import Backend
-    from ponder.orchestrator.calls import RunCalls
     from ponder.orchestrator.usage import Usage
 
 T = TypeVar("T")
@@ -74,10 +73,14 @@ async def flow(label: str, index: int, span: str, coro: Awaitable[T]) -> T:
 
 
 async def model_call(
-    calls: RunCalls, request: GenerationRequest | RewardRequest, span: str, coro: Awaitable[T]
+    backend: Backend,
+    usage: Usage,
+    request: GenerationRequest | RewardRequest,
+    span: str,
+    coro: Awaitable[T],
 ) -> T:
-    """Make one model call (``coro``) as a GenAI client span, counting its tokens by role."""
-    backend = calls.orch.backend_for(request.role)
+    """Make one model call (``coro``) to ``backend`` as a GenAI client span, counting its tokens
+    by role in ``usage``."""
     model = backend_model(backend)
     with in_call(CallInfo(request.role, request.purpose, model)):
         if tracer() is None:
@@ -88,7 +91,7 @@ async def model_call(
             with new_span(name, attributes, client_kind()) as s:
                 result = await coro
                 _call_result(s, result, content)
-        _count_role(calls.usage, request.role, result)
+        _count_role(usage, request.role, result)
         return result
 
 

@@ -85,7 +85,9 @@ async def run_chain(
 
     limits = RunLimits(total_tokens=budget, timeout_s=spec.timeout_s)
     feed = ProgressFeed() if req.stream else None
-    labels = role_labels(spec, s.upstream.default_model, upstream_model, not s.upstream.base_url)
+    labels = role_labels(
+        spec.roles, s.upstream.default_model, upstream_model, not s.upstream.base_url
+    )
     traces = [Trace(listener=s.metrics.run_listener(name, labels, feed)) for _ in range(req.n)]
     trace_ids = ",".join(t.run_id for t in traces)
     completion_id = new_completion_id()

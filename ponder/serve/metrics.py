@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,9 +33,6 @@ from prometheus_client import (
 
 from ponder.orchestrator.telemetry import current_call
 from ponder.orchestrator.trace import TraceListener
-
-if TYPE_CHECKING:
-    from ponder.serve.config import ChainSpec
 
 log = logging.getLogger("ponder.serve")
 
@@ -206,7 +203,7 @@ class ProxyMetrics:
 
 
 def role_labels(
-    spec: ChainSpec, default_model: str | None, asked_model: str | None, fixed: bool
+    roles: Mapping[str, Any], default_model: str | None, asked_model: str | None, fixed: bool
 ) -> RoleLabels:
     """The ``(role, model)`` labels of a chain request's calls. A role the chain configures is
     labelled with its configured model; anything else is served by the upstream, labelled with
@@ -217,7 +214,7 @@ def role_labels(
         upstream_model = OTHER_MODEL
 
     def labels(role: str) -> tuple[str, str]:
-        cfg = spec.roles.get(role)
+        cfg = roles.get(role)
         if cfg is None:
             return "default", upstream_model
         model = getattr(cfg, "model", None)
