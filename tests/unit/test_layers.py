@@ -8,10 +8,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,19 +37,3 @@ def test_an_upward_import_breaks_the_contract(tmp_path: Path) -> None:
     done = lint_imports(copy / "pyproject.toml", cwd=copy)
     assert done.returncode != 0
     assert "ponder.stopping is not allowed to import ponder.learning" in done.stdout
-
-
-@pytest.mark.parametrize(
-    "heavy", ["sklearn", "torch", "matplotlib", "ponder.learning", "ponder.evaluation"]
-)
-def test_importing_ponder_stays_light(heavy: str) -> None:
-    code = textwrap.dedent(
-        f"""
-        import sys
-        import ponder
-        loaded = [m for m in sys.modules if m == {heavy!r} or m.startswith({heavy!r} + ".")]
-        assert not loaded, loaded
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
