@@ -152,6 +152,7 @@ class RunCalls:
             completion.cached_prompt_tokens,
             context=per_call_prompt + longest,
             reasoning=completion.reasoning_tokens,
+            role=request.role,
         )
         self.trace.record(
             "completion",
@@ -196,7 +197,14 @@ class RunCalls:
         reward, _, reserved = got
         if self.budget is not None:
             self.budget.settle(reserved, reward.prompt_tokens)
-        self.usage.add(request.purpose, reward.prompt_tokens, 0, 1, context=reward.prompt_tokens)
+        self.usage.add(
+            request.purpose,
+            reward.prompt_tokens,
+            0,
+            1,
+            context=reward.prompt_tokens,
+            role=request.role,
+        )
         self.trace.record(
             "reward",
             span,

@@ -69,7 +69,7 @@ async def _model_calls(
 ) -> list[Any]:
     """Make ``requests`` concurrently, each as a model call under its span (generation or score)."""
     made = (
-        step_spans.model_call(calls.orch.backend_for(r.role), calls.usage, r, span, make(r, span))
+        step_spans.model_call(calls.orch.backend_for(r.role), r, span, make(r, span))
         for r in requests
     )
     return list(await asyncio.gather(*made))

@@ -4,8 +4,8 @@ Use these where a flow is driven (``ponder.orchestrator.drive``): ``step`` wraps
 flow yields (``ponder.step <generate|fork|score|call_tool>``), ``flow`` each sub-flow of a fork
 (``ponder.flow <label>``), ``model_call`` each model call (a GenAI CLIENT span ``chat <model>``,
 ``text_completion <model>`` or ``reward <model>``) and ``tool_call`` each tool call
-(``execute_tool <name>``). ``model_call`` also counts each call's tokens by role
-(``Usage.by_role``) and sets the call in progress (``telemetry.current_call``), traced or not.
+(``execute_tool <name>``). ``model_call`` also sets the call in progress
+(``telemetry.current_call``), traced or not; ``RunCalls`` counts its tokens (``Usage``).
 Without ``opentelemetry-api`` each only awaits its work; the run's own span is
 ``ponder.orchestrator.run_span``.
 """
@@ -31,7 +31,6 @@ from ponder.protocol.requests import Completion, GenerationRequest, Reward, Rewa
 
 if TYPE_CHECKING:
     from ponder.backends.base import Backend
-    from ponder.orchestrator.usage import Usage
 
 T = TypeVar("T")
 
@@ -74,13 +73,11 @@ async def flow(label: str, index: int, span: str, coro: Awaitable[T]) -> T:
 
 async def model_call(
     backend: Backend,
-    usage: Usage,
     request: GenerationRequest | RewardRequest,
     span: str,
     coro: Awaitable[T],
 ) -> T:
-    """Make one model call (``coro``) to ``backend`` as a GenAI client span, counting its tokens
-    by role in ``usage``."""
+    """Make one model call (``coro``) to ``backend`` as a GenAI client span."""
     model = backend_model(backend)
     with in_call(CallInfo(request.role, request.purpose, model)):
         if tracer() is None:
@@ -91,7 +88,6 @@ async def model_call(
             with new_span(name, attributes, client_kind()) as s:
                 result = await coro
                 _call_result(s, result, content)
-        _count_role(usage, request.role, result)
         return result
 
 
@@ -109,13 +105,6 @@ async def tool_call(name: str, span: str, coro: Awaitable[ToolResult]) -> ToolRe
         if result.error is not None:
             mark_error(s, result.error)
         return result
-
-
-def _count_role(usage: Usage, role: str, result: object) -> None:
-    if isinstance(result, Completion):
-        usage.add_role(role, result.prompt_tokens, result.completion_tokens, result.calls)
-    elif isinstance(result, Reward):
-        usage.add_role(role, result.prompt_tokens, 0, 1)
 
 
 def _call_attributes(
@@ -150,12 +139,10 @@ def _call_attributes(
         "gen_ai.request.stop_sequences": list(p.stop) if p.stop else None,
     }
     if content:
-        if request.messages is not None:
-            attrs["gen_ai.input.messages"] = _messages_json(request.messages)
-        else:
-            attrs["gen_ai.input.messages"] = _messages_json(
-                [{"role": "user", "content": request.prompt or ""}]
-            )
+        messages = request.messages
+        if messages is None:
+            messages = ({"role": "user", "content": request.prompt or ""},)
+        attrs["gen_ai.input.messages"] = _messages_json(messages)
     return f"{op} {model}", attrs
 
 

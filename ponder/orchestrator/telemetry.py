@@ -31,7 +31,7 @@ Three modules, one job each:
 - ``ponder.orchestrator.run_span``: the span of one run (``start_run``), used by the engine.
 - ``ponder.orchestrator.step_spans``: the spans of each step, sub-flow, model call and tool call
   (``step``, ``flow``, ``model_call``, ``tool_call``), used by ``drive``; ``model_call`` also
-  counts each call's tokens by role (``Usage.by_role``), traced or not.
+  sets the call in progress (``current_call``), traced or not.
 """
 
 from __future__ import annotations

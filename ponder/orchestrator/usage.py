@@ -45,23 +45,22 @@ class Usage:
         cached: int = 0,
         context: int = 0,
         reasoning: int = 0,
+        role: str | None = None,
     ) -> None:
+        """Count one call's tokens, in total, under ``purpose`` and (given) under ``role``."""
         self.prompt_tokens += prompt
         self.completion_tokens += completion
         self.reasoning_tokens += reasoning
         self.calls += calls
         self.cached_prompt_tokens += cached
         self.peak_context_tokens = max(self.peak_context_tokens, context)
-        part = self.by_purpose.setdefault(purpose, PurposeUsage())
-        part.prompt_tokens += prompt
-        part.completion_tokens += completion
-        part.calls += calls
-
-    def add_role(self, role: str, prompt: int, completion: int, calls: int) -> None:
-        part = self.by_role.setdefault(role, PurposeUsage())
-        part.prompt_tokens += prompt
-        part.completion_tokens += completion
-        part.calls += calls
+        parts = [self.by_purpose.setdefault(purpose, PurposeUsage())]
+        if role is not None:
+            parts.append(self.by_role.setdefault(role, PurposeUsage()))
+        for part in parts:
+            part.prompt_tokens += prompt
+            part.completion_tokens += completion
+            part.calls += calls
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
