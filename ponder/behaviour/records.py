@@ -168,16 +168,15 @@ def sealed_chunks(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).glob(SEALED_GLOB))
 
 
-def read_records(directory: str | Path) -> list[QuestionRecord]:
-    """The sealed chunks' records, then every complete line of ``records.jsonl`` (a torn last
-    line, from a crash, is skipped)."""
-    out: list[QuestionRecord] = []
-    for chunk in sealed_chunks(directory):
-        out.extend(
-            QuestionRecord.model_validate_json(line)
-            for line in read_text(chunk).splitlines()
-            if line.strip()
-        )
+def chunk_lines(path: str | Path) -> list[str]:
+    """The non-blank lines of one sealed chunk."""
+    return [line for line in read_text(path).splitlines() if line.strip()]
+
+
+def record_lines(directory: str | Path) -> list[str]:
+    """Every complete record line of a collection, unparsed: the sealed chunks' lines, then
+    those of ``records.jsonl`` (a torn last line, from a crash, is skipped)."""
+    out = [line for chunk in sealed_chunks(directory) for line in chunk_lines(chunk)]
     path = Path(directory) / RECORDS
     if not path.is_file():
         return out
@@ -186,8 +185,14 @@ def read_records(directory: str | Path) -> list[QuestionRecord]:
             if not line.endswith("\n"):
                 break  # torn write: the collector rewrites it on resume
             if line.strip():
-                out.append(QuestionRecord.model_validate_json(line))
+                out.append(line.rstrip("\n"))
     return out
+
+
+def read_records(directory: str | Path) -> list[QuestionRecord]:
+    """The sealed chunks' records, then every complete line of ``records.jsonl`` (a torn last
+    line, from a crash, is skipped)."""
+    return [QuestionRecord.model_validate_json(line) for line in record_lines(directory)]
 
 
 def read_collection(directory: str | Path) -> tuple[Manifest, list[QuestionRecord]]:

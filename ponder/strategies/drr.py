@@ -31,7 +31,7 @@ import hashlib
 from collections.abc import Generator
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from ponder.answers import extract_answer
 from ponder.errors import ConfigError, InputError
@@ -84,6 +84,8 @@ class ProbedReasoner(ProbedTraceFields):
     abstain_below: float | None = Field(None, ge=0.0, le=1.0)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
 
+    _judge: DM | None = PrivateAttr(default=None)
+
     def judged_templates(self) -> list[str]:
         return [self.system_template, self.user_template, self.cue_template]
 
@@ -104,10 +106,13 @@ class ProbedReasoner(ProbedTraceFields):
         return True
 
     def judge_model(self) -> DM:
-        try:
-            return load_dm(self.dm)
-        except InputError as exc:  # a config names the artifact: say which field
-            raise ConfigError("dm", str(exc)) from exc
+        """The DM artifact, read once per strategy (not on every trace)."""
+        if self._judge is None:
+            try:
+                self._judge = load_dm(self.dm)
+            except InputError as exc:  # a config names the artifact: say which field
+                raise ConfigError("dm", str(exc)) from exc
+        return self._judge
 
     def trace(
         self,

@@ -20,9 +20,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ponder.behaviour.records import MANIFEST, RECORDS, read_manifest, sealed_chunks
+from ponder.behaviour.records import (
+    MANIFEST,
+    RECORDS,
+    chunk_lines,
+    read_manifest,
+    record_lines,
+    sealed_chunks,
+)
 from ponder.errors import InputError
-from ponder.jsonl import read_text
 from ponder.learning.collect.collector import check_resumable
 
 
@@ -41,17 +47,6 @@ class SealReport:
             f"sealed {self.sealed} record(s) into {self.into} ({names}); "
             f"{self.left} record(s) wait for a full chunk"
         )
-
-
-def _lines(directory: Path) -> list[str]:
-    """Every complete record line of a collection: sealed chunks first, then records.jsonl."""
-    out = [ln for c in sealed_chunks(directory) for ln in read_text(c).splitlines() if ln.strip()]
-    path = directory / RECORDS
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        complete = text[: text.rfind("\n") + 1]  # a torn last line is not a record yet
-        out.extend(ln for ln in complete.splitlines() if ln.strip())
-    return out
 
 
 def _gzip_bytes(lines: list[str]) -> bytes:
@@ -80,8 +75,8 @@ def seal(src: str | Path, into: str | Path | None = None, chunk: int = 25) -> Se
             check_resumable(read_manifest(dest), manifest)
     else:
         shutil.copyfile(src / MANIFEST, dest / MANIFEST)
-    done = {str(json.loads(ln)["id"]) for c in sealed_chunks(dest) for ln in _read(c)}
-    new = [ln for ln in _lines(src) if str(json.loads(ln)["id"]) not in done]
+    done = {str(json.loads(ln)["id"]) for c in sealed_chunks(dest) for ln in chunk_lines(c)}
+    new = [ln for ln in record_lines(src) if str(json.loads(ln)["id"]) not in done]
     first = len(sealed_chunks(dest))
     written: list[Path] = []
     for i in range(len(new) // chunk):
@@ -93,10 +88,6 @@ def seal(src: str | Path, into: str | Path | None = None, chunk: int = 25) -> Se
         rest = new[sealed:]
         _write_atomic(src / RECORDS, "".join(ln + "\n" for ln in rest).encode("utf-8"))
     return SealReport(into=dest, chunks=written, sealed=sealed, left=len(new) - sealed)
-
-
-def _read(path: Path) -> list[str]:
-    return [ln for ln in read_text(path).splitlines() if ln.strip()]
 
 
 __all__ = ["SealReport", "seal"]
