@@ -91,12 +91,13 @@ async def run_chain(
     traces = [Trace(listener=s.metrics.run_listener(name, labels, feed)) for _ in range(req.n)]
     trace_ids = ",".join(t.run_id for t in traces)
     completion_id = new_completion_id()
+    secrets = s.secrets  # once per request, not once per run
 
     async def one(session: Session, trace: Trace) -> RunResult:
         try:
             return await session.run(strategy, task, trace=trace, limits=limits)
         finally:
-            s.trace_files.write(trace, s.secrets)  # rotated under trace_max_*
+            s.trace_files.write(trace, secrets)  # rotated under trace_max_*
 
     async def runs() -> list[RunResult]:
         set_scope(run_scope(name, spec.strategy.name, cfg.telemetry, s.metrics.replica))
@@ -122,7 +123,7 @@ async def run_chain(
                 runs=runs,
                 feed=feed,
                 keepalive_s=cfg.keepalive_s,
-                secrets=s.secrets,
+                secrets=secrets,
                 addresses=s.addresses,
                 include_usage=req.include_usage,
                 reasoning=cfg.reasoning,

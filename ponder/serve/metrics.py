@@ -17,6 +17,7 @@ What is counted and how (docs/serve.md has the table for dashboards):
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -223,25 +224,24 @@ def role_labels(
     return labels
 
 
-_KNOWN_ERRORS: frozenset[str] | None = None
+@functools.cache
+def _known_errors() -> frozenset[str]:
+    from ponder.errors import PonderError
+
+    seen: set[str] = {"TimeoutError", "CancelledError"}
+    todo: list[type] = [PonderError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return frozenset(seen)
 
 
 def error_type(text: object) -> str:
     """The error type of a trace event's ``"ClassName: message"``: one of Ponder's error classes
     (or ``TimeoutError`` / ``CancelledError``), else ``other``."""
-    global _KNOWN_ERRORS
-    if _KNOWN_ERRORS is None:
-        from ponder.errors import PonderError
-
-        seen: set[str] = {"TimeoutError", "CancelledError"}
-        todo: list[type] = [PonderError]
-        while todo:
-            cls = todo.pop()
-            seen.add(cls.__name__)
-            todo.extend(cls.__subclasses__())
-        _KNOWN_ERRORS = frozenset(seen)
     name = str(text or "").split(":", 1)[0].strip()
-    return name if name in _KNOWN_ERRORS else "other"
+    return name if name in _known_errors() else "other"
 
 
 def _run_error_outcome(text: object) -> str:

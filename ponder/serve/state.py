@@ -50,8 +50,6 @@ class ProxyState:
         )
         self.proxy_key = os.environ.get(config.api_key_env) if config.api_key_env else None
         if config.api_key_env and not self.proxy_key:
-            from ponder.errors import ConfigError
-
             raise ConfigError(
                 "api_key_env", f"environment variable {config.api_key_env} is not set"
             )
