@@ -8,6 +8,7 @@ variable the caller will not supply, so a typo fails before any model call is ma
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -90,3 +91,9 @@ def load_template(name: str, *, allowed: Iterable[str] | None = None) -> PromptT
                 f"available: {', '.join(sorted(allowed))}"
             )
     return tpl
+
+
+def template_hash(name: str) -> str:
+    """A template's identity in behaviour manifests and the judges' reasoner checks: the first 16
+    hex digits of the sha256 of its source."""
+    return hashlib.sha256(load_template(name).source.encode()).hexdigest()[:16]

@@ -27,7 +27,6 @@ live run makes the decisions a replay of its collection predicts.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Generator
 from typing import Any, ClassVar, Literal
 
@@ -35,7 +34,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from ponder.answers import extract_answer
 from ponder.errors import ConfigError, InputError
-from ponder.prompts import load_template
+from ponder.prompts import load_template, template_hash
 from ponder.protocol.actions import Flow, Fork, Note, Outcome, Task
 from ponder.protocol.requests import Message
 from ponder.stopping.features import CheckpointState, majority
@@ -50,11 +49,6 @@ from ponder.strategies.probed_trace import (
 )
 from ponder.strategies.registry import register_strategy
 from ponder.strategies.sampling import ensure_some_answer
-
-
-def template_hash(name: str) -> str:
-    """The collector's template hash (``ponder.learning.collect.collector.template_hashes``)."""
-    return hashlib.sha256(load_template(name).source.encode()).hexdigest()[:16]
 
 
 def withhold(

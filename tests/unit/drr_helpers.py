@@ -15,10 +15,10 @@ from ponder.behaviour.records import (
     QuestionRecord,
     SampleRecord,
 )
+from ponder.prompts.loader import template_hash
 from ponder.protocol.requests import Choice, GenerationRequest
 from ponder.stopping.features import CHECKPOINT_FEATURES, SAMPLING_FEATURES
 from ponder.stopping.model import DM, Linear, Scorer
-from ponder.strategies.drr import template_hash
 
 TEMPLATES = ("cot_system", "cot_user", "probe_cue", "self_critique_user")
 

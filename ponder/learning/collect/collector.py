@@ -41,7 +41,7 @@ from ponder.evaluation.driver import Bar, DriveStats, Failed, ManifestFile, Outp
 from ponder.grading import is_equivalent
 from ponder.learning.collect.strategy import BehaviourCollector
 from ponder.orchestrator.engine import Orchestrator
-from ponder.prompts.loader import load_template
+from ponder.prompts.loader import template_hash
 from ponder.protocol.actions import Outcome, Task
 from ponder.secrets import redact
 from ponder.strategies.probed_trace import TraceLog
@@ -56,10 +56,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def template_hashes(strategy: BehaviourCollector) -> dict[str, str]:
-    return {
-        name: hashlib.sha256(load_template(name).source.encode()).hexdigest()[:16]
-        for name in strategy.template_names()
-    }
+    return {name: template_hash(name) for name in strategy.template_names()}
 
 
 def build_manifest(
