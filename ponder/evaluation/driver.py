@@ -14,21 +14,28 @@
 ``drive(items, output, run, id_of=...)`` cuts a line torn by a crash, skips the ids already done
 (and repeated ids), runs the rest at most ``at_once`` at a time with a progress bar, appends each
 line flushed and fsynced, and returns ``DriveStats`` (written, failed, token counts, wall time).
+
+To run the items elsewhere (``ponder.scale``: a Ray actor pool), each caller writes its item work
+as an ``ItemWork`` (a picklable ``work(orchestrator, item)``) and passes, instead of ``run``, a
+``Remote``: it runs the pending items where it likes and yields ``(id, result)`` as each finishes.
+This process stays the only writer, so the file, the resume and the counts are the same either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar, runtime_checkable
 
 from ponder.jsonl import cut_torn_tail, read_json_lines, write_line
+from ponder.orchestrator.engine import Orchestrator
 from ponder.orchestrator.usage import Usage
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,26 @@ class Failed:
         return cls(f"{type(exc).__name__}: {exc}")
 
 
+class ItemWork(Protocol[T_contra]):
+    """What to do with one item given the engine: ``await work(orchestrator, item)``. A picklable
+    object (a frozen dataclass of settings), so ``ponder.scale`` can run it in another process."""
+
+    async def __call__(self, orchestrator: Orchestrator, item: T_contra, /) -> Write | Failed: ...
+
+
+@runtime_checkable
+class Remote(Protocol[T_contra]):
+    """Runs the pending items somewhere else (``ponder.scale``'s Ray pool) and yields each
+    ``(id, result)`` as it finishes; ``in_flight()`` is how many run now. Every pending id must
+    come back once (a remote that lost one yields it as ``Failed``)."""
+
+    def results(
+        self, pending: Mapping[str, T_contra]
+    ) -> AsyncIterator[tuple[str, Write | Failed]]: ...
+
+    def in_flight(self) -> int: ...
+
+
 @dataclass
 class DriveStats:
     """What one ``drive`` call did."""
@@ -117,6 +144,14 @@ class DriveStats:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     wall_s: float = 0.0
+    in_flight: int = 0
+    """Items running now (while the run goes on)."""
+
+    @property
+    def per_min(self) -> float:
+        """Items finished (written or failed) per minute so far."""
+        done = self.written + len(self.failed)
+        return 60.0 * done / self.wall_s if self.wall_s else 0.0
 
     @property
     def tok_s(self) -> float:
@@ -140,14 +175,14 @@ class Bar:
 async def drive(
     items: Sequence[T],
     output: Output,
-    run: Callable[[T], Awaitable[Write | Failed]],
+    run: Callable[[T], Awaitable[Write | Failed]] | Remote[T],
     *,
     id_of: Callable[[T], str],
     at_once: int = 2,
     bar: Bar | None = None,
 ) -> DriveStats:
-    """Run the items not yet in ``output`` through ``run`` and append their lines; see the
-    module doc."""
+    """Run the items not yet in ``output`` through ``run`` (here, at most ``at_once`` at a time,
+    or a ``Remote``) and append their lines; see the module doc."""
     done = output.open()
     pending: dict[str, T] = {}
     for item in items:
@@ -157,41 +192,100 @@ async def drive(
     stats = DriveStats(total=len(items), done_before=len(done), pending=len(pending))
     spec = bar or Bar("run")
     progress = _bar(spec, len(items), len(items) - len(pending))
-    gate = asyncio.Semaphore(max(1, at_once))
     t0 = time.perf_counter()
+    seen: set[str] = set()
     f: TextIO = output.records.open("a", encoding="utf-8")
 
-    async def one(key: str, item: T) -> None:
-        async with gate:
-            result = await run(item)
+    def record(key: str, result: Write | Failed) -> None:
+        if key in seen or key not in pending:  # a remote's duplicate: written once, never twice
+            return
+        seen.add(key)
+        stats.wall_s = time.perf_counter() - t0
         if isinstance(result, Failed):
             stats.failed.append((key, result.why))
-            progress.update(1)
-            return
-        write_line(f, result.line)  # no await from here on: counts and file agree
-        stats.written += 1
-        if result.usage is not None:
-            stats.completion_tokens += result.usage.completion_tokens
-            stats.prompt_tokens += result.usage.prompt_tokens
-            stats.cached_prompt_tokens += result.usage.cached_prompt_tokens
-        stats.wall_s = time.perf_counter() - t0
+        else:
+            write_line(f, result.line)  # no await from here on: counts and file agree
+            stats.written += 1
+            if result.usage is not None:
+                stats.completion_tokens += result.usage.completion_tokens
+                stats.prompt_tokens += result.usage.prompt_tokens
+                stats.cached_prompt_tokens += result.usage.cached_prompt_tokens
+        stats.in_flight = run.in_flight() if isinstance(run, Remote) else stats.in_flight
         progress.update(1)
-        if spec.postfix is not None:
-            progress.set_postfix(spec.postfix(stats))
+        progress.set_postfix({**_progress(stats), **(spec.postfix(stats) if spec.postfix else {})})
+
+    source = (
+        run.results(pending)
+        if isinstance(run, Remote)
+        else _here(pending, run, max(1, at_once), stats)
+    )
+    try:
+        async for key, result in source:
+            record(key, result)
+    finally:
+        stats.wall_s = time.perf_counter() - t0
+        stats.in_flight = 0
+        f.close()
+        progress.close()
+    for key in pending.keys() - seen:  # a remote that lost an item: reported, never dropped
+        stats.failed.append((key, "lost: no result came back for it"))
+    return stats
+
+
+async def _here(
+    pending: Mapping[str, T],
+    run: Callable[[T], Awaitable[Write | Failed]],
+    at_once: int,
+    stats: DriveStats,
+) -> AsyncIterator[tuple[str, Write | Failed]]:
+    """Run the items in this process, ``at_once`` at a time; yield each result as it finishes.
+    An exception stops the run: the items still in flight are cancelled."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(key: str, item: T) -> tuple[str, Write | Failed]:
+        async with gate:
+            stats.in_flight += 1
+            try:
+                return key, await run(item)
+            finally:
+                stats.in_flight -= 1
 
     tasks = [asyncio.ensure_future(one(key, item)) for key, item in pending.items()]
     try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:  # one item stopped the run: nothing more starts or is written
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:  # one item stopped the run (or the caller left): nothing more starts or is written
+        for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    finally:
-        stats.wall_s = time.perf_counter() - t0
-        f.close()
-        progress.close()
-    return stats
+
+
+def run_with(
+    work: ItemWork[T],
+    orchestrator: Orchestrator | None,
+    elsewhere: Callable[[ItemWork[T]], Remote[T]] | None,
+) -> Callable[[T], Awaitable[Write | Failed]] | Remote[T]:
+    """What ``drive`` runs: ``work`` on ``orchestrator`` here, or the ``Remote`` that
+    ``elsewhere`` makes of it (``ponder.scale``)."""
+    if elsewhere is not None:
+        return elsewhere(work)
+    if orchestrator is None:
+        raise TypeError("give an orchestrator, or `elsewhere` to run the items on")
+
+    async def here(item: T) -> Write | Failed:
+        return await work(orchestrator, item)
+
+    return here
+
+
+def _progress(s: DriveStats) -> dict[str, str]:
+    """What every bar shows: failed, in flight, items per minute, tokens generated."""
+    return {
+        "failed": str(len(s.failed)),
+        "in_flight": str(s.in_flight),
+        "per_min": f"{s.per_min:.1f}",
+        "tokens": str(s.completion_tokens),
+    }
 
 
 def _bar(spec: Bar, total: int, initial: int) -> Any:

@@ -20,7 +20,7 @@ from ponder.backends.base import Backend
 from ponder.behaviour.datasets import Item
 from ponder.config import BackendConfig, ChainConfig
 from ponder.errors import InputError, PonderError
-from ponder.evaluation.driver import Bar, Output, Write, drive
+from ponder.evaluation.driver import Bar, ItemWork, Output, Remote, Write, drive, run_with
 from ponder.evaluation.records import error_record, make_record, read_records, record_line
 from ponder.evaluation.summary import add_paired, summarize
 from ponder.orchestrator.engine import Orchestrator
@@ -70,34 +70,55 @@ def results_output(out_dir: Path, name: str) -> Output:
     )
 
 
+@dataclass(frozen=True)
+class EvalItem:
+    """Run one question of config ``name`` and make its record line (an error record when the
+    run failed: it counts as wrong). Picklable (without ``strategy_for`` and ``trace_file``):
+    ``ponder.scale`` runs it on workers."""
+
+    name: str
+    strategy: Strategy
+    strategy_for: StrategyFor | None = None
+    trace_file: Path | None = None
+
+    async def __call__(self, orchestrator: Orchestrator, item: Item) -> Write:
+        strategy = self.strategy_for(item) if self.strategy_for else self.strategy
+        start = time.perf_counter()
+        try:
+            result = await orchestrator.run(strategy, item.question)
+            record = make_record(self.name, item, result)
+            if self.trace_file is not None:
+                with self.trace_file.open("a", encoding="utf-8") as f:
+                    f.write(result.trace.to_jsonl())
+        except PonderError as exc:  # written as an error record: it counts as wrong
+            record = error_record(self.name, item, exc, time.perf_counter() - start)
+        return Write(record_line(record))
+
+
+Elsewhere = Callable[[ItemWork[Item], ChainConfig], Remote[Item]]
+"""Runs a config's questions on other machines (``ponder.scale``): given the item work and the
+chain whose session runs it, a ``Remote``."""
+
+
 async def run_job(
     job: EvalJob,
     items: Sequence[Item],
     out_dir: Path,
-    orchestrator: Orchestrator,
+    orchestrator: Orchestrator | None,
     *,
     concurrency: int = 4,
     progress: bool = True,
     traces: bool = False,
+    elsewhere: Elsewhere | None = None,
 ) -> dict[str, Any]:
     output = results_output(out_dir, job.name)
     trace_file = out_dir / "traces" / f"{job.name}.jsonl" if traces else None
     if trace_file is not None:
         trace_file.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-
-    async def one(item: Item) -> Write:
-        strategy = job.strategy_for(item) if job.strategy_for else job.chain.strategy
-        start = time.perf_counter()
-        try:
-            result = await orchestrator.run(strategy, item.question)
-            record = make_record(job.name, item, result)
-            if trace_file is not None:
-                with trace_file.open("a", encoding="utf-8") as f:
-                    f.write(result.trace.to_jsonl())
-        except PonderError as exc:  # written as an error record: it counts as wrong
-            record = error_record(job.name, item, exc, time.perf_counter() - start)
-        return Write(record_line(record))
+    work = EvalItem(job.name, job.chain.strategy, job.strategy_for, trace_file)
+    there = elsewhere
+    one = run_with(work, orchestrator, (lambda w: there(w, job.chain)) if there else None)
 
     stats = await drive(
         items,
@@ -125,11 +146,13 @@ async def evaluate(
     traces: bool = False,
     backends: Mapping[str, Backend] | None = None,
     baseline: str | None = None,
+    elsewhere: Elsewhere | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate each job in turn over ``items``; returns one summary row per job.
 
     With more than one job, every row but the baseline's (``baseline``, default the first job)
-    gets a paired comparison against it on the same questions (``vs_baseline``)."""
+    gets a paired comparison against it on the same questions (``vs_baseline``). ``elsewhere``
+    runs the questions on other machines (``ponder.scale``); no backend starts here then."""
     base = (baseline or jobs[0].name) if len(jobs) > 1 else None
     if base is not None and base not in {j.name for j in jobs}:
         raise InputError(
@@ -141,6 +164,11 @@ async def evaluate(
     rows = []
     try:
         for job in jobs:
+            if elsewhere is not None:
+                rows.append(
+                    await run_job(job, items, out, None, progress=progress, elsewhere=elsewhere)
+                )
+                continue
             # the pool owns the backends (shared by jobs); the session starts them once
             async with job.chain.session(pool.for_chain(job.chain)) as session:
                 rows.append(

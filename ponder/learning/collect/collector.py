@@ -16,7 +16,7 @@ import datetime as _dt
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,18 @@ from ponder.behaviour.records import (
 )
 from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
 from ponder.errors import AuthenticationFailed, CapabilityMissing, ConfigError, PonderError
-from ponder.evaluation.driver import Bar, DriveStats, Failed, ManifestFile, Output, Write, drive
+from ponder.evaluation.driver import (
+    Bar,
+    DriveStats,
+    Failed,
+    ItemWork,
+    ManifestFile,
+    Output,
+    Remote,
+    Write,
+    drive,
+    run_with,
+)
 from ponder.grading import is_equivalent
 from ponder.learning.collect.strategy import BehaviourCollector
 from ponder.orchestrator.engine import Orchestrator
@@ -234,23 +245,17 @@ def collection_output(out: str | Path, manifest: Manifest) -> Output:
     )
 
 
-async def collect(
-    items: Sequence[Item],
-    out: str | Path,
-    orchestrator: Orchestrator,
-    strategy: BehaviourCollector,
-    manifest: Manifest,
-    *,
-    questions_at_once: int = 2,
-    progress: bool = True,
-) -> CollectSummary:
-    """Collect behaviour on ``items`` into ``out`` (resuming what is there); see the module doc."""
-    out = Path(out)
+@dataclass(frozen=True)
+class CollectItem:
+    """Collect one question with ``strategy``: its record line, or ``Failed`` (a rerun redoes
+    it); a failure no rerun can fix is raised. Picklable: ``ponder.scale`` runs it on workers."""
 
-    async def one(item: Item) -> Write | Failed:
+    strategy: BehaviourCollector
+
+    async def __call__(self, orchestrator: Orchestrator, item: Item) -> Write | Failed:
         t = time.perf_counter()
         try:
-            result = await orchestrator.run(strategy, Task(item.question))
+            result = await orchestrator.run(self.strategy, Task(item.question))
         except PonderError as exc:
             return Failed.of(exc)
         problem = _sample_failure(result.outcome)
@@ -260,13 +265,31 @@ async def collect(
         rec = _record_of(item, result.outcome, u.to_dict(), time.perf_counter() - t)
         return Write(rec.model_dump_json(exclude_none=True), u)
 
+
+async def collect(
+    items: Sequence[Item],
+    out: str | Path,
+    orchestrator: Orchestrator | None,
+    strategy: BehaviourCollector,
+    manifest: Manifest,
+    *,
+    questions_at_once: int = 2,
+    progress: bool = True,
+    elsewhere: Callable[[ItemWork[Item]], Remote[Item]] | None = None,
+) -> CollectSummary:
+    """Collect behaviour on ``items`` into ``out`` (resuming what is there); see the module doc.
+    ``elsewhere`` runs the questions on other machines (``ponder.scale``; then ``orchestrator``
+    is not used and may be None)."""
+    out = Path(out)
+    work = CollectItem(strategy)
+
     def postfix(s: DriveStats) -> dict[str, str]:
         return {"tok_s": f"{s.tok_s:.0f}", "cache": f"{s.cache_hit_rate:.0%}"}
 
     stats = await drive(
         items,
         collection_output(out, manifest),
-        one,
+        run_with(work, orchestrator, elsewhere),
         id_of=lambda it: it.id,
         at_once=questions_at_once,
         bar=Bar("collect", "q", postfix, progress),

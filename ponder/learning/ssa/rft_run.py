@@ -17,7 +17,7 @@ import datetime as _dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.behaviour.records import ModelInfo
 from ponder.errors import ConfigError, InputError, PonderError
-from ponder.evaluation.driver import Bar, DriveStats, Failed, ManifestFile, Output, Write, drive
+from ponder.evaluation.driver import (
+    Bar,
+    DriveStats,
+    Failed,
+    ItemWork,
+    ManifestFile,
+    Output,
+    Remote,
+    Write,
+    drive,
+    run_with,
+)
 from ponder.jsonl import read_json_lines
 from ponder.learning.collect.collector import file_sha256
 from ponder.learning.ssa.data import SSAExample
@@ -218,21 +229,15 @@ def rft_output(out: str | Path, manifest: dict[str, Any]) -> Output:
     )
 
 
-async def run_rft(
-    examples: Sequence[SSAExample],
-    out: str | Path,
-    orchestrator: Orchestrator,
-    settings: RFTSettings,
-    manifest: dict[str, Any],
-    *,
-    examples_at_once: int = 2,
-    progress: bool = True,
-) -> RFTSummary:
-    """Sample and grade targets for ``examples`` into ``out`` (resuming); see the module doc."""
-    out = Path(out)
-    right = {"right": 0, "seen": 0}
+@dataclass(frozen=True)
+class RFTItem:
+    """Sample and grade one example with ``settings``: its row line, or ``Failed``. Picklable:
+    ``ponder.scale`` runs it on workers."""
 
-    async def one(ex: SSAExample) -> Write | Failed:
+    settings: RFTSettings
+
+    async def __call__(self, orchestrator: Orchestrator, ex: SSAExample) -> Write | Failed:
+        settings = self.settings
         user = ex.messages[-1]["content"]
         try:
             result = await orchestrator.run(settings.sampler(ex), Task(user))
@@ -251,17 +256,48 @@ async def run_rft(
             "samples": sel.graded,
             "usage": result.usage.to_dict(),
         }
-        right["seen"] += 1  # written at once by the driver (no await in between)
-        right["right"] += sel.correct_samples > 0
         return Write(json.dumps(row, ensure_ascii=False), result.usage)
 
+
+async def run_rft(
+    examples: Sequence[SSAExample],
+    out: str | Path,
+    orchestrator: Orchestrator | None,
+    settings: RFTSettings,
+    manifest: dict[str, Any],
+    *,
+    examples_at_once: int = 2,
+    progress: bool = True,
+    elsewhere: Callable[[ItemWork[SSAExample]], Remote[SSAExample]] | None = None,
+) -> RFTSummary:
+    """Sample and grade targets for ``examples`` into ``out`` (resuming); see the module doc.
+    ``elsewhere`` runs the examples on other machines (``ponder.scale``; then ``orchestrator``
+    is not used and may be None)."""
+    out = Path(out)
+    work = RFTItem(settings)
+    right = {"right": 0, "seen": 0}
+    run = run_with(work, orchestrator, elsewhere)
+    if not isinstance(run, Remote):
+        here = run
+
+        async def counting(ex: SSAExample) -> Write | Failed:
+            result = await here(ex)
+            if isinstance(result, Write):  # written at once by the driver (no await between)
+                right["seen"] += 1
+                right["right"] += any(g["correct"] for g in json.loads(result.line)["samples"])
+            return result
+
+        run = counting
+
     def postfix(s: DriveStats) -> dict[str, str]:
+        if not right["seen"]:
+            return {"tok_s": f"{s.tok_s:.0f}"}
         return {"right": f"{right['right']}/{right['seen']}", "tok_s": f"{s.tok_s:.0f}"}
 
     stats = await drive(
         examples,
         rft_output(out, manifest),
-        one,
+        run,
         id_of=example_id,
         at_once=examples_at_once,
         bar=Bar("ssa rft", "ex", postfix, progress),
