@@ -37,8 +37,14 @@ from ponder.serve.parsing import parse_chat_request
 from ponder.serve.passthrough import forward_chat
 from ponder.serve.passthrough_run import pass_through
 from ponder.serve.reasoning import without_history_thinking
+from ponder.serve.replica import ReplicaHeader
 from ponder.serve.state import ProxyState
-from ponder.serve.telemetry import CHAIN_SCOPE_KEY, ObserveMiddleware, replica_name
+from ponder.serve.telemetry import (
+    CHAIN_SCOPE_KEY,
+    ObserveMiddleware,
+    explicit_replica,
+    replica_name,
+)
 
 log = logging.getLogger("ponder.serve")
 
@@ -64,6 +70,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
                 await state.close_roles()
                 if backend is None:
                     await state.upstream.aclose()
+                await state.backends.aclose()  # each shared backend closes once
 
     app = FastAPI(
         title="ponder serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
@@ -77,6 +84,8 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
 
     app.state.drain = drain
     app.add_middleware(ObserveMiddleware, metrics=metrics)
+    if named := explicit_replica(config.telemetry):
+        app.add_middleware(ReplicaHeader, replica=named)  # x-ponder-replica on every answer
 
     async def backends_started() -> None:
         """Returns once the backends have started and every chain passed the capability
@@ -85,6 +94,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None) -> FastAP
         await holder["state"].wait_started()
 
     app.state.backends_started = backends_started
+    app.state.readiness = lambda: holder["state"].readiness() if "state" in holder else "starting"
 
     def st() -> ProxyState:
         return holder["state"]

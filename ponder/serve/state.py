@@ -3,7 +3,12 @@
 Use ``ProxyState`` for anything that outlives one request: the config, the upstream, the
 pass-through HTTP client, the proxy's key, the per-chain role backends and concurrency limits, the
 count of chain runs in flight and their tasks. The app builds one in its lifespan; ``drain`` lets
-in-flight runs finish (up to a grace period) before the server closes.
+in-flight runs finish (up to a grace period) before the server closes. All backends (upstream and
+roles) come from one ``BackendPool``: one backend per distinct config in the process.
+
+None of it ties a client to this process: every request carries its whole conversation, so any
+replica can answer any request. What is per replica (limits, metrics, traces, caches) is listed
+in ``ponder.serve.replica``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ponder.orchestrator.capabilities import missing_capabilities
 from ponder.orchestrator.engine import RetryPolicy
 from ponder.orchestrator.session import Session
 from ponder.secrets import url_secrets
+from ponder.serve.backend_pool import BackendPool
 from ponder.serve.config import ChainSpec, ServeConfig
 from ponder.serve.errors import ApiError, to_api_error
 from ponder.serve.metrics import ProxyMetrics
@@ -45,8 +51,12 @@ class ProxyState:
             self.trace_dir, int(config.trace_max_mb * 1_000_000), config.trace_max_files
         )
         """Run traces in ``trace_dir``, the oldest rotated out past ``trace_max_*``."""
+        self.backends = BackendPool()
+        """One backend per distinct backend config, shared by all chains and roles."""
         self.upstream = (
-            Upstream(backend=backend) if backend is not None else Upstream(config.upstream)
+            Upstream(backend=backend, pool=self.backends)
+            if backend is not None
+            else Upstream(config.upstream, pool=self.backends)
         )
         self.proxy_key = os.environ.get(config.api_key_env) if config.api_key_env else None
         if config.api_key_env and not self.proxy_key:
@@ -64,10 +74,10 @@ class ProxyState:
         self.starting: asyncio.Future[None] | None = None
         """The backends' start and the chains' capability check (``begin_start``)."""
         self.role_backends: dict[str, dict[str, Backend]] = {
-            name: {role: cfg.build() for role, cfg in spec.roles.items()}
+            name: {role: self.backends.acquire(cfg) for role, cfg in spec.roles.items()}
             for name, spec in config.chains.items()
         }
-        # one limit per chain across all its requests (not one per request)
+        # one limit per chain across all its requests (not one per request), per replica
         self.semaphores = {
             name: asyncio.Semaphore(spec.max_concurrency) for name, spec in config.chains.items()
         }
@@ -94,12 +104,14 @@ class ProxyState:
     async def start_roles(self) -> None:
         for roles in self.role_backends.values():
             for backend in roles.values():
-                await backend.start()
+                await self.backends.start(backend)  # a shared one starts once
 
     async def close_roles(self) -> None:
-        for roles in self.role_backends.values():
-            for backend in roles.values():
-                await backend.aclose()
+        """Give back the role backends; each shared one closes once, with its last holder."""
+        roles, self.role_backends = self.role_backends, {}
+        for by_role in roles.values():
+            for backend in by_role.values():
+                await self.backends.release(backend)
 
     def begin_start(self) -> None:
         """Start the upstream and the role backends and check every chain against them,
@@ -155,7 +167,7 @@ class ProxyState:
         refused = []
         for name, spec in sorted(self.config.chains.items()):
             backends = {**self.role_backends.get(name, {}), "default": default}
-            missing = await missing_capabilities(spec.strategy, backends)
+            missing = await missing_capabilities(spec.strategy, backends, spec.thinking_limit())
             if missing:
                 why = "; ".join(m.message() for m in missing)
                 refused.append((f"chains.{name}", f"chain {name!r} cannot run here: {why}"))

@@ -5,6 +5,8 @@ An ``openai`` upstream gets one ``OpenAICompatibleBackend`` per model a client n
 (``ponder:cot/gpt-x`` runs the chain against ``gpt-x``); a ``local`` upstream starts the embedded
 llama-server once and serves every name with it; any other backend kind (or an injected
 ``Backend``, as tests do) serves chains only. Everything is built inside the server's event loop.
+The backends come from the proxy's ``BackendPool``, so a chain role configured exactly as the
+upstream (say both ``{kind: local}``) shares its backend instead of starting a second one.
 
 At most ``MAX_UPSTREAM_MODELS`` model backends are kept: a new name evicts the least recently
 used one, which is closed once the runs that hold it (``lease``) end, so no client can lock
@@ -24,15 +26,23 @@ from ponder.backends.base import Backend
 from ponder.backends.openai_compat import split_base_url
 from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
 from ponder.secrets import url_secrets, without_userinfo
+from ponder.serve.backend_pool import BackendPool
 
 MAX_UPSTREAM_MODELS = 32
 
 
 class Upstream:
-    def __init__(self, config: BackendConfig | None = None, backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        config: BackendConfig | None = None,
+        backend: Backend | None = None,
+        pool: BackendPool | None = None,
+    ) -> None:
         if (config is None) == (backend is None):
             raise ValueError("give exactly one of config or backend")
         self.config = config
+        self.pool = pool if pool is not None else BackendPool()
+        """Where model backends come from (and go back to): the proxy's shared pool."""
         self._fixed = backend
         self._by_model: OrderedDict[str, Backend] = OrderedDict()
         self._users: dict[int, int] = {}
@@ -84,7 +94,7 @@ class Upstream:
             return
         if isinstance(self.config, LocalBackendConfig):
             backend = await self.backend_for(None)
-            await backend.start()
+            await self.pool.start(backend)
             server = getattr(backend, "server", None)
             if server is not None:
                 self.base_url = server.base_url
@@ -104,7 +114,7 @@ class Upstream:
                 del self._users[id(backend)]
                 if backend in self._evicted:
                     self._evicted.remove(backend)
-                    await backend.aclose()
+                    await self.pool.release(backend)
 
     async def backend_for(self, model: str | None) -> Backend:
         if self._fixed is not None:
@@ -122,11 +132,11 @@ class Upstream:
                 if self._users.get(id(old)):
                     self._evicted.append(old)  # closed when its last run ends
                 else:
-                    await old.aclose()
+                    await self.pool.release(old)
             cfg = self.config
             if isinstance(cfg, OpenAIBackendConfig) and key:
                 cfg = cfg.model_copy(update={"model": key})
-            backend = cfg.build()
+            backend = self.pool.acquire(cfg)
             self._by_model[key] = backend
         return backend
 
@@ -135,4 +145,4 @@ class Upstream:
         self._by_model.clear()
         self._evicted = []
         for b in owned:
-            await b.aclose()
+            await self.pool.release(b)

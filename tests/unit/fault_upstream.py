@@ -72,6 +72,7 @@ class Faults:
     refuse_n: bool = False  # 400 "Only one completion choice is allowed" for n > 1
     retry_after: str | None = None  # sent with 429 and 503
     hang_s: float = 30.0
+    latency_s: float = 0.0  # every chat reply waits this long first (a model's fixed latency)
     words: tuple[int, int] = (8, 40)
     seed: int = 0
 
@@ -280,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, body: dict[str, Any]) -> None:
         up, f = self.upstream, self.upstream.faults
+        if f.latency_s:
+            time.sleep(f.latency_s)
         messages = body.get("messages") or [{"content": body.get("prompt", "")}]
         text_in = " ".join(str(m.get("content") or "") for m in messages)
         m = TAG.search(text_in)
