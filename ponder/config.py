@@ -41,6 +41,12 @@ from ponder.orchestrator.engine import Orchestrator
 from ponder.orchestrator.policy import DEFAULT_TOOL_TIMEOUT_S, RetryPolicy, RunLimits
 from ponder.orchestrator.session import Session
 from ponder.protocol.strategy import Strategy
+from ponder.protocol.thinking_budget import (
+    DEFAULT_ANSWER_TOKENS,
+    DEFAULT_EFFORT_BUDGETS,
+    ThinkingBudget,
+    budget_for,
+)
 from ponder.strategies.registry import StrategyField
 
 # -- backends -----------------------------------------------------------------------------------
@@ -74,7 +80,9 @@ class LocalBackendConfig(BackendConfig):
     ``model`` names one instead: a built-in model or one registered by ``ponder ssa export``
     (``ponder.backends.local.registry``; verified by its sha256 before serving).
     ``runtime`` is ``auto`` (the prebuilt wheel, or the native build once measured faster),
-    ``prebuilt`` or ``native`` (see ``ponder/backends/local/runtime.py``)."""
+    ``prebuilt`` or ``native`` (see ``ponder/backends/local/runtime.py``). ``thinking: true``
+    serves the model in the thinking format (a think-first system prompt, ``thinking_template``,
+    and a ``<think>`` prefill; docs/reasoning.md)."""
 
     __kind__ = "local"
     kind: Literal["local"] = "local"
@@ -86,9 +94,15 @@ class LocalBackendConfig(BackendConfig):
     ctx_per_slot: int = Field(4096, ge=256)
     threads: int | None = Field(None, ge=1)
     timeout_s: float = Field(3600.0, gt=0)
+    thinking: bool = False
+    thinking_template: str = "think_first_system"
 
     @model_validator(mode="after")
     def _one_model(self) -> LocalBackendConfig:
+        if self.thinking:
+            from ponder.backends.thinking_format import check_template
+
+            check_template(self.thinking_template)
         if self.model is not None and (self.model_path is not None or self.sha256 is not None):
             raise ConfigError(
                 "model",
@@ -121,6 +135,8 @@ class LocalBackendConfig(BackendConfig):
             threads=self.threads,
             timeout_s=self.timeout_s,
             runtime=self.runtime,
+            thinking=self.thinking,
+            thinking_template=self.thinking_template,
         )
 
 
@@ -147,6 +163,18 @@ class OpenAIBackendConfig(BackendConfig):
     """The markers around a reasoning model's thinking when it comes inline in the content (no
     ``reasoning_content``/``reasoning`` field): split off as the completion's thinking;
     ``null`` reads the content as all answer. See docs/reasoning.md."""
+    thinking_budget: Literal[
+        "auto",
+        "forcing",
+        "none",
+        "reasoning_effort",
+        "thinking_token_budget",
+        "thinking_budget_tokens",
+    ] = "auto"
+    """How a thinking budget is held here: the upstream's native knob (OpenAI's
+    ``reasoning_effort``, vLLM's ``thinking_token_budget``, llama.cpp's
+    ``thinking_budget_tokens``), ``forcing`` (Ponder closes the thinking and continues; needs
+    continuation), ``none`` (refused), ``auto`` (forcing where continuation is set, else none)."""
 
     def build(self) -> Backend:
         from ponder.backends.openai_compat import OpenAICompatibleBackend
@@ -162,6 +190,7 @@ class OpenAIBackendConfig(BackendConfig):
             apply_template_url=self.apply_template_url,
             continuation=self.continuation,
             thinking_markers=self.thinking_markers,
+            thinking_budget=self.thinking_budget,
         )
 
 
@@ -255,6 +284,21 @@ class BudgetConfig(BaseModel):
     total_tokens: int | None = Field(None, gt=0)
 
 
+class ThinkingConfig(BaseModel):
+    """How ``reasoning_effort`` maps to thinking tokens per call (``efforts``), and the answer's
+    allowance after a cut thinking (``answer_tokens``); docs/reasoning.md."""
+
+    model_config = ConfigDict(extra="forbid")
+    efforts: dict[str, Annotated[int, Field(gt=0)]] = Field(
+        default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS)
+    )
+    answer_tokens: int = Field(DEFAULT_ANSWER_TOKENS, gt=0)
+
+    def budget(self, tokens: int | None, effort: str | None) -> ThinkingBudget | None:
+        """The budget for explicit ``tokens`` or an ``effort`` of ``efforts``."""
+        return budget_for(tokens, effort, self.efforts, self.answer_tokens)
+
+
 _RETRY = RetryPolicy()
 
 
@@ -331,6 +375,23 @@ class ChainParts(BaseModel):
     tool_timeout_s: float = Field(DEFAULT_TOOL_TIMEOUT_S, gt=0)
     """How long the engine waits for one tool call (``CallTool``) before the model reads an
     ``error:`` result instead."""
+    thinking_budget: int | None = Field(None, gt=0)
+    """Thinking tokens per call (docs/reasoning.md, "Bounding thinking"); wins over
+    ``reasoning_effort``."""
+    reasoning_effort: str | None = None
+    """``low``, ``medium`` or ``high`` (or a name in ``thinking.efforts``): a thinking budget
+    per call from ``thinking.efforts``."""
+    thinking: ThinkingConfig = Field(default_factory=lambda: ThinkingConfig.model_validate({}))
+
+    @model_validator(mode="after")
+    def _effort_known(self) -> ChainParts:
+        effort = self.reasoning_effort
+        if effort is not None and effort not in self.thinking.efforts:
+            raise ConfigError(
+                "reasoning_effort",
+                f"got {effort!r}; valid choices: {', '.join(self.thinking.efforts)}",
+            )
+        return self
 
     @model_validator(mode="after")
     def _roles_are_used(self) -> ChainParts:
@@ -346,7 +407,15 @@ class ChainParts(BaseModel):
 
     def limits(self) -> RunLimits:
         """The default ``RunLimits`` of each run of this chain."""
-        return RunLimits(total_tokens=self.budget.total_tokens, timeout_s=self.timeout_s)
+        return RunLimits(
+            total_tokens=self.budget.total_tokens,
+            timeout_s=self.timeout_s,
+            thinking=self.thinking_limit(),
+        )
+
+    def thinking_limit(self) -> ThinkingBudget | None:
+        """The thinking budget of each call of this chain (``None``: unbounded)."""
+        return self.thinking.budget(self.thinking_budget, self.reasoning_effort)
 
 
 class ChainConfig(ChainParts, ConfigFile):

@@ -38,6 +38,12 @@ class Capabilities:
     context_length: int | None = None
     exact_token_count: bool = False
     reward: bool | None = None
+    thinking_budget: bool | None = None
+    """A native knob bounds thinking (``reasoning_effort``, vLLM's ``thinking_token_budget``,
+    llama.cpp's ``thinking_budget_tokens``): the engine sends the budget with the request."""
+    budget_forcing: bool | None = None
+    """Ponder may bound thinking itself by continuing a cut thinking closed (budget forcing);
+    ``None``: as ``continuation``."""
 
 
 class Backend(ABC):

@@ -23,10 +23,12 @@ import openai
 from ponder.backends.base import Backend, Capabilities, estimate_tokens
 from ponder.backends.openai_errors import malformed, refuses_n, translate
 from ponder.backends.openai_request import (
+    NATIVE_KNOBS,
     call_kwargs,
     drop_echoed_prefix,
     fan_out_requests,
     merge_fanned_out,
+    native_thinking,
     prefill_request,
     raw_continuation,
 )
@@ -37,6 +39,7 @@ from ponder.backends.openai_wire import (
     read_choices,
     reported_reasoning_tokens,
 )
+from ponder.backends.thinking_format import DEFAULT_TEMPLATE, ThinkingFormat
 from ponder.backends.trace_context import inject_request
 from ponder.errors import BadRequestError, CapabilityMissing, ConfigError
 from ponder.protocol.requests import Completion, GenerationRequest
@@ -47,6 +50,7 @@ from ponder.secrets import redact, url_secrets, without_userinfo
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MAX_CONCURRENCY = 16
 CONTINUATION_MODES = ("auto", "none", "prefill", "template")
+THINKING_BUDGET_MODES = ("auto", "forcing", "none", *NATIVE_KNOBS)
 log = logging.getLogger("ponder.backends")
 _warned_userinfo: set[str] = set()
 
@@ -70,6 +74,13 @@ class OpenAICompatibleBackend(Backend):
     the message's ``reasoning_content`` or ``reasoning``, else split off the inline
     ``thinking_markers`` (``<think>``/``</think>`` by default; ``None`` turns that off);
     ``Choice.reasoning_tokens`` from the upstream's ``completion_tokens_details`` where given.
+
+    ``thinking_budget`` says how a thinking budget is held on this upstream
+    (``ponder.orchestrator.thinking_bound``): a native knob (``reasoning_effort``,
+    ``thinking_token_budget``, ``thinking_budget_tokens``), ``forcing`` (Ponder closes the thinking
+    and continues; needs ``continuation``), ``none`` (a budget is refused), or ``auto``: forcing
+    where continuation is configured, else none. ``thinking_format=True`` prompts a non-reasoning
+    model to think first (``ponder.backends.thinking_format``; needs ``continuation``).
     """
 
     name = "openai"
@@ -88,6 +99,9 @@ class OpenAICompatibleBackend(Backend):
         apply_template_url: str | None = None,
         continuation: str = "auto",
         thinking_markers: tuple[str, ...] | list[str] | None = DEFAULT_MARKERS,
+        thinking_budget: str = "auto",
+        thinking_format: bool = False,
+        thinking_template: str = DEFAULT_TEMPLATE,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         check_base_url(base_url)
@@ -116,6 +130,18 @@ class OpenAICompatibleBackend(Backend):
             self.thinking_markers = check_markers(thinking_markers) if thinking_markers else None
         except ValueError as exc:
             raise ConfigError("backend.thinking_markers", str(exc)) from None
+        self.thinking_budget = _thinking_budget_mode(thinking_budget, continuation)
+        self.thinking_format: ThinkingFormat | None = None
+        if thinking_format:
+            if continuation == "none":
+                raise ConfigError(
+                    "backend.thinking",
+                    "the thinking format opens the thinking with an assistant prefill, which "
+                    "needs continuation (continuation: prefill, or apply_template_url)",
+                )
+            self.thinking_format = ThinkingFormat(
+                self.thinking_markers or DEFAULT_MARKERS, thinking_template
+            )
         self.base_url, query = split_base_url(base_url)
         self.url_secrets = [
             s for u in (base_url, tokenize_url, apply_template_url) for s in url_secrets(u)
@@ -143,6 +169,16 @@ class OpenAICompatibleBackend(Backend):
     # -- protocol -----------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> Completion:
+        split = False
+        if self.thinking_format is not None:
+            request, split = self.thinking_format.request(request)
+        done = await self._generate(request)
+        if split and self.thinking_format is not None:  # it continued the opened thinking
+            self.thinking_format.split(done.choices)
+            await self._tokens.count_reasoning(done.choices, None)
+        return done
+
+    async def _generate(self, request: GenerationRequest) -> Completion:
         n = request.params.n
         if n > 1 and await self._use_native_n(n):
             try:
@@ -164,6 +200,8 @@ class OpenAICompatibleBackend(Backend):
     async def count_prompt_tokens(self, request: GenerationRequest) -> int:
         """Exact where this upstream can tell (its own usage for this prompt before, or the
         tokenizer endpoint), else the safe bound: never an estimate that can fall short."""
+        if self.thinking_format is not None:
+            request = self.thinking_format.request(request)[0]
         return await self._tokens.prompt_tokens(request)
 
     async def prompt_billed_once(self, request: GenerationRequest) -> bool:
@@ -186,6 +224,8 @@ class OpenAICompatibleBackend(Backend):
             tools=None,
             continuation=self.continuation != "none",
             exact_token_count=self._tokens.tokenize_url is not None,
+            thinking_budget=self.thinking_budget in NATIVE_KNOBS,
+            budget_forcing=self.thinking_budget == "forcing",
         )
 
     async def aclose(self) -> None:
@@ -230,6 +270,8 @@ class OpenAICompatibleBackend(Backend):
         if request.assistant_prefix is not None:
             return await self._continue(request)
         kw = call_kwargs(self.model, request, extra_body)
+        if request.thinking is not None and self.thinking_budget in NATIVE_KNOBS:
+            native_thinking(kw, request.thinking, self.thinking_budget)
         t0 = time.perf_counter()
         async with self._semaphore:
             try:
@@ -281,6 +323,26 @@ class OpenAICompatibleBackend(Backend):
             latency_s=latency,
             cached_prompt_tokens=cached,
         )
+
+
+def _thinking_budget_mode(mode: str, continuation: str) -> str:
+    """The ``thinking_budget`` setting checked, ``auto`` resolved (forcing where this backend
+    continues an assistant message, else none)."""
+    if mode not in THINKING_BUDGET_MODES:
+        raise ConfigError(
+            "backend.thinking_budget",
+            f"got {mode!r}; valid choices: {', '.join(THINKING_BUDGET_MODES)}",
+        )
+    if mode == "auto":
+        return "forcing" if continuation != "none" else "none"
+    if mode == "forcing" and continuation == "none":
+        raise ConfigError(
+            "backend.thinking_budget",
+            "'forcing' continues a cut thinking as an assistant prefix, which needs continuation "
+            "(continuation: prefill, or apply_template_url); or name the upstream's native knob: "
+            + ", ".join(NATIVE_KNOBS),
+        )
+    return mode
 
 
 def split_base_url(url: str) -> tuple[str, dict[str, str]]:

@@ -14,6 +14,12 @@ from dataclasses import replace
 from typing import Any
 
 from ponder.protocol.requests import Choice, Completion, GenerationRequest
+from ponder.protocol.thinking_budget import ThinkingBudget
+
+NATIVE_KNOBS = ("reasoning_effort", "thinking_token_budget", "thinking_budget_tokens")
+"""The native thinking-budget knobs an upstream may take: OpenAI's ``reasoning_effort``
+(low/medium/high, a hint), vLLM's ``thinking_token_budget`` and llama.cpp's
+``thinking_budget_tokens`` (tokens, enforced by the server)."""
 
 
 def call_kwargs(
@@ -49,6 +55,12 @@ def call_kwargs(
         if request.tool_choice is not None:
             kw["tool_choice"] = request.tool_choice
     return kw
+
+
+def native_thinking(kw: dict[str, Any], budget: ThinkingBudget, knob: str) -> None:
+    """Put ``budget`` in the SDK call's arguments ``kw`` as the upstream's native ``knob``."""
+    value: str | int = budget.effort_name if knob == "reasoning_effort" else budget.tokens
+    kw["extra_body"] = {**(kw.get("extra_body") or {}), knob: value}
 
 
 def fan_out_requests(request: GenerationRequest) -> list[GenerationRequest]:

@@ -15,6 +15,10 @@ really continues a prefilled message) passes, and a call that then fails still r
 ``CapabilityMissing`` at run time. An ``openai`` backend's ``continuation`` is known from its
 config (``continuation``/``apply_template_url``), so DRR chains on an upstream without it are
 refused at startup.
+
+A thinking budget (``RunLimits.thinking``, a chain's ``thinking_budget``/``reasoning_effort``) is
+checked here too: every role the chain sends to needs a native knob (``thinking_budget``) or
+budget forcing (``budget_forcing``, which needs ``continuation``), or the chain is refused.
 """
 
 from __future__ import annotations
@@ -28,8 +32,16 @@ from pydantic import BaseModel
 from ponder.backends.base import Backend, Capabilities
 from ponder.errors import CapabilityMissing
 from ponder.protocol.requirements import Requirement
+from ponder.protocol.thinking_budget import ThinkingBudget
 
-__all__ = ["Missing", "chain_parts", "check_capabilities", "missing_capabilities"]
+__all__ = [
+    "Missing",
+    "chain_parts",
+    "check_capabilities",
+    "has",
+    "missing_capabilities",
+    "thinking_requirements",
+]
 
 CAPABILITY_NAMES = frozenset(f.name for f in fields(Capabilities))
 
@@ -45,6 +57,14 @@ HOW_TO_GET: dict[str, str] = {
     "tools": "use a backend whose server accepts tools",
     "native_n": "use a backend that accepts n > 1 in one request",
     "raw_completion": "use a backend with a raw /completions endpoint",
+    "thinking_budget": (
+        "set the backend's thinking_budget to the upstream's native knob (reasoning_effort, "
+        "thinking_token_budget for vLLM, thinking_budget_tokens for llama.cpp)"
+    ),
+    "budget_forcing": (
+        "let Ponder force the budget: give the backend continuation (continuation: prefill or "
+        "apply_template_url) and thinking_budget: auto or forcing"
+    ),
 }
 
 
@@ -57,10 +77,12 @@ class Missing:
     part: str
     requirement: Requirement
     backend: str
+    what: str = ""
+    """How the message names the part when it is not a strategy (the thinking budget)."""
 
     def message(self) -> str:
         req = self.requirement
-        where = f"strategy {self.part!r}" + (f" (at {self.path})" if self.path else "")
+        where = self.what or f"strategy {self.part!r}" + (f" (at {self.path})" if self.path else "")
         why = f" ({req.why})" if req.why else ""
         hints = [HOW_TO_GET[c].replace("ROLE", req.role) for c in req.any_of if c in HOW_TO_GET]
         hint = f"; {' or '.join(hints)}" if hints else ""
@@ -112,11 +134,40 @@ def requirements(root: Any) -> list[tuple[str, str, Requirement]]:
     return out
 
 
-async def missing_capabilities(root: Any, backends: Mapping[str, Backend]) -> list[Missing]:
-    """Every requirement of the chain ``root`` that the backend serving its role reports it
-    lacks (``False``; an unknown ``None`` passes). A role without its own backend is served by
-    ``"default"``, as in a run."""
-    reqs = requirements(root)
+def thinking_requirements(
+    root: Any, thinking: ThinkingBudget | None
+) -> list[tuple[str, str, Requirement]]:
+    """What a thinking budget needs on every role the chain ``root`` sends to."""
+    if thinking is None:
+        return []
+    roles_of = getattr(root, "roles", None)
+    roles = (set(roles_of()) if callable(roles_of) else set()) | {"default"}
+    why = f"a thinking budget of {thinking.tokens} tokens per call"
+    return [
+        ("thinking_budget", "thinking_budget", Requirement.of(*THINKING, role=r, why=why))
+        for r in sorted(roles)
+    ]
+
+
+THINKING = ("thinking_budget", "budget_forcing")
+"""The ways a backend can bound thinking: its native knob, or Ponder's budget forcing."""
+
+
+def has(caps: Capabilities, name: str) -> bool | None:
+    """``caps``' value of capability ``name``; ``budget_forcing`` unknown is ``continuation``'s."""
+    value = getattr(caps, name, None)
+    if name == "budget_forcing" and value is None:
+        return caps.continuation
+    return value  # type: ignore[no-any-return]
+
+
+async def missing_capabilities(
+    root: Any, backends: Mapping[str, Backend], thinking: ThinkingBudget | None = None
+) -> list[Missing]:
+    """Every requirement of the chain ``root`` (and of a ``thinking`` budget on its calls) that
+    the backend serving its role reports it lacks (``False``; an unknown ``None`` passes). A
+    role without its own backend is served by ``"default"``, as in a run."""
+    reqs = requirements(root) + thinking_requirements(root, thinking)
     if not reqs:
         return []
     known: dict[int, Capabilities] = {}
@@ -126,14 +177,17 @@ async def missing_capabilities(root: Any, backends: Mapping[str, Backend]) -> li
         if id(backend) not in known:
             known[id(backend)] = await backend.capabilities()
         caps = known[id(backend)]
-        if all(getattr(caps, c, None) is False for c in req.any_of):
-            out.append(Missing(path, name, req, backend.name))
+        if all(has(caps, c) is False for c in req.any_of):
+            what = "the thinking budget" if path == "thinking_budget" else ""
+            out.append(Missing(path, name, req, backend.name, what))
     return out
 
 
-async def check_capabilities(root: Any, backends: Mapping[str, Backend]) -> None:
+async def check_capabilities(
+    root: Any, backends: Mapping[str, Backend], thinking: ThinkingBudget | None = None
+) -> None:
     """Raise ``CapabilityMissing`` naming every missing capability of the chain ``root`` (see
     ``missing_capabilities``), before any call is made; return quietly otherwise."""
-    missing = await missing_capabilities(root, backends)
+    missing = await missing_capabilities(root, backends, thinking)
     if missing:
         raise CapabilityMissing("; ".join(m.message() for m in missing))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from ponder.orchestrator import step_spans
 from ponder.orchestrator.calls import RunCalls
+from ponder.orchestrator.thinking_bound import generate
 from ponder.protocol.actions import (
     CallTool,
     Flow,
@@ -36,7 +38,7 @@ async def drive(calls: RunCalls, flow: Flow, span: str) -> Outcome:
 
 async def _perform_action(calls: RunCalls, action: Any, span: str) -> Any:
     if isinstance(action, Generate):
-        return await _model_calls(calls, action.requests, span, calls.perform)
+        return await _model_calls(calls, action.requests, span, partial(generate, calls))
     if isinstance(action, Fork):
         calls.trace.record("fork", span, label=action.label, size=len(action.flows))
         prefix = f"{span}/" if span else ""

@@ -113,7 +113,7 @@ class Orchestrator:
         t0 = time.perf_counter()
         timeout_s = limits.timeout_s
         try:
-            await check_capabilities(strategy, self.backends)  # before any call
+            await check_capabilities(strategy, self.backends, limits.thinking)  # before any call
             coro = span.within(drive(state, strategy.flow(task), ""))
             try:
                 outcome = await (asyncio.wait_for(coro, timeout_s) if timeout_s else coro)

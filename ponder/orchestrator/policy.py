@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 
 from ponder.errors import ConfigError
+from ponder.protocol.thinking_budget import ThinkingBudget
 
 DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_TOOL_TIMEOUT_S = 30.0
@@ -49,11 +50,13 @@ def retry_delay(policy: RetryPolicy, attempt: int, retry_after_s: float | None) 
 @dataclass(frozen=True)
 class RunLimits:
     """Per-run limits, passed to ``run`` (like pydantic-ai's ``UsageLimits``): a hard cap on
-    prompt + completion tokens of every call in the run, and a wall-clock timeout (a
-    ``RunTimeout``). ``None`` means no limit."""
+    prompt + completion tokens of every call in the run, a wall-clock timeout (a
+    ``RunTimeout``), and the thinking budget of each call (``ponder.orchestrator.thinking_bound``).
+    ``None`` means no limit."""
 
     total_tokens: int | None = None
     timeout_s: float | None = None
+    thinking: ThinkingBudget | None = None
 
     def __post_init__(self) -> None:
         if self.total_tokens is not None and self.total_tokens <= 0:

@@ -76,6 +76,7 @@ class Session(Orchestrator):
             semaphore=semaphore,
             tool_timeout_s=tool_timeout_s,
         )
+        self.limits = limits  # all of them, the thinking budget too
         self.owns_backends = owns_backends
         self._started = False
 

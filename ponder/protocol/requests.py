@@ -7,7 +7,10 @@ A ``RewardRequest`` asks a reward model for one score and gets a ``Reward``. Not
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ponder.protocol.thinking_budget import ThinkingBudget
 
 Message = dict[str, Any]
 """An OpenAI-style chat message: ``{"role": ..., "content": ...}`` (plus tool fields)."""
@@ -61,6 +64,10 @@ class GenerationRequest:
     response_format: dict[str, Any] | None = None
     """OpenAI's ``response_format`` (``json_object``, ``json_schema``) for a chat request;
     ``None`` asks for none (the proxy sets it on ``cot``'s one call when a client asks)."""
+    thinking: ThinkingBudget | None = None
+    """A thinking budget for the backend's native knob (``reasoning_effort``, vLLM's
+    ``thinking_token_budget``, ...): set by the engine only for a backend that has one
+    (``Capabilities.thinking_budget``); ``None``: nothing is sent."""
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -100,6 +107,8 @@ class GenerationRequest:
             body["tool_choice"] = self.tool_choice
         if self.response_format is not None:
             body["response_format"] = self.response_format
+        if self.thinking is not None:
+            body["thinking_budget"] = self.thinking.describe()
         return body
 
 
@@ -127,6 +136,11 @@ class Choice:
     """How many of ``completion_tokens`` were thinking: the upstream's
     ``completion_tokens_details.reasoning_tokens`` where it reports them, else counted (or
     estimated) from ``reasoning``."""
+    thinking_bound: str | None = None
+    """How a thinking budget bounded this choice: ``"native"`` (the upstream's knob),
+    ``"forcing"`` (Ponder closed the thinking and the model answered) or ``None`` (no budget)."""
+    thinking_cut: bool = False
+    """The thinking reached the budget (forcing closed it; native: its tokens reached it)."""
 
     @property
     def mean_logprob(self) -> float | None:

@@ -2,14 +2,16 @@
 
 Use these on a parsed ``ChatRequest`` before any run starts: ``resolve_chain`` tells a chain
 request from a pass-through one, ``task_from_request`` turns the messages (and any tools) into a
-``Task``, ``check_takes_tools`` refuses tools a chain cannot take, and ``run_budget`` shares the
-chain's token budget between the request's ``n`` runs. Each raises a 400 ``ApiError`` for a
-request the chain cannot serve; none does I/O.
+``Task``, ``check_takes_tools`` refuses tools a chain cannot take, ``run_budget`` shares the
+chain's token budget between the request's ``n`` runs, and ``run_thinking`` reads the request's
+thinking budget (``reasoning_effort``, ``ponder.thinking_budget``). Each raises a 400
+``ApiError`` for a request the chain cannot serve; none does I/O.
 """
 
 from __future__ import annotations
 
 from ponder.protocol.actions import Task
+from ponder.protocol.thinking_budget import ThinkingBudget
 from ponder.serve.config import CHAIN_PREFIX, ChainSpec, ServeConfig
 from ponder.serve.errors import ApiError
 from ponder.serve.parsing import ChatRequest, check_tools, message_text
@@ -128,3 +130,34 @@ def run_budget(spec: ChainSpec, req: ChatRequest) -> int | None:
             code="budget_too_small",
         )
     return share
+
+
+def run_thinking(spec: ChainSpec, req: ChatRequest) -> ThinkingBudget | None:
+    """Each call's thinking budget: the request's ``ponder.thinking_budget`` (tokens) or its
+    ``reasoning_effort`` (looked up in the chain's ``thinking.efforts``), never above the chain's
+    own; else the chain's (``None``: unbounded). A bad value is a 400 naming the field."""
+    tokens = req.ponder.get("thinking_budget")
+    if tokens is not None and (
+        not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1
+    ):
+        raise ApiError(
+            400,
+            "ponder.thinking_budget must be a positive integer (thinking tokens per call)",
+            param="ponder.thinking_budget",
+        )
+    effort = req.raw.get("reasoning_effort")
+    valid = spec.thinking.efforts
+    if effort is not None and (not isinstance(effort, str) or effort not in valid):
+        raise ApiError(
+            400,
+            f"'reasoning_effort' must be one of {', '.join(valid)} for chain requests, "
+            f"got {effort!r}",
+            param="reasoning_effort",
+        )
+    chain = spec.thinking_limit()
+    asked = spec.thinking.budget(tokens, effort)
+    if asked is None:
+        return chain
+    if chain is not None and chain.tokens < asked.tokens:
+        return chain  # the operator's budget is the most a request may think
+    return asked

@@ -26,6 +26,7 @@ from ponder.serve.chain_request import (
     check_takes_tools,
     is_agent_turn,
     run_budget,
+    run_thinking,
     task_from_request,
 )
 from ponder.serve.client_left import done_unless_client_left
@@ -57,6 +58,7 @@ async def run_chain(
     check_takes_tools(name, spec, task)
     strategy = options.wrap(spec.strategy)  # the client's stop/response_format on its calls
     budget = run_budget(spec, req)
+    thinking = run_thinking(spec, req)
     limit = cfg.limits.max_concurrent_runs
     if req.n > limit:
         raise ApiError(
@@ -83,7 +85,7 @@ async def run_chain(
             held[0] = False
             s.active_runs -= req.n
 
-    limits = RunLimits(total_tokens=budget, timeout_s=spec.timeout_s)
+    limits = RunLimits(total_tokens=budget, timeout_s=spec.timeout_s, thinking=thinking)
     feed = ProgressFeed() if req.stream else None
     labels = role_labels(
         spec.roles, s.upstream.default_model, upstream_model, not s.upstream.base_url

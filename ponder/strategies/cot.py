@@ -115,6 +115,9 @@ def choice_outcome(
         data["reasoning"] = choice.reasoning
     if choice.reasoning_tokens:
         data["reasoning_tokens"] = choice.reasoning_tokens
+    if choice.thinking_bound is not None:  # a thinking budget held it: how, and was it cut
+        data["thinking_bound"] = choice.thinking_bound
+        data["thinking_cut"] = choice.thinking_cut
     data.update(confidence_data(choice, params, model))
     answer = extract_answer(choice.text)
     error: BaseException | None = None

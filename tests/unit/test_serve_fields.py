@@ -131,7 +131,7 @@ def test_a_field_a_chain_cannot_honour_is_a_400_naming_it(proxy, chain, fields, 
     [
         {"logit_bias": {}, "presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": False},
         {"response_format": {"type": "text"}, "modalities": ["text"]},
-        {"reasoning_effort": "low", "user": "u-1", "metadata": {"k": "v"}, "store": False},
+        {"user": "u-1", "metadata": {"k": "v"}, "store": False},
     ],
     ids=["neutral-values", "text-format", "informational"],
 )

@@ -30,6 +30,7 @@ from ponder.backends.local.server import (
 )
 from ponder.backends.local.toolchain import find_llama_server
 from ponder.backends.openai_compat import OpenAICompatibleBackend
+from ponder.backends.thinking_format import DEFAULT_TEMPLATE, check_template
 from ponder.errors import BackendError, ServerDiedError, ServerStartError
 from ponder.protocol.requests import Completion, GenerationRequest
 
@@ -88,7 +89,10 @@ class LocalBackend(Backend):
     ``$PONDER_LOCAL_RUNTIME`` can set it), ``"prebuilt"`` or ``"native"`` (built if needed).
     ``spec``: a built-in model other than the default (assembled on first use), when
     ``model_path`` is not given; a model named in a config resolves to one of the two
-    (``ponder.backends.local.registry``).
+    (``ponder.backends.local.registry``). ``thinking=True`` serves the model in the thinking
+    format (``ponder.backends.thinking_format``: a think-first system prompt and a ``<think>``
+    prefill; a prompted instruct model, not a trained reasoner). A thinking budget is held by
+    budget forcing (the server continues assistant prefixes with the model's own template).
     """
 
     name = "local"
@@ -106,7 +110,13 @@ class LocalBackend(Backend):
         timeout_s: float = LOCAL_TIMEOUT_S,
         runtime: RuntimeChoice | str = "auto",
         spec: ModelSpec | None = None,
+        thinking: bool = False,
+        thinking_template: str = DEFAULT_TEMPLATE,
     ) -> None:
+        if thinking:
+            check_template(thinking_template)  # refused now, not at the first call
+        self.thinking = thinking
+        self.thinking_template = thinking_template
         self.runtime = runtime
         self.spec = spec
         self.model_path = model_path
@@ -165,6 +175,8 @@ class LocalBackend(Backend):
             timeout_s=self.timeout_s,
             tokenize_url=f"{server.url}/tokenize",
             apply_template_url=f"{server.url}/apply-template",
+            thinking_format=self.thinking,
+            thinking_template=self.thinking_template,
         )
 
     def describe(self) -> dict[str, object]:
@@ -177,6 +189,8 @@ class LocalBackend(Backend):
             info["runtime"] = "native"
         if server is not None:
             info["model"] = server.model.name
+        if self.thinking:
+            info["thinking_format"] = self.thinking_template
         return info
 
     def _check_alive(self) -> None:
@@ -215,6 +229,8 @@ class LocalBackend(Backend):
             continuation=True,
             context_length=self.ctx_per_slot,
             exact_token_count=True,
+            thinking_budget=False,
+            budget_forcing=True,
         )
 
     async def aclose(self) -> None:
