@@ -24,6 +24,19 @@ def register(sub: Any) -> None:
     p.add_argument("--api-key-env", help="env var holding the key clients must send to this proxy")
     p.add_argument("--trace-dir", help="write one JSONL trace per chain run into this directory")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--ray-serve",
+        action="store_true",
+        help="run as a Ray Serve deployment (needs ponder[ray]); see docs/scale.md",
+    )
+    p.add_argument(
+        "--replicas", type=int, help="with --ray-serve: replicas of the proxy (default 1)"
+    )
+    p.add_argument(
+        "--ray-address",
+        help="with --ray-serve: the Ray cluster to join (auto, ray://host:port; default "
+        "$RAY_ADDRESS, else a local Ray)",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -60,6 +73,16 @@ def build_config(args: argparse.Namespace) -> Any:
 def handle(args: argparse.Namespace) -> int:
     from ponder.serve.runner import serve
 
+    ray_serve = getattr(args, "ray_serve", False)
+    for flag in ("replicas", "ray_address"):
+        if getattr(args, flag, None) is not None and not ray_serve:
+            raise ConfigError(f"--{flag.replace('_', '-')}", "needs --ray-serve")
+    if args.replicas is not None and args.replicas < 1:
+        raise ConfigError("--replicas", f"must be at least 1, got {args.replicas}")
+    if ray_serve:
+        from ponder.serve.ray_serve import ray_serve as ray_serve_module
+
+        ray_serve_module()  # without the extra: which one to install, before anything starts
     cfg = build_config(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     print(
@@ -67,5 +90,10 @@ def handle(args: argparse.Namespace) -> int:
         + ", ".join("ponder:" + c for c in cfg.chain_names()),
         flush=True,
     )
+    if ray_serve:
+        from ponder.serve.ray_serve import run
+
+        run(cfg, replicas=args.replicas or 1, address=args.ray_address)
+        return 0
     serve(cfg, log_level=args.log_level)
     return 0

@@ -131,28 +131,29 @@ def _replica_name(base: str | None) -> str:
 
 
 def run(config: ServeConfig, *, replicas: int, address: str | None = None) -> None:
-    """``ponder serve --ray-serve``: start (or join, ``address``/``$RAY_ADDRESS``) Ray, serve
-    ``config`` on ``host:port`` through Ray's HTTP proxy with ``replicas`` replicas, until
-    SIGINT/SIGTERM; then remove the app (and stop the Ray this call started)."""
+    """``ponder serve --ray-serve``: join Ray at ``address`` (or ``$RAY_ADDRESS``; ``auto``,
+    ``ray://host:port``) or start a local Ray, serve ``config`` on ``host:port`` through Ray's
+    HTTP proxy with ``replicas`` replicas until SIGINT/SIGTERM; then remove the app (and stop
+    the Ray this call started)."""
     serve = ray_serve()
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    try:
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False)
+    joined = address or os.environ.get("RAY_ADDRESS") or None
+    try:  # "local": a Ray of our own, never one another job left running on this machine
+        ray.init(address=joined or "local", include_dashboard=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError("--ray-address", f"cannot reach Ray at {address!r}: {exc}") from None
-    app = deployment(config, replicas=replicas)
+        raise ConfigError("--ray-address", f"cannot reach Ray at {joined!r}: {exc}") from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": config.host, "port": config.port})
-        serve.run(app, name=APP_NAME, route_prefix="/")
+        serve.run(deployment(config, replicas=replicas), name=APP_NAME, route_prefix="/")
         print(f"ponder serve: {replicas} replica(s) on Ray Serve, ready", flush=True)
         stop.wait()
     finally:
-        serve.delete(APP_NAME)
-        if address is None:
+        if joined:
+            serve.delete(APP_NAME)
+        else:
             serve.shutdown()
             ray.shutdown()

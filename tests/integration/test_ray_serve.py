@@ -3,7 +3,11 @@ stub, called with the official openai client; both replicas answer, then Ray shu
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -72,11 +76,12 @@ def serve_log_tail(temp: str, lines: int = 40) -> str:
     )
 
 
-def wait_ready(base: str, timeout_s: float = 120.0) -> None:
+def wait_ready(base: str, timeout_s: float = 120.0, alive: Any = lambda: None) -> None:
     deadline = time.monotonic() + timeout_s
     ready = 0
     while ready < 4:  # a few in a row, so both replicas have started
         assert time.monotonic() < deadline, "Ray Serve replicas did not become ready"
+        assert alive() is None, "the server exited"
         try:
             ok = httpx.get(f"{base}/ready", timeout=5).status_code == 200
         except httpx.HTTPError:
@@ -89,6 +94,37 @@ def ask(base: str, model: str) -> tuple[str, Any]:
     client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=60)
     raw = client.chat.completions.with_raw_response.create(model=model, messages=QUESTION)
     return raw.headers[REPLICA_HEADER], raw.parse()
+
+
+def test_the_ponder_serve_command_runs_replicas_and_stops_cleanly():
+    """``ponder serve --ray-serve --replicas 2``: its own local Ray (its own temp dir), both
+    replicas answer, SIGTERM stops it with exit 0. (Runs before the module's fixture starts.)"""
+    upstream = FaultUpstream(Faults(words=(4, 8))).start()
+    temp = tempfile.mkdtemp(prefix="ponder-ray-")
+    port = free_port("127.0.0.1")
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "ponder", "serve", "--ray-serve", "--replicas", "2"]
+    cmd += ["--upstream-url", upstream.base_url, "--upstream-model", "stub", "--port", str(port)]
+    env = {**os.environ, "RAY_TMPDIR": temp, "PONDER_REPLICA": "cli"}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_ready(base, alive=proc.poll)
+        answers = [ask(base, m) for m in ["ponder:cot", "stub"] * 6]
+        assert all(resp.choices[0].message.content for _, resp in answers)
+        names = {r for r, _ in answers}
+        assert len(names) == 2 and all(n.startswith("cli-") for n in names), names
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out[-3000:]
+        assert "2 replica(s) on Ray Serve, ready" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        upstream.stop()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_two_replicas_answer_with_the_same_chains(ray_proxy):

@@ -1,0 +1,41 @@
+"""``ponder serve --ray-serve`` refuses clearly: without the ``ray`` extra it names the extra to
+install, and the Ray flags without ``--ray-serve`` are config errors (exit 2)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from ponder.cli import main
+
+
+def test_without_the_extra_it_says_which_one_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    monkeypatch.setitem(sys.modules, "ray.serve", None)
+    assert main(["serve", "--ray-serve", "--replicas", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "MissingExtraError" in err and "pip install 'ponder[ray]'" in err
+
+
+def test_deployment_without_the_extra_names_it_too(monkeypatch):
+    from ponder.errors import MissingExtraError
+    from ponder.serve.ray_serve import deployment
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.serve", None)
+    with pytest.raises(MissingExtraError, match=r"ponder\[ray\]"):
+        deployment({"chains": {"cot": {"strategy": {"name": "cot"}}}})
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--replicas", "2"], "--replicas: needs --ray-serve"),
+        (["--ray-address", "auto"], "--ray-address: needs --ray-serve"),
+        (["--ray-serve", "--replicas", "0"], "--replicas: must be at least 1"),
+    ],
+)
+def test_ray_flags_are_checked(argv, says, capsys):
+    assert main(["serve", *argv]) == 2
+    assert says in capsys.readouterr().err
