@@ -34,6 +34,7 @@ map, ``error_for_status``); nothing above a backend sees an ``openai`` or ``http
     │                               model reads it as an ``error:`` tool result)
     ├── NoAnswer                    a sample finished without an extractable answer
     ├── MissingExtraError           an optional extra (ponder[vllm]) is missing; an ImportError
+    ├── ClusterError                a Ray job failed as a whole (workers that cannot start)
     └── AllSamplesFailed            every sample of a parallel strategy failed (carries ``causes``,
                                     the typed exceptions, never strings; ``primary`` is the one
                                     to answer with)
@@ -336,3 +337,8 @@ class AllSamplesFailed(PonderError):
 
 class MissingExtraError(PonderError, ImportError):
     """An optional dependency is not installed; the message says what to ``pip install``."""
+
+
+class ClusterError(PonderError):
+    """A run on a Ray cluster failed as a whole (``ponder.scale``): its workers could not start
+    or the cluster was lost. Items already written stay; a rerun resumes."""

@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "ponder.cli.aggregate",
     "ponder.cli.drr",
     "ponder.cli.ssa",
+    "ponder.cli.merge",
 )
 
 

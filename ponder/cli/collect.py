@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.cli.common import report, settings_from
+from ponder.cli.scale_options import add_scale_arguments, on_cluster, placement, shard_of
 
 DEFAULT_OUT = "~/.cache/ponder/behaviour"
 
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-self-critique", action="store_true")
     p.add_argument("--questions-at-once", type=int, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scale_arguments(p)
 
 
 def register(sub: Any) -> None:
@@ -62,8 +64,30 @@ async def _run(args: argparse.Namespace) -> int:
     # the reasoner the chain's backend serves (a named local model, a file, an endpoint)
     model = backend_model_info(cfg.backend, args.model_file)
     manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)
-    out = Path(args.out or f"{DEFAULT_OUT}/{Path(args.dataset).stem}-{len(items)}").expanduser()
+    where = placement(args, per_actor=args.questions_at_once, model_file=args.model_file)
+    shard = shard_of(args)
+    suffix = f"-shard{shard.index}of{shard.count}" if shard is not None else ""
+    default_out = f"{DEFAULT_OUT}/{Path(args.dataset).stem}-{len(items)}{suffix}"
+    out = Path(args.out or default_out).expanduser()
     collection_output(out, manifest).check()  # another reasoner's collection: refused, no model
+    if shard is not None:
+        from ponder.scale.shard import write_shard_file
+
+        write_shard_file(out, "collect", shard, manifest.model_dump(mode="json"))
+        items = shard.select(items, lambda it: it.id)
+    if where is not None:
+        with on_cluster(where):
+            summary = await collect(
+                items,
+                out,
+                None,
+                strategy,
+                manifest,
+                questions_at_once=args.questions_at_once,
+                progress=not args.quiet,
+                elsewhere=lambda work: where.remote(work, cfg),
+            )
+        return report(summary)
     async with Session.from_config(cfg) as session:
         summary = await collect(
             items,

@@ -22,6 +22,7 @@ from typing import Any
 from ponder.aggregator.registry import build_aggregator
 from ponder.api import load_config
 from ponder.behaviour.datasets import FORMATS, load_items, select
+from ponder.cli.scale_options import add_scale_arguments, on_cluster, placement, shard_of
 from ponder.config import ChainConfig
 from ponder.errors import InputError
 from ponder.evaluation.offline import NoModel, load_sample_sets, offline_jobs
@@ -86,6 +87,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--aggregator-config", help="offline: chain config whose backends serve model aggregators"
     )
+    add_scale_arguments(p)
     p.set_defaults(handler=handle)
 
 
@@ -149,18 +151,27 @@ def handle(args: argparse.Namespace) -> int:
         items = load_items(args.data, args.format, args.question_field, args.answer_field)
         jobs = _online_jobs(args)
     items = select(items, args.limit, args.sample_seed)
-    rows = asyncio.run(
-        evaluate(
-            jobs,
-            items,
-            args.out,
-            concurrency=args.concurrency,
-            progress=not args.no_progress,
-            traces=args.traces,
-            backends=backends,
-            baseline=args.baseline,
+    where, shard = placement(args, per_actor=args.concurrency), shard_of(args)
+    if (where is not None or shard is not None) and args.offline:
+        raise InputError("--ray and --shard run chain configs; --offline runs no model")
+    if where is not None and args.traces:
+        raise InputError("--traces is not written with --ray (the traces stay on the workers)")
+    if shard is not None:
+        items = _shard(args, shard, jobs, items)
+    with on_cluster(where):
+        rows = asyncio.run(
+            evaluate(
+                jobs,
+                items,
+                args.out,
+                concurrency=args.concurrency,
+                progress=not args.no_progress,
+                traces=args.traces,
+                backends=backends,
+                baseline=args.baseline,
+                elsewhere=where.remote if where is not None else None,
+            )
         )
-    )
     table = format_table(rows)
     print(table)
     Path(args.out, "summary.md").write_text(table + "\n")
@@ -171,3 +182,20 @@ def handle(args: argparse.Namespace) -> int:
         print(f"Plot: {png}")
     print(f"Per-question records: {args.out}/<config>.jsonl")
     return 0
+
+
+def _shard(args: argparse.Namespace, shard: Any, jobs: list[EvalJob], items: list[Any]) -> Any:
+    """This shard's questions; ``OUT/shard.json`` records the shard and what the job runs."""
+    from ponder.learning.collect.collector import file_sha256
+    from ponder.scale.shard import write_shard_file
+
+    manifest = {
+        "configs": {j.name: j.chain.model_dump(mode="json") for j in jobs},
+        "dataset": {"path": str(args.data), "sha256": file_sha256(args.data)},
+        "limit": args.limit,
+        "sample_seed": args.sample_seed,
+        "baseline": args.baseline,
+        "questions": len(items),
+    }
+    write_shard_file(args.out, "eval", shard, manifest)
+    return shard.select(items, lambda it: it.id)

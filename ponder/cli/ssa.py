@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 from ponder.cli.common import report, settings_from
+from ponder.cli.scale_options import add_scale_arguments, on_cluster, placement, shard_of
 from ponder.cli.ssa_train import register_train_steps
 
 
@@ -69,6 +70,7 @@ def _register_rft(steps: Any) -> None:
     r.add_argument("--first", type=int, help="only the first N examples")
     r.add_argument("--examples-at-once", type=int, default=2)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scale_arguments(r, unit="examples")
     r.set_defaults(handler=handle_rft)
 
 
@@ -128,6 +130,32 @@ async def _rft(args: argparse.Namespace) -> int:
     model = backend_model_info(backend_cfg, args.model_file, where=where)
     manifest = build_rft_manifest(args.data, data_manifest, model, settings)
     rft_output(args.out, manifest).check()  # other settings or aggregator: refused, no model
+    where = placement(
+        args,
+        per_actor=args.examples_at_once,
+        model_file=args.model_file,
+        model_role=args.role if args.role in cfg.roles else "default",
+    )
+    shard = shard_of(args)
+    if shard is not None:
+        from ponder.learning.ssa.rft_run import example_id
+        from ponder.scale.shard import write_shard_file
+
+        write_shard_file(args.out, "rft", shard, manifest)
+        examples = shard.select(examples, example_id)
+    if where is not None:
+        with on_cluster(where):
+            summary = await run_rft(
+                examples,
+                args.out,
+                None,
+                settings,
+                manifest,
+                examples_at_once=args.examples_at_once,
+                progress=not args.quiet,
+                elsewhere=lambda work: where.remote(work, cfg),
+            )
+        return report(summary, summary_text(summarize_rft(args.out)))
     async with Session.from_config(cfg) as session:
         summary = await run_rft(
             examples,
