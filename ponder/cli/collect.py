@@ -57,6 +57,7 @@ async def _run(args: argparse.Namespace) -> int:
     from ponder.learning.collect.strategy import BehaviourCollector
     from ponder.orchestrator.session import Session
 
+    shard = shard_of(args)  # a bad --shard is said before anything is read
     items_all = load_items(args.dataset)
     items = select(items_all, args.first)
     cfg = ChainConfig.load(args.config) if args.config else ChainConfig()
@@ -65,7 +66,6 @@ async def _run(args: argparse.Namespace) -> int:
     model = backend_model_info(cfg.backend, args.model_file)
     manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)
     where = placement(args, per_actor=args.questions_at_once, model_file=args.model_file)
-    shard = shard_of(args)
     suffix = f"-shard{shard.index}of{shard.count}" if shard is not None else ""
     default_out = f"{DEFAULT_OUT}/{Path(args.dataset).stem}-{len(items)}{suffix}"
     out = Path(args.out or default_out).expanduser()

@@ -134,6 +134,7 @@ def _unique(names: list[str]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     backends = None
+    shard = shard_of(args)  # a bad --shard is said before anything is read
     if args.offline:
         items = load_sample_sets(args.offline)
         aggs = _aggregators(args)
@@ -151,7 +152,7 @@ def handle(args: argparse.Namespace) -> int:
         items = load_items(args.data, args.format, args.question_field, args.answer_field)
         jobs = _online_jobs(args)
     items = select(items, args.limit, args.sample_seed)
-    where, shard = placement(args, per_actor=args.concurrency), shard_of(args)
+    where = placement(args, per_actor=args.concurrency)
     if (where is not None or shard is not None) and args.offline:
         raise InputError("--ray and --shard run chain configs; --offline runs no model")
     if where is not None and args.traces:

@@ -1,4 +1,5 @@
-"""``ponder merge OUT SHARD...``: put ``--shard i/n`` outputs back together (``ponder.scale.merge``).
+"""``ponder merge OUT SHARD...``: put ``--shard i/n`` outputs back together
+(``ponder.scale.merge``).
 
 Example (four array tasks, then one merge)::
 

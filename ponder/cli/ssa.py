@@ -120,6 +120,7 @@ async def _rft(args: argparse.Namespace) -> int:
     )
     from ponder.orchestrator.session import Session
 
+    shard = shard_of(args)  # a bad --shard is said before anything is read
     examples, data_manifest = read_ssa_examples(args.data)
     if args.first is not None:
         examples = examples[: args.first]
@@ -136,7 +137,6 @@ async def _rft(args: argparse.Namespace) -> int:
         model_file=args.model_file,
         model_role=args.role if args.role in cfg.roles else "default",
     )
-    shard = shard_of(args)
     if shard is not None:
         from ponder.learning.ssa.rft_run import example_id
         from ponder.scale.shard import write_shard_file
