@@ -6,12 +6,14 @@
 - ``ssa``: a compact model reasons across the candidate set (Sample Set Aggregator);
 - ``llm_select``: a model picks one candidate by number;
 - ``confidence_filter``: DeepConf offline: top-η samples by trace confidence, weighted vote;
-- ``learned``: a small trained model scores each answer group (``ponder aggregate train``).
+- ``learned``: a small trained model scores each answer group (``ponder aggregate train``);
+- ``judge_weighted``: votes weighted by each sample's judge P(correct) (``drr_sample`` traces).
 """
 
 from ponder.aggregator.base import Aggregator
 from ponder.aggregator.best_of_n import BestOfN
 from ponder.aggregator.confidence_filter import ConfidenceFiltered
+from ponder.aggregator.judge_weighted import JudgeWeighted
 from ponder.aggregator.learned import LearnedAggregator
 from ponder.aggregator.llm_select import LLMSelect
 from ponder.aggregator.registry import (
@@ -30,6 +32,7 @@ __all__ = [
     "AggregatorField",
     "BestOfN",
     "ConfidenceFiltered",
+    "JudgeWeighted",
     "LLMSelect",
     "LearnedAggregator",
     "Majority",

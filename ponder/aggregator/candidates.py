@@ -25,6 +25,8 @@ class CandidateView:
     reasoning: str
     answer: str
     truncated: bool
+    score: float | None = None
+    """The judge's P(correct) of this candidate, shown only when asked (SSA ``judge_scores``)."""
 
 
 def truncate_reasoning(text: str, max_tokens: int) -> tuple[str, bool]:
@@ -38,13 +40,18 @@ def truncate_reasoning(text: str, max_tokens: int) -> tuple[str, bool]:
 
 
 def candidate_views(
-    samples: Sequence[Outcome], max_candidates: int, max_candidate_tokens: int
+    samples: Sequence[Outcome],
+    max_candidates: int,
+    max_candidate_tokens: int,
+    scores: Sequence[float | None] | None = None,
 ) -> list[CandidateView]:
-    """The answered samples (at most ``max_candidates``) as numbered, truncated views."""
+    """The answered samples (at most ``max_candidates``) as numbered, truncated views;
+    ``scores`` (one per sample) puts a judge's P(correct) beside each."""
     views: list[CandidateView] = []
     for i, s in enumerate(samples):
         if s.answer is None or len(views) >= max_candidates:
             continue
         text, cut = truncate_reasoning(s.text, max_candidate_tokens)
-        views.append(CandidateView(len(views) + 1, i, text, s.answer, cut))
+        score = scores[i] if scores is not None else None
+        views.append(CandidateView(len(views) + 1, i, text, s.answer, cut, score))
     return views

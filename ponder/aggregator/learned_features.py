@@ -13,10 +13,13 @@ inference:
 - ``form``: whether the answer is a whole number (GSM8K answers are);
 - ``critique``: mean self-critique P("yes") (collector only), and relative to the set;
 - ``probes``: how often the members' intermediate probes already gave this answer, and this
-  answer's share of all probe answers in the set (collector only).
+  answer's share of all probe answers in the set (collector only);
+- ``hidden``: the mean of the members' reduced last-token hidden states (``hidden_0..``;
+  a collection's sidecar, ``ponder corpus hidden``; samples without one are refused).
 
 ``live`` (votes, confidence, length, form) is what a ``sample`` chain with ``cot`` and
-``logprobs: true`` provides; ``all`` adds what only ``ponder collect`` records.
+``logprobs: true`` provides; ``all`` adds what only ``ponder collect`` records (``hidden`` is
+never implied: name it, e.g. ``all,hidden``).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from ponder.errors import ConfigError
 from ponder.grading import is_equivalent
 from ponder.protocol.actions import Outcome
 
-FAMILIES = ("votes", "confidence", "length", "form", "critique", "probes")
-PRESETS = {"live": ("votes", "confidence", "length", "form"), "all": FAMILIES}
+FAMILIES = ("votes", "confidence", "length", "form", "critique", "probes", "hidden")
+PRESETS = {"live": ("votes", "confidence", "length", "form"), "all": FAMILIES[:6]}
 
 
 def _conf(s: Outcome, measure: str) -> float | None:
@@ -88,7 +91,7 @@ def _need(value: float | None, family: str, what: str) -> float:
 
 
 def group_features(
-    samples: Sequence[Outcome], k: int | None = None, families: Sequence[str] = FAMILIES
+    samples: Sequence[Outcome], k: int | None = None, families: Sequence[str] = FAMILIES[:6]
 ) -> tuple[list[Group], list[dict[str, float]]]:
     """The answer groups of ``samples`` and one feature row per group (see the module doc)."""
     groups = group_answers(samples)
@@ -162,4 +165,12 @@ def group_features(
             row["probe_agree"] = agree / len(mine) if mine else 0.0
             hits = sum(_same(p, g.answer) for p in all_probes)
             row["probe_share"] = hits / len(all_probes) if all_probes else 0.0
+    if "hidden" in fams:
+        for g, row in zip(groups, rows, strict=True):
+            vecs = [samples[i].data.get("hidden") for i in g.members]
+            if any(v is None for v in vecs):
+                _need(None, "hidden", "hidden states (ponder corpus hidden DIR on the collection)")
+            dims = len(vecs[0])  # type: ignore[arg-type]
+            for j in range(dims):
+                row[f"hidden_{j:02d}"] = sum(v[j] for v in vecs) / len(vecs)  # type: ignore[index]
     return groups, rows

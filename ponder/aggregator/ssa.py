@@ -10,6 +10,10 @@ If the aggregator fails or states no answer, majority vote decides, and the trac
 output cut at ``max_tokens`` counts only if it already boxed an answer: the last number of
 unfinished reasoning is not a final answer (a larger aggregator that reasons at length is cut
 often; measured in docs/aggregation.md).
+
+With ``judge_scores: true`` each candidate is shown with its judge's P(correct) (the sample's
+``data["p_correct"]`` or ``data["p"]``: ``drr_sample``/``drr_bayes`` traces carry the DM's),
+as a line after its final answer; off by default, the prompt is byte-identical to before.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pydantic import Field, model_validator
 
 from ponder.aggregator.base import Aggregator
 from ponder.aggregator.candidates import candidate_views
+from ponder.aggregator.judge_weighted import sample_p
 from ponder.aggregator.registry import register_aggregator
 from ponder.aggregator.voting import Majority
 from ponder.answers import extract_answer, last_boxed
@@ -45,6 +50,7 @@ class SSA(Aggregator):
     role: str = "aggregator"
     system_template: str = "cot_system"
     user_template: str = "ssa_user"
+    judge_scores: bool = False
 
     @model_validator(mode="after")
     def _templates_valid(self) -> SSA:
@@ -58,7 +64,8 @@ class SSA(Aggregator):
     def request(
         self, task: Task, samples: Sequence[Outcome]
     ) -> tuple[GenerationRequest, list[int]]:
-        views = candidate_views(samples, self.max_candidates, self.max_candidate_tokens)
+        scores = [sample_p(s) for s in samples] if self.judge_scores else None
+        views = candidate_views(samples, self.max_candidates, self.max_candidate_tokens, scores)
         user = load_template(self.user_template, allowed=SSA_VARIABLES).render(
             question=task.question, candidates=views
         )

@@ -4,11 +4,14 @@ Use ``sample_outcomes(record, manifest)`` to hand a collected question's samples
 aggregator (majority, weighted, confidence_filter, learned) exactly as a live ``sample`` run would,
 plus what only the collector records: ``critique_p_yes`` and the probes' answers. Each outcome's
 ``data["reasoner"]`` names the collection's model (``ModelInfo.id``: its sha256, else its name),
-which the learned aggregator checks against its artifact.
+which the learned aggregator checks against its artifact. With ``hidden`` (a collection's
+sidecar, ``ponder.behaviour.hidden.read_hidden``) each outcome also carries ``data["hidden"]``,
+its reduced last-token hidden state, when the sidecar has it.
 """
 
 from __future__ import annotations
 
+from ponder.behaviour.hidden import HiddenStates
 from ponder.behaviour.records import Manifest, QuestionRecord, SampleRecord
 from ponder.confidence import DEFAULT_WINDOW, trace_confidence
 from ponder.protocol.actions import Outcome
@@ -43,7 +46,16 @@ def sample_outcome(
 
 
 def sample_outcomes(
-    record: QuestionRecord, manifest: Manifest | None = None, window: int = DEFAULT_WINDOW
+    record: QuestionRecord,
+    manifest: Manifest | None = None,
+    window: int = DEFAULT_WINDOW,
+    hidden: HiddenStates | None = None,
 ) -> list[Outcome]:
     rid = manifest.model.id if manifest is not None else None
-    return [sample_outcome(s, rid, window) for s in record.samples]
+    out = [sample_outcome(s, rid, window) for s in record.samples]
+    if hidden is not None:
+        for s, o in zip(record.samples, out, strict=True):
+            vec = hidden.vector(record.id, s.seed)
+            if vec is not None:
+                o.data["hidden"] = list(vec)
+    return out

@@ -6,7 +6,10 @@
   two-sided binomial test on the discordant questions) over question id -> correct maps or
   aligned sequences; ``mcnemar_exact(won, lost)``
 - a judge's held-out P(correct): ``auroc`` (``None`` with one class), ``ece`` and
-  ``reliability`` (equal-width bins)
+  ``reliability`` (equal-width bins); ``auroc_ci`` adds a percentile bootstrap interval that
+  resamples whole *questions* (``groups``), since the 8 samples of one question are not
+  independent; ``risk_coverage`` is the coverage-accuracy curve of answering only the most
+  confident ``c`` of the units (selective answering)
 
 Every number is exact or correctly rounded, so results do not drift with library versions:
 ``auroc`` takes tie-averaged ranks from SciPy (imported when called) and divides the exact
@@ -25,14 +28,18 @@ from dataclasses import dataclass
 
 __all__ = [
     "Z95",
+    "AurocCI",
     "Bin",
+    "CoveragePoint",
     "Paired",
     "accuracy_text",
     "auroc",
+    "auroc_ci",
     "ece",
     "mcnemar_exact",
     "paired",
     "reliability",
+    "risk_coverage",
     "wilson",
 ]
 
@@ -153,3 +160,106 @@ def ece(y: Sequence[bool], p: Sequence[float], bins: int = 10) -> float | None:
     if not p:
         return None
     return sum(b.count * abs(b.mean_p - b.accuracy) for b in reliability(y, p, bins)) / len(p)
+
+
+@dataclass(frozen=True)
+class AurocCI:
+    """AUROC with a percentile bootstrap interval over resampled groups (questions).
+
+    ``auroc`` is ``None`` with one class; ``lo``/``hi`` are ``None`` when fewer than half of the
+    resamples had both classes (too few groups to say). ``n`` units in ``groups`` groups."""
+
+    auroc: float | None
+    lo: float | None
+    hi: float | None
+    n: int
+    groups: int
+    resamples: int
+
+    def text(self) -> str:
+        if self.auroc is None:
+            return "n/a (one class)"
+        if self.lo is None or self.hi is None:
+            return f"{self.auroc:.3f} [interval n/a]"
+        return f"{self.auroc:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
+
+def auroc_ci(
+    y: Sequence[bool],
+    p: Sequence[float],
+    groups: Sequence[object] | None = None,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> AurocCI:
+    """``auroc(y, p)`` with a bootstrap interval clustered by ``groups`` (default: every unit
+    its own group): each resample draws as many groups as there are, with replacement, and takes
+    all their units. Resamples with one class are skipped (scikit-learn's ``roc_auc_score``
+    scores the rest)."""
+    if len(y) != len(p):
+        raise ValueError(f"auroc_ci: {len(y)} labels but {len(p)} scores")
+    keys = list(range(len(y))) if groups is None else list(groups)
+    if len(keys) != len(y):
+        raise ValueError(f"auroc_ci: {len(y)} labels but {len(keys)} groups")
+    point = auroc(y, p)
+    index: dict[object, list[int]] = {}
+    for i, g in enumerate(keys):
+        index.setdefault(g, []).append(i)
+    if point is None:
+        return AurocCI(None, None, None, len(y), len(index), 0)
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    members = list(index.values())
+    ya, pa = np.asarray(y, dtype=bool), np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    stats: list[float] = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(members), len(members))
+        idx = np.concatenate([members[j] for j in pick])
+        yy = ya[idx]
+        if yy.all() or not yy.any():
+            continue
+        stats.append(float(roc_auc_score(yy, pa[idx])))
+    if len(stats) < resamples / 2:
+        return AurocCI(point, None, None, len(y), len(index), len(stats))
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(stats, [tail, 1 - tail])
+    return AurocCI(point, float(lo), float(hi), len(y), len(index), len(stats))
+
+
+@dataclass(frozen=True)
+class CoveragePoint:
+    """Answering only the ``answered`` most confident of ``n`` units: their accuracy."""
+
+    coverage: float  # the share asked for
+    answered: int
+    correct: int
+    n: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.answered if self.answered else 0.0
+
+
+COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.5)
+
+
+def risk_coverage(
+    correct: Sequence[bool], confidence: Sequence[float], coverages: Sequence[float] = COVERAGES
+) -> list[CoveragePoint]:
+    """The coverage-accuracy curve: for each coverage ``c``, keep the ``round(c * n)`` (at
+    least one) units of highest confidence and report their accuracy. Ties in confidence keep
+    the earlier unit (a stable order), so the curve does not depend on sorting luck."""
+    if len(correct) != len(confidence):
+        raise ValueError(f"risk_coverage: {len(correct)} labels but {len(confidence)} scores")
+    n = len(correct)
+    order = sorted(range(n), key=lambda i: -confidence[i])
+    out = []
+    for c in coverages:
+        if not 0 < c <= 1:
+            raise ValueError(f"risk_coverage: coverage {c} is not in (0, 1]")
+        m = max(1, round(c * n)) if n else 0
+        out.append(CoveragePoint(c, m, sum(bool(correct[i]) for i in order[:m]), n))
+    return out

@@ -7,7 +7,8 @@ Example (train questions only; evaluate on another collection)::
 
 Then use it in a chain: ``aggregator: {name: learned, artifact: models/learned-gsm8k.json,
 reasoner: default}``. ``--features live`` trains on what a ``sample`` chain provides (no probes,
-no self-critique).
+no self-critique); ``--features all,hidden`` adds the reasoner's hidden states (the collection
+needs its sidecar: ``ponder corpus hidden DIR``).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ def register(sub: Any) -> None:
         "--features",
         default="all",
         help="feature families: all, live, or a list of votes,confidence,length,form,critique,"
-        "probes (default all)",
+        "probes,hidden (default all; hidden needs `ponder corpus hidden DIR`)",
     )
     t.set_defaults(handler=handle_train)
 
 
 def handle_train(args: argparse.Namespace) -> int:
+    from ponder.behaviour.hidden import read_hidden
     from ponder.behaviour.records import read_collection
     from ponder.errors import InputError
     from ponder.learning.learned.train import train_artifact
@@ -39,7 +41,8 @@ def handle_train(args: argparse.Namespace) -> int:
     manifest, records = read_collection(args.collection)
     if not records:
         raise InputError(f"{args.collection} holds no question records yet")
-    art = train_artifact(manifest, records, args.features)
+    hidden = read_hidden(args.collection) if "hidden" in args.features else None
+    art = train_artifact(manifest, records, args.features, hidden=hidden)
     path = art.save(args.out)
     t = art.training
     print(

@@ -5,6 +5,8 @@
 - ``evaluate --dm FILE --test DIR --out DIR [--train DIR]``: held-out judge table and the replay
   of every stop policy with its baselines, plus the plots (``--train`` also calibrates the
   baselines on the train collection; with ``--train`` and no ``--dm`` the DM is trained first).
+- ``ablate --train DIR --test DIR [--families ...] [--out DIR]``: each feature family's worth
+  (train on train, AUROC on test with bootstrap intervals by question; ``learning/drr/ablate``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def register(sub: Any) -> None:
     t.add_argument("--data", required=True, help="collection directory (ponder drr collect)")
     t.add_argument("--out", default=DEFAULT_DM, help=f"artifact path (default {DEFAULT_DM})")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--families",
+        default="base",
+        help="checkpoint feature families: base (votes,confidence,length), all (+hidden), or a "
+        "list of votes,confidence,length,hidden (hidden needs `ponder corpus hidden DIR`)",
+    )
     t.set_defaults(handler=handle_train)
 
     e = drr.add_parser("evaluate", help="replay every stop policy on a test collection")
@@ -39,6 +47,20 @@ def register(sub: Any) -> None:
     e.add_argument("--allow-other-reasoner", action="store_true")
     e.add_argument("--no-plots", action="store_true")
     e.set_defaults(handler=handle_evaluate)
+
+    a = drr.add_parser("ablate", help="each feature family's worth on held-out questions")
+    a.add_argument("--train", required=True, help="train collection directory")
+    a.add_argument("--test", required=True, help="test collection directory")
+    a.add_argument(
+        "--families",
+        default="votes,confidence,length,hidden",
+        help="families to ablate (hidden is skipped unless both collections have a sidecar)",
+    )
+    a.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--no-learned", action="store_true", help="the DM only")
+    a.add_argument("--out", help="also write ablation.md and ablation.json here")
+    a.set_defaults(handler=handle_ablate)
 
 
 def _cv_line(name: str, cv: dict[str, Any]) -> str:
@@ -53,13 +75,17 @@ def _cv_line(name: str, cv: dict[str, Any]) -> str:
 
 
 def handle_train(args: argparse.Namespace) -> int:
+    from ponder.behaviour.hidden import read_hidden
     from ponder.behaviour.records import read_collection
-    from ponder.learning.drr.train import train_dm
+    from ponder.learning.drr.train import resolve_dm_families, train_dm
 
     manifest, records = read_collection(Path(args.data).expanduser())
-    dm = train_dm(manifest, records, seed=args.seed)
+    fams = resolve_dm_families(args.families)
+    hidden = read_hidden(Path(args.data).expanduser()) if "hidden" in fams else None
+    dm = train_dm(manifest, records, seed=args.seed, families=fams, hidden=hidden)
     path = dm.save(args.out)
     print(f"trained DM on {len(records)} questions of {args.data} -> {path}")
+    print(f"  families: {', '.join(dm.feature_families)}")
     print(_cv_line("checkpoint", dm.checkpoint.cv))
     if dm.sampling is not None:
         print(_cv_line("sampling", dm.sampling.cv))
@@ -93,6 +119,9 @@ def handle_evaluate(args: argparse.Namespace) -> int:
         dm.save(Path(args.out).expanduser() / "dm.json")
     else:
         raise InputError("give --dm FILE, or --train DIR to train one")
+    from ponder.behaviour.hidden import read_hidden
+
+    hidden = read_hidden(Path(args.test).expanduser()) if dm.needs_hidden else None
     report = evaluate(
         dm,
         test_manifest,
@@ -101,7 +130,42 @@ def handle_evaluate(args: argparse.Namespace) -> int:
         train_records=train_records,
         allow_other_reasoner=args.allow_other_reasoner,
         plots=not args.no_plots,
+        hidden=hidden,
     )
     print(report["text"])
     print(f"\nwritten to {Path(args.out).expanduser()}")
+    return 0
+
+
+def handle_ablate(args: argparse.Namespace) -> int:
+    import json
+
+    from ponder.behaviour.hidden import read_hidden
+    from ponder.behaviour.records import read_collection
+    from ponder.learning.drr.ablate import ablate, format_ablation
+    from ponder.learning.drr.train import resolve_dm_families
+
+    def load(d: str) -> Any:
+        root = Path(d).expanduser()
+        return (*read_collection(root), read_hidden(root))
+
+    train, test = load(args.train), load(args.test)
+    rows = ablate(
+        train,
+        test,
+        resolve_dm_families(args.families),
+        resamples=args.resamples,
+        seed=args.seed,
+        learned=not args.no_learned,
+    )
+    table = format_ablation(rows)
+    print(table)
+    if "hidden" in args.families and (train[2] is None or test[2] is None):
+        print("(hidden left out: run `ponder corpus hidden` on both collections)")
+    if args.out:
+        out = Path(args.out).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ablation.md").write_text(table + "\n", encoding="utf-8")
+        data = [r.to_dict() for r in rows]
+        (out / "ablation.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
     return 0

@@ -4,6 +4,13 @@ Use ``checkpoint_features(state)`` for one trace at a checkpoint (after a probe,
 and ``sampling_features(answers, scores, k)`` for a set of finished samples. Both return plain
 float lists in the order of ``CHECKPOINT_FEATURES`` / ``SAMPLING_FEATURES``; an artifact stores
 those names and refuses to load against another list, so a feature change is a version change.
+
+The checkpoint features come in families (``CHECKPOINT_FAMILIES``): ``votes`` (the probe
+answers' agreement), ``confidence`` (token logprobs and DeepConf confidence), ``length`` (length
+and form: position, finished/cut, the answer's shape) and ``hidden`` (the reasoner's reduced
+last-token hidden state at a trace's end, ``has_hidden`` + ``h0..``; from a collection's
+sidecar, ``ponder corpus hidden``). ``checkpoint_features(state, families, hidden_dims)`` keeps
+the chosen ones, in ``CHECKPOINT_FEATURES`` order, the hidden ones last.
 """
 
 from __future__ import annotations
@@ -40,6 +47,37 @@ CHECKPOINT_FEATURES: tuple[str, ...] = (
     "conf_lowest_group",
     "conf_bottom10",
 )
+
+BASE_FAMILIES: tuple[str, ...] = ("votes", "confidence", "length")
+DM_FAMILIES: tuple[str, ...] = (*BASE_FAMILIES, "hidden")
+CHECKPOINT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "length": ("position", "finished", "cut", "has_answer", "numeric_answer", "answer_chars"),
+    "votes": (
+        "n_answers",
+        "agree_prev",
+        "run_length",
+        "share_current",
+        "distinct_share",
+        "last3_agree",
+    ),
+    "confidence": tuple(n for n in CHECKPOINT_FEATURES if n.startswith(("lp_", "conf_"))),
+}
+
+
+def checkpoint_feature_names(families: Sequence[str], hidden_dims: int = 0) -> list[str]:
+    """The checkpoint feature names of ``families`` (``hidden`` adds ``has_hidden``, ``h0..``)."""
+    keep = {n for f in families for n in CHECKPOINT_FAMILIES.get(f, ())}
+    names = [n for n in CHECKPOINT_FEATURES if n in keep]
+    if "hidden" in families:
+        names += ["has_hidden", *(f"h{i}" for i in range(hidden_dims))]
+    return names
+
+
+@functools.lru_cache(maxsize=64)
+def _kept(families: tuple[str, ...]) -> tuple[int, ...]:
+    keep = {n for f in families for n in CHECKPOINT_FAMILIES.get(f, ())}
+    return tuple(i for i, n in enumerate(CHECKPOINT_FEATURES) if n in keep)
+
 
 SAMPLING_FEATURES: tuple[str, ...] = (
     "n_share",  # samples drawn / k
@@ -85,6 +123,8 @@ class CheckpointState:
     finished: bool
     cut: bool
     max_tokens: int
+    hidden: Sequence[float] | None = None
+    """The reasoner's reduced hidden state here (only at a trace's end, from a sidecar)."""
 
     @property
     def answer(self) -> str | None:
@@ -99,6 +139,7 @@ class CheckpointState:
         *,
         cut: bool,
         max_tokens: int,
+        hidden: Sequence[float] | None = None,
     ) -> CheckpointState:
         """The state at the end of ``trace``: the probe answers, then ``final``; finished unless
         it was ``cut`` at ``max_tokens``. A live ``drr_*`` policy and replay judge this state."""
@@ -110,6 +151,7 @@ class CheckpointState:
             finished=not cut,
             cut=cut,
             max_tokens=max_tokens,
+            hidden=hidden,
         )
 
 
@@ -137,7 +179,26 @@ def _or0(x: float | None) -> float:
     return 0.0 if x is None else float(x)
 
 
-def checkpoint_features(s: CheckpointState) -> list[float]:
+def checkpoint_features(
+    s: CheckpointState, families: Sequence[str] | None = None, hidden_dims: int = 0
+) -> list[float]:
+    """The state's features: all of ``CHECKPOINT_FEATURES`` (``families`` None), or those of
+    ``families`` (see the module doc)."""
+    full = _all_features(s)
+    if families is None:
+        return full
+    out = [full[i] for i in _kept(tuple(families))]
+    if "hidden" in families:
+        if s.hidden is not None:
+            if len(s.hidden) != hidden_dims:
+                raise ValueError(f"hidden state of {len(s.hidden)} dims, expected {hidden_dims}")
+            out += [1.0, *map(float, s.hidden)]
+        else:
+            out += [0.0] * (1 + hidden_dims)
+    return out
+
+
+def _all_features(s: CheckpointState) -> list[float]:
     cur = s.answer
     n = len(s.answers)
     prev = s.answers[-2] if n >= 2 else None

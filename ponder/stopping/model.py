@@ -17,15 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from ponder.behaviour.artifact import Artifact
 from ponder.behaviour.records import Manifest
 from ponder.errors import ConfigError, InputError
 from ponder.stopping.features import (
-    CHECKPOINT_FEATURES,
+    BASE_FAMILIES,
     SAMPLING_FEATURES,
     CheckpointState,
+    checkpoint_feature_names,
     checkpoint_features,
     sampling_features,
 )
@@ -89,6 +90,13 @@ class Scorer(BaseModel):
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+class HiddenSpec(BaseModel):
+    """What a DM with the ``hidden`` family was trained on: the sidecar's projection and size."""
+
+    projection: str
+    dims: int
+
+
 class DM(Artifact):
     """A trained DRR judge; see the module doc."""
 
@@ -105,12 +113,66 @@ class DM(Artifact):
     checkpoint: Scorer
     sampling: Scorer | None = None
     train: dict[str, Any] = Field(default_factory=dict)
+    families: list[str] | None = None
+    """The checkpoint scorer's feature families; ``None``: the three base ones (every artifact
+    made before the ``hidden`` family)."""
+    hidden: HiddenSpec | None = None
+    checkpoint_fallback: Scorer | None = None
+    """With ``hidden``: the same scorer trained without it, for states with no hidden state
+    available (a live backend that exposes no embeddings); see ``without_hidden``."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_families(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An artifact on the base families is written exactly as before they existed."""
+        data: dict[str, Any] = handler(self)
+        for key in ("families", "hidden", "checkpoint_fallback"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     def validate_loaded(self, path: str) -> None:
-        if tuple(self.checkpoint.features) != CHECKPOINT_FEATURES or (
-            self.sampling is not None and tuple(self.sampling.features) != SAMPLING_FEATURES
+        fams = self.feature_families
+        want = checkpoint_feature_names(fams, self.hidden_dims)
+        base = checkpoint_feature_names([f for f in fams if f != "hidden"])
+        if (
+            self.checkpoint.features != want
+            or (self.sampling is not None and tuple(self.sampling.features) != SAMPLING_FEATURES)
+            or (self.needs_hidden and self.hidden is None)
+            or (self.checkpoint_fallback is not None and self.checkpoint_fallback.features != base)
         ):
             raise InputError(f"{path}: its feature list differs from this Ponder's; retrain it")
+
+    @property
+    def feature_families(self) -> tuple[str, ...]:
+        return tuple(self.families) if self.families is not None else BASE_FAMILIES
+
+    @property
+    def needs_hidden(self) -> bool:
+        return "hidden" in self.feature_families
+
+    @property
+    def hidden_dims(self) -> int:
+        return self.hidden.dims if self.hidden is not None else 0
+
+    def without_hidden(self) -> DM:
+        """This judge without the ``hidden`` family: its fallback scorer (itself when it never
+        needed hidden states). A DM trained with ``hidden`` and no fallback is refused."""
+        if not self.needs_hidden:
+            return self
+        if self.checkpoint_fallback is None:
+            raise ConfigError(
+                "dm",
+                "this DM needs the reasoner's hidden states, which this backend does not expose, "
+                "and carries no fallback scorer; retrain it (ponder drr train --families ...)",
+            )
+        return self.model_copy(
+            update={
+                "families": [f for f in self.feature_families if f != "hidden"],
+                "checkpoint": self.checkpoint_fallback,
+                "checkpoint_fallback": None,
+                "hidden": None,
+            }
+        )
 
     @property
     def max_tokens(self) -> int:
@@ -122,7 +184,8 @@ class DM(Artifact):
 
     def p_checkpoint(self, state: CheckpointState) -> float:
         """P(the trace's current answer is correct) at this checkpoint."""
-        return self.checkpoint.p(checkpoint_features(state))
+        fams = None if self.families is None else self.feature_families
+        return self.checkpoint.p(checkpoint_features(state, fams, self.hidden_dims))
 
     def p_majority(self, answers: Sequence[str | None], scores: Sequence[float]) -> float:
         """P(the majority of these samples is correct); ``scores`` are their checkpoint P's."""

@@ -6,6 +6,8 @@ from ponder.strategies.adaptive import AdaptiveSample
 from ponder.strategies.cot import ChainOfThought
 from ponder.strategies.deepconf import DeepConfSample
 from ponder.strategies.drr import Feedback, StopSampling, StopThinking
+from ponder.strategies.drr_bayes import BayesStopSampling
+from ponder.strategies.escalate import Escalate
 from ponder.strategies.parallel import ParallelSample
 from ponder.strategies.registry import (
     StrategyField,
@@ -18,6 +20,8 @@ from ponder.strategies.tool_loop import ToolLoop
 
 __all__ = [
     "AdaptiveSample",
+    "BayesStopSampling",
+    "Escalate",
     "ParallelSample",
     "ChainOfThought",
     "DeepConfSample",

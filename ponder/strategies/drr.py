@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from ponder.aggregator.registry import AggregatorField
 from ponder.answers import extract_answer
 from ponder.errors import ConfigError, InputError
 from ponder.prompts import load_template, template_hash
@@ -103,7 +104,9 @@ class ProbedReasoner(ProbedTraceFields):
         """The DM artifact, read once per strategy (not on every trace)."""
         if self._judge is None:
             try:
-                self._judge = load_dm(self.dm)
+                # no backend hands strategies hidden states: a DM trained with them judges
+                # with its fallback scorer here (or is refused when it has none)
+                self._judge = load_dm(self.dm).without_hidden()
             except InputError as exc:  # a config names the artifact: say which field
                 raise ConfigError("dm", str(exc)) from exc
         return self._judge
@@ -220,6 +223,13 @@ class StopSampling(ProbedReasoner):
     round_size: int = Field(1, ge=1)
     think_threshold: float | None = Field(None, ge=0.0, le=1.0)
     """Also stop each trace early (``drr_think``'s rule) when set; replay covers it unset."""
+    aggregator: AggregatorField | None = None
+    """How the drawn samples are combined; unset: majority (what the stop rule scores). Each
+    sample carries its DM P(correct) as ``data["p"]``, so ``judge_weighted`` can weigh votes."""
+
+    def stop_score(self, dm: DM, answers: list[str | None], scores: list[float]) -> float:
+        """The score compared with ``threshold`` after a round: the DM's P(majority right)."""
+        return dm.p_majority(answers, scores)
 
     def flow(self, task: Task) -> Flow:
         dm = self.judge_model()
@@ -243,26 +253,40 @@ class StopSampling(ProbedReasoner):
                 samples.append(o)
                 answers.append(o.answer)
                 scores.append(o.data.get("p") or 0.0)
-            p = dm.p_majority(answers, scores)
+            p = self.stop_score(dm, answers, scores)
             stop = p >= self.threshold
             yield Note(
-                "drr_round", {"drawn": len(samples), "p_majority": round(p, 4), "stop": stop}
+                "drr_round", {"drawn": len(samples), self.score_name: round(p, 4), "stop": stop}
             )
             if stop:
                 break
         empty = ensure_some_answer(samples)
         if empty is not None:
             return empty
-        answer = majority(answers)
+        if self.aggregator is not None:
+            out = yield from self.aggregator.flow(task, samples)
+            out.samples = samples
+            out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
+            out.data.update({"drawn": len(samples), self.score_name: p})
+            return withhold(out, p, self.abstain_below, calibrated=self.calibrated)
+        answer = self.pick(answers, scores)
         rep = next((s for s in samples if s.answer == answer), samples[0])
         out = Outcome(
             answer=answer,
             text=rep.text,
             samples=samples,
             budget_limited=any(s.budget_limited for s in samples),
-            data={"drawn": len(samples), "p_majority": p},
+            data={"drawn": len(samples), self.score_name: p},
         )
-        return withhold(out, p, self.abstain_below)
+        return withhold(out, p, self.abstain_below, calibrated=self.calibrated)
+
+    score_name: ClassVar[str] = "p_majority"
+    calibrated: ClassVar[bool] = True
+    """Whether the stop score is a calibrated P(correct) (then it is the run's ``p_correct``)."""
+
+    def pick(self, answers: list[str | None], scores: list[float]) -> str | None:
+        """The answer of the drawn samples (without an ``aggregator``): the majority."""
+        return majority(answers)
 
 
 @register_strategy

@@ -341,6 +341,13 @@ def r_drr_feedback(request: Any, i: int) -> Choice:
     return drr_reply(request, i, answers={0: ["4", "9"]}, lens={0: 100}, conf={0: 6.0})
 
 
+def r_escalate(request: Any, i: int) -> Choice:
+    """drr_think's trace on the default role; the escalated ``cot`` on role ``escalate``."""
+    if request.role == "escalate":
+        return r_cot(request, i)
+    return r_drr_think(request, i)
+
+
 def r_collect(request: Any, i: int) -> Choice:
     s = request.params.seed
     if request.purpose == "probe":
@@ -476,6 +483,19 @@ CASES: dict[str, tuple[dict[str, Any], Responder]] = {
     "collect": (
         {"name": "collect", "k": 2, "greedy": True, "max_tokens": 160, "seed": 5},
         r_collect,
+    ),
+    "drr_bayes": (
+        {"name": "drr_bayes", **DM, "k": 4, "round_size": 2, "threshold": 0.75, "seed": 0},
+        r_drr_sample,
+    ),
+    "escalate": (
+        {
+            "name": "escalate",
+            "below": 0.99,
+            "inner": {"name": "drr_think", **DM, "threshold": 0.42, "seed": 0},
+            "then": {"name": "cot", "max_tokens": 64, "seed": 5},
+        },
+        r_escalate,
     ),
 }
 

@@ -26,6 +26,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("-t", "--threads", type=int, default=-1)
     p.add_argument("--alias", default="local")
     p.add_argument("--no-repack", action="store_true")
+    p.add_argument("--embeddings", action="store_true")
+    p.add_argument("--pooling", choices=("none", "mean", "cls", "last", "rank"))
+    p.add_argument("-b", "--batch-size", type=int)
+    p.add_argument("-ub", "--ubatch-size", type=int)
     return p.parse_args(list(argv))
 
 
@@ -42,6 +46,16 @@ def build_params(args: argparse.Namespace) -> object:
     params.cpuparams_batch.n_threads = args.threads
     params.model_alias = {args.alias}
     params.no_extra_bufts = args.no_repack  # what llama-server's --no-repack sets
+    if args.embeddings:  # an embedding server (ponder corpus hidden)
+        params.embedding = True
+    if args.pooling:
+        params.pooling_type = xllamacpp.llama_pooling_type[
+            f"LLAMA_POOLING_TYPE_{args.pooling.upper()}"
+        ]
+    if args.batch_size:
+        params.n_batch = args.batch_size
+    if args.ubatch_size:
+        params.n_ubatch = args.ubatch_size
     return params
 
 

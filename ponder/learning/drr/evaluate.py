@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ponder.behaviour.hidden import HiddenStates
 from ponder.behaviour.records import Manifest, QuestionRecord
 from ponder.behaviour.stats import Bin, auroc, ece, paired, reliability, wilson
 from ponder.learning.drr.replay import PolicyRun, ScoredQuestion, score_collection, sweep
@@ -254,12 +255,15 @@ def evaluate(
     train_records: Sequence[QuestionRecord] | None = None,
     allow_other_reasoner: bool = False,
     plots: bool = True,
+    hidden: HiddenStates | None = None,
 ) -> dict[str, Any]:
-    """Judge table, policy sweep, best saving; writes the report files (see module doc)."""
+    """Judge table, policy sweep, best saving; writes the report files (see module doc).
+    ``hidden``: the test collection's hidden-state sidecar, for a DM trained with ``hidden``
+    (without it such a DM judges with its fallback scorer)."""
     dm.check_reasoner(test_manifest, allow_other_reasoner)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    scored = score_collection(dm, test_records, max_tokens_of(test_manifest))
+    scored = score_collection(dm, test_records, max_tokens_of(test_manifest), hidden)
     judges, curves = judge_table(dm, scored, train_records)
     runs = sweep(dm, scored)
     table = policy_table(runs)

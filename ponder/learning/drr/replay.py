@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ponder.behaviour.hidden import HiddenStates
 from ponder.behaviour.records import QuestionRecord, SampleRecord
+from ponder.errors import InputError
 from ponder.grading import is_equivalent
 from ponder.learning.drr.states import ReplayState, trace_states
 from ponder.protocol.actions import Outcome
@@ -74,16 +76,38 @@ class PolicyRun:
         return sum(u.tokens for u in self.units) / len(self.units) if self.units else 0.0
 
 
+def judge_for(dm: DM, hidden: HiddenStates | None) -> DM:
+    """The DM that can judge this collection: itself when it needs no hidden states or the
+    collection has them (in the DM's projection), else its fallback (``DM.without_hidden``)."""
+    if not dm.needs_hidden:
+        return dm
+    if hidden is None:
+        return dm.without_hidden()
+    if dm.hidden is not None and hidden.projection != dm.hidden.projection:
+        raise InputError(
+            f"the collection's hidden states are projected with {hidden.projection[:12]}, the "
+            f"DM was trained on {dm.hidden.projection[:12]}: run `ponder corpus hidden TEST "
+            "--projection TRAIN` with the DM's train collection"
+        )
+    return dm
+
+
 def score_collection(
-    dm: DM, records: Sequence[QuestionRecord], max_tokens: int
+    dm: DM,
+    records: Sequence[QuestionRecord],
+    max_tokens: int,
+    hidden: HiddenStates | None = None,
 ) -> list[ScoredQuestion]:
+    dm = judge_for(dm, hidden)
+    use = hidden if dm.needs_hidden else None
     out = []
     for q in records:
         traces = []
         for s in q.samples:
             if s.error:
                 continue
-            states = trace_states(s, max_tokens)
+            h = use.vector(q.id, s.seed) if use is not None else None
+            states = trace_states(s, max_tokens, hidden=h)
             traces.append(ScoredTrace(s, states, [dm.p_checkpoint(st.state) for st in states]))
         if traces:
             out.append(ScoredQuestion(q, traces))

@@ -9,6 +9,7 @@ live policy stopping there spent: reasoning tokens so far plus the probe tokens 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ponder.behaviour.records import SampleRecord
@@ -24,7 +25,10 @@ class ReplayState:
     final: bool
 
 
-def trace_states(s: SampleRecord, max_tokens: int) -> list[ReplayState]:
+def trace_states(
+    s: SampleRecord, max_tokens: int, hidden: Sequence[float] | None = None
+) -> list[ReplayState]:
+    """The states of one trace; ``hidden`` (its sidecar vector) goes on the final state."""
     cut = s.finish_reason == "length"
     out: list[ReplayState] = []
     answers: list[str | None] = []
@@ -60,7 +64,9 @@ def trace_states(s: SampleRecord, max_tokens: int) -> list[ReplayState]:
             answer, correct = cut_probe.answer, cut_probe.correct
     out.append(
         ReplayState(
-            state=CheckpointState.ended(s, answers, answer, cut=cut, max_tokens=max_tokens),
+            state=CheckpointState.ended(
+                s, answers, answer, cut=cut, max_tokens=max_tokens, hidden=hidden
+            ),
             answer=answer,
             correct=correct,
             tokens=s.tokens + probe_tokens,

@@ -10,6 +10,12 @@ chosen model's out-of-fold scores and refitting it on everything:
 - ``sampling``: one row per (question, first n samples), label = the majority of those n is
   right; its DM features use the *out-of-fold* checkpoint scores, so they are as noisy as at
   inference.
+
+``families`` picks the checkpoint scorer's feature families (``votes``, ``confidence``,
+``length``, ``hidden``; default the first three). ``hidden`` needs the collection's hidden-state
+sidecar (``ponder corpus hidden DIR``; read with ``ponder.behaviour.hidden.read_hidden``); the
+artifact then records the sidecar's projection and also carries a fallback checkpoint scorer
+trained without it (``DM.without_hidden``), used where no hidden state is available.
 """
 
 from __future__ import annotations
@@ -20,19 +26,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.behaviour.hidden import HiddenStates
 from ponder.behaviour.records import Manifest, QuestionRecord
 from ponder.behaviour.stats import auroc
 from ponder.errors import InputError
 from ponder.grading import is_equivalent
 from ponder.learning.drr.states import trace_states
 from ponder.stopping.features import (
-    CHECKPOINT_FEATURES,
+    BASE_FAMILIES,
+    DM_FAMILIES,
     SAMPLING_FEATURES,
+    checkpoint_feature_names,
     checkpoint_features,
     majority,
     sampling_features,
 )
-from ponder.stopping.model import DM, Boosted, Linear, Scorer, Tree
+from ponder.stopping.model import DM, Boosted, HiddenSpec, Linear, Scorer, Tree
 
 
 @dataclass
@@ -48,14 +57,21 @@ def max_tokens_of(manifest: Manifest) -> int:
     return int(manifest.settings.get("max_tokens", 320))
 
 
-def checkpoint_rows(records: Sequence[QuestionRecord], max_tokens: int) -> Rows:
+def checkpoint_rows(
+    records: Sequence[QuestionRecord],
+    max_tokens: int,
+    families: Sequence[str] | None = None,
+    hidden: HiddenStates | None = None,
+) -> Rows:
     rows = Rows()
+    dims = hidden.dims if hidden is not None else 0
     for qi, q in enumerate(records):
         for si, s in enumerate(q.samples):
             if s.error:
                 continue
-            for st in trace_states(s, max_tokens):
-                rows.x.append(checkpoint_features(st.state))
+            h = hidden.vector(q.id, s.seed) if hidden is not None else None
+            for st in trace_states(s, max_tokens, hidden=h):
+                rows.x.append(checkpoint_features(st.state, families, dims))
                 rows.y.append(st.correct)
                 rows.groups.append(qi)
                 rows.final.append(st.final)
@@ -180,27 +196,91 @@ def fit_scorer(
     return Scorer(features=list(features), model=model, platt_a=a, platt_b=b, cv=cv), p_oof
 
 
-def train_dm(manifest: Manifest, records: Sequence[QuestionRecord], seed: int = 0) -> DM:
+def resolve_dm_families(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``None``/``"base"``: votes, confidence, length; ``"all"`` adds hidden; else a
+    comma-separated or listed choice."""
+    if spec is None:
+        return BASE_FAMILIES
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        for fam in {"base": BASE_FAMILIES, "all": DM_FAMILIES}.get(name, (name,)):
+            if fam not in DM_FAMILIES:
+                raise InputError(
+                    f"unknown DM feature family {fam!r}; valid: base, all, {', '.join(DM_FAMILIES)}"
+                )
+            if fam not in out:
+                out.append(fam)
+    return tuple(f for f in DM_FAMILIES if f in out)
+
+
+def _check_hidden(families: Sequence[str], hidden: HiddenStates | None, n: int) -> None:
+    if "hidden" not in families:
+        return
+    if hidden is None or not len(hidden):
+        raise InputError(
+            "the hidden family needs the collection's hidden-state sidecar: run "
+            "`ponder corpus hidden DIR` first"
+        )
+
+
+def train_dm(
+    manifest: Manifest,
+    records: Sequence[QuestionRecord],
+    seed: int = 0,
+    *,
+    families: str | Sequence[str] | None = None,
+    hidden: HiddenStates | None = None,
+    sampling: bool = True,
+) -> DM:
     """Fit the checkpoint and sampling scorers on one collection (see the module doc)."""
     if not records:
         raise InputError("cannot train: the collection has no question records yet")
+    fams = resolve_dm_families(families)
+    _check_hidden(fams, hidden, len(records))
+    use_hidden = hidden if "hidden" in fams else None
+    dims = use_hidden.dims if use_hidden is not None else 0
     mt = max_tokens_of(manifest)
-    crow = checkpoint_rows(records, mt)
-    checkpoint, p_oof = fit_scorer(crow, CHECKPOINT_FEATURES, seed)
+    crow = checkpoint_rows(records, mt, fams, use_hidden)
+    checkpoint, p_oof = fit_scorer(crow, checkpoint_feature_names(fams, dims), seed)
+    fallback = None
+    if use_hidden is not None:
+        base = [f for f in fams if f != "hidden"]
+        fallback = fit_scorer(
+            checkpoint_rows(records, mt, base), checkpoint_feature_names(base), seed
+        )[0]
     final_p = {crow.sample[i]: p for i, p in enumerate(p_oof) if crow.final[i]}
     k = int(manifest.settings.get("k", 8))
     srow = sampling_rows(records, final_p, k)
-    sampling = fit_scorer(srow, SAMPLING_FEATURES, seed)[0] if len(set(srow.y)) == 2 else None
+    fit_sampling = sampling and len(set(srow.y)) == 2
+    sampler = fit_scorer(srow, SAMPLING_FEATURES, seed)[0] if fit_sampling else None
     return DM(
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         manifest=manifest,
         checkpoint=checkpoint,
-        sampling=sampling,
+        sampling=sampler,
+        families=None if fams == BASE_FAMILIES else list(fams),
+        hidden=HiddenSpec(projection=use_hidden.projection, dims=dims) if use_hidden else None,
+        checkpoint_fallback=fallback,
         train={
             "questions": len(records),
             "samples": sum(len(q.samples) for q in records),
             "checkpoint_rows": len(crow.y),
             "sampling_rows": len(srow.y),
             "seed": seed,
+            **({"families": list(fams)} if fams != BASE_FAMILIES else {}),
+            **(
+                {
+                    "hidden_samples": sum(
+                        1
+                        for q in records
+                        for sm in q.samples
+                        if use_hidden.vector(q.id, sm.seed) is not None
+                    )
+                }
+                if use_hidden is not None
+                else {}
+            ),
         },
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from ponder.aggregator.learned import Calibration, LearnedArtifact
 from ponder.aggregator.learned_features import FAMILIES, group_features, resolve_families
+from ponder.behaviour.hidden import HiddenStates
 from ponder.behaviour.outcomes import sample_outcomes
 from ponder.behaviour.records import Manifest, QuestionRecord
 from ponder.errors import InputError, MissingExtraError
@@ -37,15 +38,19 @@ def _sklearn() -> Any:
 
 
 def dataset(
-    records: Sequence[QuestionRecord], manifest: Manifest, families: Sequence[str]
+    records: Sequence[QuestionRecord],
+    manifest: Manifest,
+    families: Sequence[str],
+    hidden: HiddenStates | None = None,
 ) -> tuple[list[str], list[list[float]], list[int], list[int]]:
-    """``(feature names, rows, labels, question index of each row)`` of a collection."""
+    """``(feature names, rows, labels, question index of each row)`` of a collection
+    (``hidden``: its hidden-state sidecar, for the ``hidden`` family)."""
     names: list[str] = []
     xs: list[list[float]] = []
     ys: list[int] = []
     qs: list[int] = []
     for qi, rec in enumerate(records):
-        samples = sample_outcomes(rec, manifest)
+        samples = sample_outcomes(rec, manifest, hidden=hidden)
         groups, rows = group_features(samples, len(samples), families)
         for g, row in zip(groups, rows, strict=True):
             if not names:
@@ -112,11 +117,17 @@ def train_artifact(
     families: str | Sequence[str] = "all",
     *,
     folds: int = 5,
+    hidden: HiddenStates | None = None,
 ) -> LearnedArtifact:
     """Fit the learned aggregator on ``records`` (see the module doc)."""
     lm = _sklearn()
     fams = resolve_families(families)
-    names, xs, ys, qs = dataset(records, manifest, fams)
+    if "hidden" in fams and hidden is None:
+        raise InputError(
+            "the hidden family needs the collection's hidden-state sidecar: run "
+            "`ponder corpus hidden DIR` first"
+        )
+    names, xs, ys, qs = dataset(records, manifest, fams, hidden)
     if not xs or len(set(ys)) < 2:
         raise InputError(
             "the collection has too little to learn from: it needs answered questions with both "
@@ -164,6 +175,7 @@ def train_artifact(
             "oracle": round(len({qs[i] for i, y in enumerate(ys) if y}) / n_q, 4),
             "plurality_pick_accuracy": round(sum(y for _, y in majority) / len(majority), 4),
             "sklearn_model": "LogisticRegression(l2)",
+            **({"hidden_projection": hidden.projection} if "hidden" in fams and hidden else {}),
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     )

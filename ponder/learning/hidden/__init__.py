@@ -1,0 +1,170 @@
+"""Hidden states of the reasoner as a judge feature family (``ponder corpus hidden DIR``).
+
+Use ``hidden_states(DIR)`` once a collection is collected: it embeds every sample's stored text
+with the *same* model (llama.cpp's server with ``--embeddings --pooling last``: the last layer at
+the last token), caches the full vectors in ``DIR/hidden-raw.jsonl`` (resumable: a rerun
+continues), reduces them to ``dims`` (PCA fitted on this collection, or the projection of
+``projection=TRAIN_DIR`` for a test collection) and writes the ``hidden-NNNN.npz`` sidecar that
+``ponder drr train --families ...,hidden`` and ``ponder aggregate train --features ...,hidden``
+read (``ponder.behaviour.hidden``). Files: ``embed`` (the endpoint, the raw cache), ``project``
+(PCA / random projection, the sidecar).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ponder.behaviour.hidden import PROJECTION
+from ponder.behaviour.records import Manifest, read_collection
+from ponder.errors import InputError
+from ponder.learning.hidden.embed import (
+    EMBED_FLAGS,
+    Embedder,
+    EmbedReport,
+    ServerEmbedder,
+    embed_collection,
+    read_raw,
+)
+from ponder.learning.hidden.project import (
+    Method,
+    Projection,
+    fit_projection,
+    load_projection,
+    save_projection,
+    write_reduced,
+)
+
+
+@dataclass
+class HiddenReport:
+    embedded: EmbedReport
+    projection: Projection
+    fitted: bool
+    chunks: list[Path]
+    samples: int
+
+    def line(self) -> str:
+        how = "fitted here" if self.fitted else "reused"
+        return (
+            f"{self.embedded.line()}; projection {self.projection.method} to "
+            f"{self.projection.dims} dims ({how}, sha256 {self.projection.sha256[:12]}); "
+            f"{self.samples} vectors in {len(self.chunks)} sidecar chunk(s)"
+        )
+
+
+def _model_file(manifest: Manifest, model_path: str | None, allow_other: bool) -> Path:
+    """The model that made the collection (the default, or ``model_path``), checked."""
+    from ponder.backends.local import prepare_model
+    from ponder.backends.local.model import DEFAULT_MODEL, sha256_file
+
+    if model_path is None:
+        if manifest.model.sha256 not in (None, DEFAULT_MODEL.sha256) and not allow_other:
+            raise InputError(
+                f"the collection's reasoner is {manifest.model.describe()}, not the default "
+                "model: pass --model-file PATH (the same GGUF), or --allow-other-reasoner"
+            )
+        return prepare_model(None)
+    path = prepare_model(model_path)
+    if manifest.model.sha256 and not allow_other and sha256_file(path) != manifest.model.sha256:
+        raise InputError(
+            f"{path} is not the collection's reasoner ({manifest.model.describe()}); the "
+            "embeddings must come from the model that wrote the traces (--allow-other-reasoner)"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def embedding_server(
+    model: Path, runtime: str = "auto", threads: int = 1
+) -> Iterator[ServerEmbedder]:
+    """A llama.cpp server with last-token pooling, one slot, stopped on exit."""
+    from ponder.backends.local.runtime import choose_runtimes
+    from ponder.backends.local.server import LlamaServer
+
+    server = LlamaServer(
+        choose_runtimes(runtime)[0],
+        model,
+        n_parallel=1,
+        ctx_per_slot=4096,
+        threads=threads,
+        extra_args=EMBED_FLAGS,
+    )
+    server.start()
+    client = ServerEmbedder(server.url)
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+def hidden_states(
+    directory: str | Path,
+    *,
+    projection: str | Path | None = None,
+    dims: int = 64,
+    method: Method = "pca",
+    refit: bool = False,
+    first: int | None = None,
+    model_path: str | None = None,
+    runtime: str = "auto",
+    threads: int = 1,
+    embedder: Embedder | None = None,
+    allow_other_reasoner: bool = False,
+    quiet: bool = False,
+) -> HiddenReport:
+    """Embed, reduce and write the sidecar of one collection (see the module doc)."""
+    from ponder.backends.local.progress import progress_bar
+
+    root = Path(directory).expanduser()
+    manifest, records = read_collection(root)
+    records = records[:first] if first is not None else records
+    if not records:
+        raise InputError(f"{root} has no question records")
+    done = {r.id for r in read_raw(root)}
+    todo = [r for r in records if r.id not in done]
+    model_id = manifest.model.id
+    total = sum(len(r.samples) for r in records)
+    with contextlib.ExitStack() as stack:
+        if todo and embedder is None:
+            model = _model_file(manifest, model_path, allow_other_reasoner)
+            embedder = stack.enter_context(embedding_server(model, runtime, threads))
+        bar = stack.enter_context(
+            progress_bar(quiet=quiet, total=total, desc="hidden states", unit="sample")
+        )
+        if embedder is None:  # everything is cached already
+            report = EmbedReport(0, 0, 0.0)
+            bar.update(total)
+        else:
+            report = embed_collection(
+                root, manifest, records, embedder, model=model_id, progress=bar.update
+            )
+    wanted = {r.id for r in records}
+    raw = [r for r in read_raw(root) if r.id in wanted]
+    fitted = False
+    if projection is not None:
+        proj = load_projection(Path(projection).expanduser())
+        if proj.model not in (None, model_id) and not allow_other_reasoner:
+            raise InputError(
+                f"the projection {projection} was fitted on another reasoner's embeddings "
+                f"({proj.model}); this collection's is {model_id}"
+            )
+        save_projection(proj, root)
+    elif (root / PROJECTION).is_file() and not refit:
+        proj = load_projection(root / PROJECTION)
+    else:
+        import numpy as np
+
+        proj = save_projection(
+            fit_projection(np.concatenate([r.vectors for r in raw]), dims, method, model=model_id),
+            root,
+        )
+        fitted = True
+    chunks = write_reduced(root, raw, [r.id for r in records], proj)
+    return HiddenReport(report, proj, fitted, chunks, sum(len(r.seeds) for r in raw))
+
+
+__all__ = ["HiddenReport", "embedding_server", "hidden_states"]
