@@ -181,6 +181,11 @@ def handle(args: argparse.Namespace) -> int:
 
         png = plot_scaling(rows, args.plot or Path(args.out) / "scaling.png")
         print(f"Plot: {png}")
+    from ponder.evaluation.coverage import report_coverage
+
+    coverage = report_coverage(args.out, rows, plot=not args.no_plot)
+    if coverage:  # chains with a confidence: selective answering (docs/aggregation.md)
+        print(f"\nCoverage vs accuracy (most confident answered first):\n{coverage}")
     print(f"Per-question records: {args.out}/<config>.jsonl")
     return 0
 

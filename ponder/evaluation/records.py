@@ -34,6 +34,8 @@ def make_record(config: str, item: Item, result: RunResult) -> dict[str, Any]:
         rec["p_correct"] = result.p_correct
     if result.abstained:
         rec["abstained"] = True
+        withheld = result.outcome.data.get("withheld_answer")  # for the coverage curve
+        rec["withheld_correct"] = is_equivalent(withheld, item.gold)
     samples = result.outcome.samples
     if samples:
         rec["samples"] = [s.answer for s in samples]
