@@ -12,8 +12,9 @@ the same way and stays sans-I/O:
   tokens say whether it reached the budget (hidden reasoning is counted this way too);
 - ``forcing``: the call is made with ``max_tokens`` = the thinking's share
   (``think_tokens``: the budget, keeping the answer's allowance inside the call's own
-  ``max_tokens``); a choice cut mid-thought is continued with the closing marker appended
-  (``assistant_prefix``), so the model answers in what is left of ``max_tokens``. Each call goes
+  ``max_tokens``); a choice cut mid-thought (or whose thinking the model ended without closing
+  it) is continued with the closing marker appended (``assistant_prefix``), so the model answers
+  in what is left of ``max_tokens``. Each call goes
   through ``perform`` (budget, retries, usage, trace), so the run's hard token budget holds and
   every token is counted once.
 
@@ -106,14 +107,14 @@ async def _forcing(
     for ch, step in zip(first.choices, steps, strict=True):
         if step is None:  # finished by itself (or hidden thinking cut: nothing to continue)
             cut = ch.finish_reason == "length" and not ch.text
-            choices.append(forced_choice(ch, None, cut))
+            choices.append(forced_choice(ch, None, cut, markers))
             continue
         rest = done[id(step)]
         if isinstance(rest, Completion) and rest.choices:
             parts.append(rest)
-            choices.append(forced_choice(ch, rest.choices[0], step.cut))
+            choices.append(forced_choice(ch, rest.choices[0], step.cut, markers))
         else:  # the continuation failed (the run's budget, the upstream): the first call stands
-            choices.append(forced_choice(ch, None, step.cut))
+            choices.append(forced_choice(ch, None, step.cut, markers))
     _record(calls, span, request, "forcing", budget, choices, made)
     return Completion(
         choices=choices,

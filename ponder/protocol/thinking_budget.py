@@ -10,10 +10,13 @@ what it computes is here, pure:
   keeping ``answer_tokens`` (or half the call, if smaller) for the answer;
 - ``forcing_step``: after a call cut at that length, the continuation that makes the model answer:
   an unclosed thinking gets the closing marker appended and the model continues after it (budget
-  forcing, as in s1); an answer that was already under way just continues; ``None`` when the
-  call finished by itself;
+  forcing, as in s1); an answer that was already under way just continues; a thinking the model
+  ended itself without closing it (no answer) is closed the same way; ``None`` when the call
+  finished with an answer;
 - ``forced_choice``: the cut call's choice and its continuation's, as one choice (the thinking of
-  the first, the answer of both, every token counted once).
+  the first, the answer of both, every token counted once). A model that writes the closing
+  marker again after Ponder closed its thinking was still thinking: the answer is what follows
+  the last one (the tokens before it stay counted, as answer tokens).
 
 A thinking that closed on the very last token of its share looks the same as one cut there (the
 answer is empty in both), so it is reported cut; the continuation is the same either way.
@@ -109,9 +112,9 @@ def think_tokens(max_tokens: int, budget: ThinkingBudget) -> int:
 
 @dataclass(frozen=True)
 class ForcingStep:
-    """The continuation to ask for after a cut call: ``request`` (the original request with
-    ``assistant_prefix`` = what was generated, closed when ``cut``) and whether the thinking was
-    cut (rather than the answer, which just continues)."""
+    """The continuation to ask for: ``request`` (the original request with ``assistant_prefix``
+    = what was generated, the thinking closed) and whether the thinking was cut at its share
+    (rather than the answer, which just continues, or a thinking the model ended unclosed)."""
 
     request: GenerationRequest
     cut: bool
@@ -125,17 +128,19 @@ def forcing_step(
 ) -> ForcingStep | None:
     """The continuation after ``choice`` of the first call of ``request`` (``max_tokens``: the
     request's own, the hard bound of the whole choice), or ``None`` when there is none to make:
-    the call finished by itself, nothing is left of ``max_tokens``, or the thinking was hidden
-    (no text to continue)."""
-    if choice.finish_reason != "length":
+    the call finished with an answer, nothing is left of ``max_tokens``, or the thinking was
+    hidden (no text to continue). ``cut``: the thinking reached its share (not ended by the
+    model)."""
+    thinking, answer = choice.reasoning, choice.text
+    unclosed = bool(thinking) and not answer
+    if choice.finish_reason != "length" and not unclosed:
         return None
     left = max_tokens - choice.completion_tokens
     if left < 1:
         return None
-    thinking, answer = choice.reasoning, choice.text
     if not thinking and not answer:
         return None  # hidden reasoning (only its token count came back): nothing to continue
-    cut = bool(thinking) and not answer
+    cut = unclosed and choice.finish_reason == "length"
     # "<think>\n…\n</think>\n\n" + the answer so far; without thinking the answer continues
     prefix = joined(thinking, answer, markers) if thinking else answer
     nxt = replace(request, assistant_prefix=prefix).with_params(
@@ -144,13 +149,18 @@ def forcing_step(
     return ForcingStep(replace(nxt, min_n=None), cut)
 
 
-def forced_choice(first: Choice, rest: Choice | None, cut: bool) -> Choice:
+def forced_choice(
+    first: Choice, rest: Choice | None, cut: bool, markers: Markers = DEFAULT_MARKERS
+) -> Choice:
     """``first`` (cut at its share) and its continuation ``rest`` as one choice: ``first``'s
-    thinking, the answer so far plus ``rest``'s text, their tokens and logprobs added.
-    ``rest`` ``None`` (the continuation failed or was not made) keeps ``first`` as it is."""
+    thinking, the answer so far plus ``rest``'s text (after its last closing marker, if it wrote
+    one), their tokens and logprobs added. ``rest`` ``None`` (the continuation failed or was not
+    made) keeps ``first`` as it is."""
     if rest is None:
         return replace(first, thinking_bound="forcing", thinking_cut=cut)
-    text = rest.text.lstrip() if cut or not first.text else first.text + rest.text
+    text = rest.text.lstrip() if not first.text else first.text + rest.text
+    if not first.text and markers[1] in text:  # it went on thinking after Ponder closed it
+        text = text.rsplit(markers[1], 1)[1].lstrip() or text
     return replace(
         first,
         text=text,

@@ -25,6 +25,7 @@ from ponder.protocol.thinking_budget import (
     ThinkingBudget,
     budget_for,
     effort_for,
+    forced_choice,
     forcing_step,
     think_tokens,
 )
@@ -130,6 +131,18 @@ def test_forcing_step_closes_an_unclosed_thinking_with_the_marker() -> None:
     assert forcing_step(req, Choice("", "length", 20, reasoning="a"), 20) is None  # nothing left
     hidden = Choice("", "length", 5, reasoning_tokens=5)
     assert forcing_step(req, hidden, 20) is None  # hidden thinking: no text to continue
+    ended = Choice("", "stop", 5, reasoning="a b \\boxed{3}", reasoning_tokens=5)
+    step = forcing_step(req, ended, 20)  # the model ended inside its thinking: closed too
+    assert step is not None and not step.cut and step.request.assistant_prefix.endswith(CLOSE)
+
+
+def test_an_answer_after_a_second_closing_marker_is_what_follows_it() -> None:
+    first = Choice("", "length", 5, reasoning="a b", reasoning_tokens=5)
+    rest = Choice("more steps\n</think>\n\nso \\boxed{4}", "stop", 6)
+    got = forced_choice(first, rest, True)
+    assert got.text == "so \\boxed{4}" and got.completion_tokens == 11
+    assert got.reasoning == "a b" and got.reasoning_tokens == 5 and got.thinking_cut
+    assert forced_choice(first, Choice("</think>", "stop", 1), True).text == "</think>"
 
 
 # -- budget forcing through the engine ----------------------------------------------------------
