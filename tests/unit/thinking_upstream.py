@@ -5,8 +5,10 @@ No model: choice ``i`` of a fresh request thinks ``think[i % len(think)]`` words
 ``max_tokens``. The thinking comes as ``reasoning_content`` (``dialect="reasoning_content"``:
 DeepSeek, vLLM's parser, llama.cpp) or inline (``"think"``: ``<think> … </think>`` in the content,
 each marker one token). A request whose last message is an assistant message with
-``continue_final_message`` (vLLM, llama.cpp prefill) continues it: after a closed thinking it
-writes the rest of the answer, never echoing the prefix. A request with vLLM's
+``continue_final_message`` (vLLM, llama.cpp prefill) continues it, never echoing the prefix:
+after a closed thinking it writes the rest of the answer; after an opened one (``<think>``, the
+thinking format's prefill) it thinks, closes and answers inline, reporting no reasoning tokens
+(no parser sees a continuation). A request with vLLM's
 ``thinking_token_budget`` thinks at most that many words (the native knob). Every call is logged
 (``Call``: prompt, completion and thinking tokens, whether it continued a prefix, the body), so a
 test can add up exactly what the upstream generated.
@@ -91,6 +93,11 @@ class ThinkingUpstream:
         last = messages[-1]
         if last.get("role") == "assistant" and body.get("continue_final_message"):
             prefix = str(last.get("content") or "")
+            if "<think>" in prefix and CLOSE not in prefix:  # a prefill opened the thinking
+                n = self.think[i % len(self.think)]
+                out = ([f"hmm{j}" for j in range(n)] + [CLOSE] + answer)[:cap]
+                finish = "stop" if len(out) == n + 1 + len(answer) else "length"
+                return {"role": "assistant", "content": " ".join(out)}, finish, len(out), 0, ""
             done = prefix.split(CLOSE, 1)[1].split() if CLOSE in prefix else []
             new = answer[len(done) :][:cap]
             finish = "stop" if len(done) + len(new) == len(answer) else "length"
