@@ -231,6 +231,10 @@ class StopSampling(ProbedReasoner):
         """The score compared with ``threshold`` after a round: the DM's P(majority right)."""
         return dm.p_majority(answers, scores)
 
+    def may_stop(self, drawn: int) -> bool:
+        """Whether sampling may stop after ``drawn`` samples (always, here)."""
+        return True
+
     def flow(self, task: Task) -> Flow:
         dm = self.judge_model()
         messages = cot_messages(task, self.system_template, self.user_template)
@@ -254,7 +258,7 @@ class StopSampling(ProbedReasoner):
                 answers.append(o.answer)
                 scores.append(o.data.get("p") or 0.0)
             p = self.stop_score(dm, answers, scores)
-            stop = p >= self.threshold
+            stop = p >= self.threshold and self.may_stop(len(samples))
             yield Note(
                 "drr_round", {"drawn": len(samples), self.score_name: round(p, 4), "stop": stop}
             )

@@ -70,5 +70,8 @@ class BayesStopSampling(StopSampling):
             answers, scores, self.prior, self.floor, self.min_samples, self.normalize
         )
 
+    def may_stop(self, drawn: int) -> bool:
+        return drawn >= self.min_samples
+
     def pick(self, answers: list[str | None], scores: list[float]) -> str | None:
         return bayes_pick(answers, scores, self.floor)

@@ -52,7 +52,8 @@ def bayes(
         answers.append(t.states[-1].answer)
         scores.append(t.p[-1])
         tokens += t.sample.tokens + t.probe_tokens
-        if bayes_score(answers, scores, prior, floor, min_samples, normalize) >= threshold:
+        score = bayes_score(answers, scores, prior, floor, min_samples, normalize)
+        if len(answers) >= min_samples and score >= threshold:
             break
     ans = bayes_pick(answers, scores, floor)
     return Unit(is_equivalent(ans, q.record.gold), tokens, len(answers))

@@ -245,8 +245,8 @@ def train_dm(
     crow = checkpoint_rows(records, mt, fams, use_hidden)
     checkpoint, p_oof = fit_scorer(crow, checkpoint_feature_names(fams, dims), seed)
     fallback = None
-    if use_hidden is not None:
-        base = [f for f in fams if f != "hidden"]
+    base = [f for f in fams if f != "hidden"]
+    if use_hidden is not None and base:  # hidden alone has nothing to fall back on
         fallback = fit_scorer(
             checkpoint_rows(records, mt, base), checkpoint_feature_names(base), seed
         )[0]

@@ -1,0 +1,180 @@
+"""The hidden-state feature family: sidecar, projection, DM and learned aggregator, ablation.
+
+A fake embedder stands in for llama.cpp's ``/v1/embeddings`` (the real model is exercised by
+hand: docs/learning.md gives the command and its measured cost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ponder.behaviour.hidden import read_hidden, sidecar_chunks
+from ponder.behaviour.records import read_collection
+from ponder.errors import ConfigError, InputError
+from ponder.learning.hidden import hidden_states
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "behaviour"
+
+
+class FakeEmbedder:
+    """Deterministic 16-dim vectors from the text; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def prompt(self, messages: object) -> str:
+        return "<prompt>"
+
+    def embed(self, text: str) -> list[float]:
+        self.calls += 1
+        digest = hashlib.sha256(text.encode()).digest()
+        return [(b - 128) / 128 for b in digest[:16]]
+
+
+def copy(split: str, tmp: Path) -> Path:
+    dst = tmp / split
+    shutil.copytree(FIXTURES / split, dst)
+    return dst
+
+
+def test_sidecar_is_resumable_and_deterministic(tmp_path: Path) -> None:
+    d = copy("train", tmp_path)
+    fake = FakeEmbedder()
+    report = hidden_states(d, dims=4, first=3, embedder=fake, quiet=True)
+    assert fake.calls == 24 and report.samples == 24 and report.fitted
+    chunk = sidecar_chunks(d)[0].read_bytes()
+    again = hidden_states(d, dims=4, first=3, embedder=fake, quiet=True)
+    assert fake.calls == 24 and not again.fitted  # nothing re-embedded, projection reused
+    assert sidecar_chunks(d)[0].read_bytes() == chunk  # byte-identical (fixed zip times)
+    h = read_hidden(d)
+    assert h is not None and len(h) == 24 and h.dims == 4
+    _, records = read_collection(d)
+    s = records[0].samples[2]
+    assert h.vector(records[0].id, s.seed) is not None
+    assert h.vector(records[5].id, 0) is None  # past --first
+
+
+def test_a_test_collection_reuses_the_train_projection(tmp_path: Path) -> None:
+    train, test = copy("train", tmp_path), copy("test", tmp_path)
+    hidden_states(train, dims=4, first=3, embedder=FakeEmbedder(), quiet=True)
+    rep = hidden_states(test, projection=train, embedder=FakeEmbedder(), quiet=True)
+    assert not rep.fitted
+    a, b = read_hidden(train), read_hidden(test)
+    assert a is not None and b is not None and a.projection == b.projection
+    with pytest.raises(InputError, match="needs at least 64 samples"):
+        hidden_states(copy("test", tmp_path / "x"), dims=64, embedder=FakeEmbedder(), quiet=True)
+
+
+@pytest.fixture(scope="module")
+def hidden_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("hidden")
+    train, test = copy("train", tmp), copy("test", tmp)
+    hidden_states(train, dims=4, embedder=FakeEmbedder(), quiet=True)
+    hidden_states(test, projection=train, embedder=FakeEmbedder(), quiet=True)
+    return train, test
+
+
+def test_dm_with_the_hidden_family_falls_back_without_it(
+    hidden_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from ponder.learning.drr.replay import judge_for, score_collection
+    from ponder.learning.drr.train import train_dm
+    from ponder.stopping.model import DM
+
+    train, test = hidden_pair
+    manifest, records = read_collection(train)
+    dm = train_dm(manifest, records, families="all", hidden=read_hidden(train), sampling=False)
+    assert dm.needs_hidden and dm.hidden is not None and dm.hidden.dims == 4
+    assert dm.checkpoint.features[-5:] == ["has_hidden", "h0", "h1", "h2", "h3"]
+    assert dm.checkpoint_fallback is not None and "h0" not in dm.checkpoint_fallback.features
+    loaded = DM.load(dm.save(tmp_path / "dm.json"))  # the feature lists validate on load
+    assert loaded.feature_families == ("votes", "confidence", "length", "hidden")
+    tm, trec = read_collection(test)
+    hid = read_hidden(test)
+    scored = score_collection(loaded, trec, 320, hid)
+    assert all(t.states[-1].state.hidden is not None for q in scored for t in q.traces)
+    assert not judge_for(loaded, None).needs_hidden  # no sidecar: the fallback judges
+    assert hid is not None
+    hid.projection = "0" * 64
+    with pytest.raises(InputError, match="projected with"):
+        score_collection(loaded, trec, 320, hid)
+    bare = loaded.model_copy(update={"checkpoint_fallback": None})
+    with pytest.raises(ConfigError, match="hidden states"):
+        bare.without_hidden()
+
+
+def test_the_live_strategies_judge_with_the_fallback(
+    hidden_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from ponder.config import ChainConfig
+    from ponder.learning.drr.train import train_dm
+
+    train, _ = hidden_pair
+    manifest, records = read_collection(train)
+    dm = train_dm(manifest, records, families="confidence,hidden", hidden=read_hidden(train))
+    path = dm.save(tmp_path / "dm.json")
+    chain = ChainConfig.from_dict({"strategy": {"name": "drr_sample", "dm": str(path), "k": 2}})
+    judge = chain.strategy.judge_model()  # type: ignore[attr-defined]
+    assert not judge.needs_hidden and judge.feature_families == ("confidence",)
+
+
+def test_learned_aggregator_hidden_family_refuses_samples_without_it(
+    hidden_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from ponder.aggregator.learned import LearnedAggregator
+    from ponder.behaviour.outcomes import sample_outcomes
+    from ponder.learning.learned.train import train_artifact
+    from ponder.protocol.actions import Task
+
+    train, test = hidden_pair
+    manifest, records = read_collection(train)
+    with pytest.raises(InputError, match="corpus hidden"):
+        train_artifact(manifest, records, "votes,hidden")
+    art = train_artifact(manifest, records, "votes,hidden", hidden=read_hidden(train))
+    assert "hidden_00" in art.features and art.training["hidden_projection"]
+    path = art.save(tmp_path / "learned.json")
+    agg = LearnedAggregator(artifact=str(path))
+    tm, trec = read_collection(test)
+    with_h = sample_outcomes(trec[0], tm, hidden=read_hidden(test))
+    assert agg.choose(Task(trec[0].question), with_h).confidence is not None
+    with pytest.raises(ConfigError, match="hidden states"):
+        agg.choose(Task(trec[0].question), sample_outcomes(trec[0], tm))
+
+
+def test_ablation_scores_each_family_set_on_held_out_questions(
+    hidden_pair: tuple[Path, Path],
+) -> None:
+    from ponder.learning.drr.ablate import ablate, family_sets, format_ablation
+
+    assert family_sets(["votes", "confidence", "length"]) == [
+        ("votes",),
+        ("confidence",),
+        ("length",),
+        ("confidence", "length"),
+        ("votes", "length"),
+        ("votes", "confidence"),
+        ("votes", "confidence", "length"),
+    ]
+    train, test = hidden_pair
+    load = lambda d: (*read_collection(d), read_hidden(d))  # noqa: E731
+    rows = ablate(load(train), load(test), ["votes", "hidden"], resamples=30)
+    assert [r.families for r in rows] == [("votes",), ("hidden",), ("votes", "hidden")]
+    assert all(r.dm_final.n == 32 and r.dm_final.groups == 4 for r in rows)
+    assert "votes+hidden" in format_ablation(rows)
+    with pytest.raises(InputError, match="share questions"):
+        ablate(load(train), load(train), ["votes"], resamples=10, learned=False)
+
+
+def test_the_prebuilt_runtime_takes_the_embedding_flags() -> None:
+    pytest.importorskip("xllamacpp")
+    from ponder.backends.local.prebuilt_server import build_params, parse_args
+    from ponder.learning.hidden.embed import EMBED_FLAGS
+
+    params = build_params(parse_args(["-m", "model.gguf", *EMBED_FLAGS]))
+    assert params.embedding is True  # type: ignore[attr-defined]
+    assert params.pooling_type.name == "LLAMA_POOLING_TYPE_LAST"  # type: ignore[attr-defined]
+    assert params.n_ubatch == 4096  # type: ignore[attr-defined]
