@@ -16,7 +16,8 @@ P(correct), ``learned``'s, ``drr_bayes``'s posterior): when that confidence is u
 ``then``'s requests to the default role are sent to ``role`` (``escalate`` by default: a larger
 model; ``role: default`` keeps the same model, so ``then`` just draws more samples). With
 ``pool: true`` and samples on both sides the answer is the majority over all of them (the first
-draw is not wasted). If ``then`` fails or answers nothing, the first answer stands (marked).
+draw is not wasted). If ``then`` fails or answers nothing, the first outcome stands as it was
+(an abstention stays one), marked ``escalation_failed``.
 The outcome's ``data`` says whether it escalated, and the first answer and confidence.
 """
 
@@ -92,11 +93,9 @@ class Escalate(Strategy):
             second = yield from rerouted(self.then.flow(task), self.role)
         except Exception as exc:  # a failed escalation keeps the first answer
             second = Outcome(answer=None, text="", error=exc, data={"error": str(exc)})
-        if second.answer is None and answer is not None:
-            first.answer = answer
-            first.data.update(
-                {"escalated": True, "escalation_failed": str(second.data.get("error") or "")}
-            )
+        if second.answer is None:  # the first outcome stands, as it was (an abstention too)
+            why_failed = str(second.data.get("error") or "no answer")
+            first.data.update({"escalated": True, "escalation_failed": why_failed})
             return first
         if self.pool and first.samples and second.samples:
             pooled = [*first.samples, *second.samples]

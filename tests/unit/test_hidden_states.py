@@ -178,3 +178,51 @@ def test_the_prebuilt_runtime_takes_the_embedding_flags() -> None:
     assert params.embedding is True  # type: ignore[attr-defined]
     assert params.pooling_type.name == "LLAMA_POOLING_TYPE_LAST"  # type: ignore[attr-defined]
     assert params.n_ubatch == 4096  # type: ignore[attr-defined]
+
+
+def test_the_server_embedder_speaks_llama_cpp_http() -> None:
+    import httpx
+
+    from ponder.learning.hidden.embed import ServerEmbedder
+
+    seen: list[tuple[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        import json
+
+        body = json.loads(request.content)
+        seen.append((request.url.path, body))
+        if request.url.path == "/apply-template":
+            return httpx.Response(200, json={"prompt": "<|im_start|>user\nQ<|im_end|>\n"})
+        if body["input"] == "bad":
+            return httpx.Response(400, json={"error": "input is too large"})
+        return httpx.Response(200, json={"data": [{"embedding": [0.6, 0.8]}]})
+
+    e = ServerEmbedder("http://x:1/", transport=httpx.MockTransport(handler))
+    assert e.prompt([{"role": "user", "content": "Q"}]).startswith("<|im_start|>")
+    assert e.embed("text") == [0.6, 0.8]
+    assert seen[-1] == ("/v1/embeddings", {"input": "text"})
+    with pytest.raises(InputError, match="--embeddings --pooling last"):
+        e.embed("bad")
+
+
+def test_the_cli_embeds_reduces_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import contextlib
+
+    import ponder.learning.hidden as hidden
+    from ponder.cli import main
+
+    d = copy("test", tmp_path)
+
+    @contextlib.contextmanager
+    def fake_server(model: object, runtime: str = "auto", threads: int = 1):  # type: ignore[no-untyped-def]
+        yield FakeEmbedder()
+
+    monkeypatch.setattr(hidden, "embedding_server", fake_server)
+    monkeypatch.setattr(hidden, "_model_file", lambda *a: Path("model.gguf"))
+    assert main(["corpus", "hidden", str(d), "--first", "2", "--dims", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded 16 samples of 2 new question(s)" in out and "pca to 3 dims" in out
+    assert len(read_hidden(d) or ()) == 16

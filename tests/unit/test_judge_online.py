@@ -123,6 +123,9 @@ def test_escalation_hands_doubted_questions_to_the_larger_role() -> None:
     # an abstention escalates too; the withheld answer is kept as the first answer
     out, _, _ = _run(Escalate(inner=Judged(answer=None, confidence=0.9), then=cot))
     assert out.data["why"] == "no answer" and out.answer == "7"
+    # a failed escalation keeps the first outcome as it was
+    out, _, _ = _run(Escalate(inner=Judged(confidence=0.1), then=Judged(answer=None)))
+    assert out.answer == "5" and out.data["escalation_failed"] == "no answer"
     # role: default keeps the same model (more samples instead of a larger one)
     out, small, big = _run(Escalate(inner=Judged(), then=cot, role="default"))
     assert small.requests and not big.requests

@@ -41,11 +41,11 @@ class Embedder(Protocol):
 class ServerEmbedder:
     """llama.cpp's server (``/apply-template``, ``/v1/embeddings``) at ``url``."""
 
-    def __init__(self, url: str, timeout_s: float = 600.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 600.0, transport: Any = None) -> None:
         import httpx
 
         self.url = url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout_s)
+        self._client = httpx.Client(timeout=timeout_s, transport=transport)
 
     def prompt(self, messages: Sequence[Message]) -> str:
         r = self._client.post(f"{self.url}/apply-template", json={"messages": list(messages)})
