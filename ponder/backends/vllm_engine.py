@@ -196,6 +196,7 @@ class VLLMBackend(Backend):
                 raise BadRequestError(
                     f"the model's chat template rejected the messages: {exc}"
                 ) from exc
+            text += request.assistant_prefix or ""  # a continuation goes on from its prefix
             return list(tok.encode(text, add_special_tokens=False))
         return list(tok.encode(request.prompt or "", add_special_tokens=False))
 
@@ -215,6 +216,7 @@ class VLLMBackend(Backend):
             tools=False,
             context_length=int(self._settings_kw["max_model_len"]),
             exact_token_count=True,
+            continuation=True,  # the chat template rendered here, the prefix appended
         )
 
     # -- generation -----------------------------------------------------------------------------

@@ -90,3 +90,21 @@ async def test_the_backend_sends_the_format_and_splits_the_continuation() -> Non
     [ch] = done.choices  # "hmm0 … hmm4 </think> So 2 + 2 …": split, the thinking counted
     assert ch.reasoning == "hmm0 hmm1 hmm2 hmm3 hmm4" and ch.text.endswith("\\boxed{4}.")
     assert ch.reasoning_tokens == 5 and ch.completion_tokens == call.completion_tokens
+
+
+async def test_in_process_vllm_continues_an_assistant_prefix(tmp_path) -> None:
+    """Budget forcing on the in-process engine: the chat template rendered, the prefix after it
+    (it used to be dropped: the continuation was a fresh answer)."""
+    from ponder.backends.vllm_engine import VLLMBackend
+    from tests.unit.test_vllm_adapter import FakeEngine, fake_api
+
+    (tmp_path / "config.json").write_text("{}")
+    engine = FakeEngine()
+    b = VLLMBackend(tmp_path, quiet=True, api=fake_api(engine))
+    req = GenerationRequest(messages=(USER,), assistant_prefix="<think>\nso\n</think>\n\n")
+    done = await b.generate(req)
+    assert "".join(map(chr, engine.calls[0][0])).endswith("<assistant><think>\nso\n</think>\n\n")
+    assert done.prompt_tokens == await b.count_prompt_tokens(req)
+    assert done.choices[0].reasoning is None  # a continuation is not split
+    assert (await b.capabilities()).continuation is True
+    await b.aclose()
