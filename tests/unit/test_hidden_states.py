@@ -56,6 +56,9 @@ def test_sidecar_is_resumable_and_deterministic(tmp_path: Path) -> None:
     s = records[0].samples[2]
     assert h.vector(records[0].id, s.seed) is not None
     assert h.vector(records[5].id, 0) is None  # past --first
+    grown = hidden_states(d, dims=4, first=4, embedder=fake, quiet=True)  # the corpus grew
+    assert fake.calls == 32 and grown.stale and "--refit" in grown.line()
+    assert not hidden_states(d, dims=4, first=4, refit=True, embedder=fake, quiet=True).stale
 
 
 def test_a_test_collection_reuses_the_train_projection(tmp_path: Path) -> None:

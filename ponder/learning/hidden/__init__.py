@@ -45,13 +45,30 @@ class HiddenReport:
     fitted: bool
     chunks: list[Path]
     samples: int
+    own: bool = True  # the projection is this collection's own (not a train collection's)
 
     def line(self) -> str:
+        p = self.projection
         how = "fitted here" if self.fitted else "reused"
+        text = (
+            f"{self.embedded.line()}; projection {p.method} to {p.dims} dims ({how}, "
+            f"sha256 {p.sha256[:12]}); {self.samples} vectors in {len(self.chunks)} sidecar "
+            "chunk(s)"
+        )
+        if self.stale:
+            text += (
+                f"\nwarning: the projection was fitted on {p.fitted_on} samples and this "
+                f"collection now has {self.samples}: --refit, then re-project the test "
+                "collection and retrain the judges"
+            )
+        return text
+
+    @property
+    def stale(self) -> bool:
+        """A PCA fitted here on fewer samples than the collection now has."""
+        p = self.projection
         return (
-            f"{self.embedded.line()}; projection {self.projection.method} to "
-            f"{self.projection.dims} dims ({how}, sha256 {self.projection.sha256[:12]}); "
-            f"{self.samples} vectors in {len(self.chunks)} sidecar chunk(s)"
+            not self.fitted and p.method == "pca" and 0 < p.fitted_on < self.samples and (self.own)
         )
 
 
@@ -164,7 +181,8 @@ def hidden_states(
         )
         fitted = True
     chunks = write_reduced(root, raw, [r.id for r in records], proj)
-    return HiddenReport(report, proj, fitted, chunks, sum(len(r.seeds) for r in raw))
+    n = sum(len(r.seeds) for r in raw)
+    return HiddenReport(report, proj, fitted, chunks, n, own=projection is None)
 
 
 __all__ = ["HiddenReport", "embedding_server", "hidden_states"]

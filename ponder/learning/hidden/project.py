@@ -30,6 +30,7 @@ class Projection:
     method: str
     model: str | None
     sha256: str = ""
+    fitted_on: int = 0  # samples the projection was fitted on (0: random, needs none)
 
     @property
     def dims(self) -> int:
@@ -66,13 +67,17 @@ def fit_projection(
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
     scale = s[:dims] / np.sqrt(max(1, len(x) - 1))  # whiten: unit variance per direction
-    return Projection(mean, vt[:dims] / np.maximum(scale, 1e-9)[:, None], "pca", model)
+    comp = vt[:dims] / np.maximum(scale, 1e-9)[:, None]
+    return Projection(mean, comp, "pca", model, fitted_on=len(x))
 
 
 def save_projection(p: Projection, directory: Path) -> Projection:
     import numpy as np
 
-    meta = json.dumps({"method": p.method, "model": p.model, "dims": p.dims}, sort_keys=True)
+    meta = json.dumps(
+        {"method": p.method, "model": p.model, "dims": p.dims, "fitted_on": p.fitted_on},
+        sort_keys=True,
+    )
     path = write_npz(
         directory / PROJECTION,
         {
@@ -95,7 +100,14 @@ def load_projection(path: Path) -> Projection:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         mean, comp = z["mean"].astype(float), z["components"].astype(float)
-    return Projection(mean, comp, meta["method"], meta.get("model"), file_sha256(path))
+    return Projection(
+        mean,
+        comp,
+        meta["method"],
+        meta.get("model"),
+        file_sha256(path),
+        int(meta.get("fitted_on", 0)),
+    )
 
 
 def write_reduced(
