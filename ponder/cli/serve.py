@@ -85,15 +85,15 @@ def handle(args: argparse.Namespace) -> int:
         ray_serve_module()  # without the extra: which one to install, before anything starts
     cfg = build_config(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if ray_serve:  # says where it listens once the replicas are deployed
+        from ponder.serve.ray_serve import run
+
+        run(cfg, replicas=args.replicas or 1, address=args.ray_address)
+        return 0
     print(
         f"ponder serve: http://{cfg.host}:{cfg.port}/v1  chains: "
         + ", ".join("ponder:" + c for c in cfg.chain_names()),
         flush=True,
     )
-    if ray_serve:
-        from ponder.serve.ray_serve import run
-
-        run(cfg, replicas=args.replicas or 1, address=args.ray_address)
-        return 0
     serve(cfg, log_level=args.log_level)
     return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -130,6 +131,21 @@ def _replica_name(base: str | None) -> str:
     return f"{base}-{rid}"[:64] if base else rid
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``ConfigError`` naming ``address`` unless its ``host:port`` accepts a connection
+    (``auto`` and ``local`` are left to Ray, which answers those at once)."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("--ray-address", f"{address!r} is not auto, host:port or ray://host:port")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError("--ray-address", f"cannot reach Ray at {address}: {exc}") from None
+
+
 def run(config: ServeConfig, *, replicas: int, address: str | None = None) -> None:
     """``ponder serve --ray-serve``: join Ray at ``address`` (or ``$RAY_ADDRESS``; ``auto``,
     ``ray://host:port``) or start a local Ray, serve ``config`` on ``host:port`` through Ray's
@@ -139,6 +155,8 @@ def run(config: ServeConfig, *, replicas: int, address: str | None = None) -> No
     import ray
 
     joined = address or os.environ.get("RAY_ADDRESS") or None
+    if joined:
+        check_reachable(joined)  # ray.init would retry an unreachable address for minutes
     try:  # "local": a Ray of our own, never one another job left running on this machine
         ray.init(address=joined or "local", include_dashboard=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -149,7 +167,12 @@ def run(config: ServeConfig, *, replicas: int, address: str | None = None) -> No
     try:
         serve.start(http_options={"host": config.host, "port": config.port})
         serve.run(deployment(config, replicas=replicas), name=APP_NAME, route_prefix="/")
-        print(f"ponder serve: {replicas} replica(s) on Ray Serve, ready", flush=True)
+        print(
+            f"ponder serve: http://{config.host}:{config.port}/v1  chains: "
+            + ", ".join("ponder:" + c for c in config.chain_names())
+            + f"  ({replicas} replica(s) on Ray Serve, ready)",
+            flush=True,
+        )
         stop.wait()
     finally:
         if joined:

@@ -118,7 +118,7 @@ def test_the_ponder_serve_command_runs_replicas_and_stops_cleanly():
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out[-3000:]
-        assert "2 replica(s) on Ray Serve, ready" in out
+        assert f"http://127.0.0.1:{port}/v1" in out and "2 replica(s) on Ray Serve, ready" in out
     finally:
         if proc.poll() is None:
             proc.kill()

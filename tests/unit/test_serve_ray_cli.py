@@ -66,3 +66,9 @@ async def test_a_replica_whose_backends_did_not_start_fails_rays_health_check():
             await asyncio.sleep(0.01)
         with pytest.raises(RuntimeError, match="did not start"):
             replica.check_health()
+
+
+def test_an_unreachable_ray_address_is_named_at_once(capsys):
+    pytest.importorskip("ray.serve")
+    assert main(["serve", "--ray-serve", "--ray-address", "127.0.0.1:1"]) == 2
+    assert "--ray-address: cannot reach Ray at 127.0.0.1:1" in capsys.readouterr().err
