@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -152,7 +153,9 @@ def ray_arms(upstream: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     cfg = ServeConfig.from_dict(serve_config(upstream, args))
     temp = tempfile.mkdtemp(prefix="ponder-ray-")
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False
+    )
     out = []
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -166,6 +169,7 @@ def ray_arms(upstream: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     finally:
         serve.shutdown()
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
     return out
 
 

@@ -50,7 +50,9 @@ def ray_proxy() -> Iterator[tuple[str, FaultUpstream]]:
     )
     temp = tempfile.mkdtemp(prefix="ponder-ray-")  # short: Ray's socket paths have a length limit
     port = free_port("127.0.0.1")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False
+    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         try:
@@ -106,6 +108,7 @@ def test_the_ponder_serve_command_runs_replicas_and_stops_cleanly():
     cmd = [sys.executable, "-m", "ponder", "serve", "--ray-serve", "--replicas", "2"]
     cmd += ["--upstream-url", upstream.base_url, "--upstream-model", "stub", "--port", str(port)]
     env = {**os.environ, "RAY_TMPDIR": temp, "PONDER_REPLICA": "cli"}
+    env.pop("RAY_ADDRESS", None)  # its own local Ray, never another job's
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
