@@ -2,7 +2,7 @@
 
 Use ``ablate(train, test)`` (or ``ponder drr ablate --train DIR --test DIR``) to train the DRR
 judge's checkpoint scorer and the learned aggregator once per family set and score the held-out
-test collection: the DM's AUROC at final answers (one unit per trace) and the learned
+test collection: the DM's AUROC and ECE at final answers (one unit per trace) and the learned
 aggregator's AUROC over answer groups and its pick accuracy, each AUROC with a 95% bootstrap
 interval that resamples whole questions (``ponder.behaviour.stats.auroc_ci``). The families are
 ``votes``, ``confidence`` (logprob/DeepConf), ``length`` (length and form) and ``hidden`` (the
@@ -19,7 +19,7 @@ from typing import Any
 
 from ponder.behaviour.hidden import HiddenStates
 from ponder.behaviour.records import Manifest, QuestionRecord
-from ponder.behaviour.stats import AurocCI, auroc_ci
+from ponder.behaviour.stats import AurocCI, auroc_ci, ece
 from ponder.errors import InputError
 from ponder.grading import is_equivalent
 from ponder.learning.drr.replay import score_collection
@@ -52,6 +52,7 @@ def family_sets(families: Sequence[str]) -> list[tuple[str, ...]]:
 class AblationRow:
     families: tuple[str, ...]
     dm_final: AurocCI
+    dm_ece: float | None
     learned_groups: AurocCI | None
     learned_pick_accuracy: float | None
     cv_auroc: float | None
@@ -68,7 +69,7 @@ def _dm_row(
     test: tuple[Manifest, Sequence[QuestionRecord], HiddenStates | None],
     resamples: int,
     seed: int,
-) -> tuple[AurocCI, float | None]:
+) -> tuple[AurocCI, float | None, float | None]:
     dm = train_dm(train[0], train[1], seed, families=fams, hidden=train[2], sampling=False)
     scored = score_collection(dm, test[1], max_tokens_of(test[0]), test[2])
     y, p, g = [], [], []
@@ -78,7 +79,7 @@ def _dm_row(
             p.append(t.p[-1])
             g.append(q.record.id)
     cv = dm.checkpoint.cv.get(f"auroc_{dm.checkpoint.cv.get('chosen')}")
-    return auroc_ci(y, p, g, resamples=resamples, seed=seed), cv
+    return auroc_ci(y, p, g, resamples=resamples, seed=seed), ece(y, p), cv
 
 
 def _learned_row(
@@ -135,24 +136,24 @@ def ablate(
         fams.remove("hidden")
     rows = []
     for s in family_sets(fams):
-        dm_ci, cv = _dm_row(s, train, test, resamples, seed)
+        dm_ci, dm_ece, cv = _dm_row(s, train, test, resamples, seed)
         lg, acc = _learned_row(s, train, test, resamples, seed) if learned else (None, None)
-        rows.append(AblationRow(s, dm_ci, lg, acc, cv))
+        rows.append(AblationRow(s, dm_ci, dm_ece, lg, acc, cv))
     return rows
 
 
 def format_ablation(rows: Sequence[AblationRow]) -> str:
     lines = [
-        "| families | DM AUROC, final answers [95% CI, by question] | train CV AUROC | "
+        "| families | DM AUROC, final answers [95% CI, by question] | DM ECE | train CV AUROC | "
         "learned: group AUROC [95% CI] | learned pick acc |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         cv = f"{r.cv_auroc:.3f}" if r.cv_auroc is not None else "–"
         lg = r.learned_groups.text() if r.learned_groups is not None else "–"
         acc = f"{r.learned_pick_accuracy:.1%}" if r.learned_pick_accuracy is not None else "–"
         n = f"{r.dm_final.n} traces, {r.dm_final.groups} q"
-        lines.append(
-            f"| {'+'.join(r.families)} | {r.dm_final.text()} ({n}) | {cv} | {lg} | {acc} |"
-        )
+        e = f"{r.dm_ece:.3f}" if r.dm_ece is not None else "–"
+        fams = "+".join(r.families)
+        lines.append(f"| {fams} | {r.dm_final.text()} ({n}) | {e} | {cv} | {lg} | {acc} |")
     return "\n".join(lines)
