@@ -30,6 +30,7 @@ from pydantic import Field
 
 from ponder.aggregator.voting import Majority
 from ponder.protocol.actions import Action, Flow, FlowSteps, Fork, Generate, Note, Outcome, Task
+from ponder.protocol.requirements import Requirement
 from ponder.protocol.strategy import Strategy
 from ponder.strategies.registry import StrategyField, register_strategy
 
@@ -66,6 +67,18 @@ class Escalate(Strategy):
     below: float = Field(0.5, ge=0.0, le=1.0)
     role: str = "escalate"
     pool: bool = False
+
+    def requires(self) -> tuple[Requirement, ...]:
+        """``then``'s requirements on the role its requests go to (the capability check also
+        walks ``then`` itself, against the roles it names)."""
+        from ponder.orchestrator.capabilities import requirements
+
+        if self.role == "default":
+            return ()
+        return tuple(
+            Requirement(r.any_of, self.role if r.role == "default" else r.role, r.why)
+            for _, _, r in requirements(self.then)
+        )
 
     def roles(self) -> set[str]:
         then = {self.role if r == "default" else r for r in self.then.roles()}

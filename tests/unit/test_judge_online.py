@@ -130,6 +130,9 @@ def test_escalation_hands_doubted_questions_to_the_larger_role() -> None:
     out, small, big = _run(Escalate(inner=Judged(), then=cot, role="default"))
     assert small.requests and not big.requests
     assert Escalate(inner=Judged(), then=cot).roles() == {"default", "escalate"}
+    drr = ChainConfig.from_dict({"strategy": {"name": "drr_think", "dm": "default"}}).strategy
+    [req] = Escalate(inner=Judged(), then=drr).requires()
+    assert req.role == "escalate" and req.any_of == ("continuation",)
 
 
 def test_escalation_can_pool_both_stages_samples() -> None:
