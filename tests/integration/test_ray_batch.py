@@ -6,6 +6,7 @@ each question is done once. Needs ``ponder[ray]`` (skipped without it)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,12 +16,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray.data")
 
+from ponder.behaviour.datasets import Item  # noqa: E402
+from ponder.evaluation.driver import Bar, Output, Write, drive  # noqa: E402
 from tests.integration.ray_cluster import TwoNodeCluster  # noqa: E402
 from tests.unit.steady_upstream import SteadyUpstream  # noqa: E402
 
@@ -210,3 +214,47 @@ def test_the_real_local_model_does_each_question_once(
     got = rows(tmp_path / "local" / "records.jsonl")
     assert len(got) == 2 and "collected 2 question(s)" in done.stdout
     assert all(len(r["samples"]) == 1 and r["samples"][0]["tokens"] > 0 for r in got.values())
+
+
+@dataclass(frozen=True)
+class DieOn:
+    """Item work whose worker process dies on one item, every time (a poison question)."""
+
+    poison: str
+
+    async def __call__(self, orchestrator: object, item: Item) -> Write:
+        if item.id == self.poison:
+            os._exit(1)
+        return Write(json.dumps({"id": item.id}))
+
+
+def test_a_question_that_keeps_killing_its_worker_is_reported_failed(
+    cluster: TwoNodeCluster, upstream: SteadyUpstream, tmp_path: Path
+) -> None:
+    import cloudpickle
+
+    from ponder.config import ChainConfig
+    from ponder.scale import ray_env
+    from ponder.scale.ray_pool import RayPlacement
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import tests
+    chain = ChainConfig.from_dict(
+        {"backend": {"kind": "openai", "base_url": upstream.base_url, "model": "steady-1"}}
+    )
+    where = RayPlacement(cluster.address, actors=2, per_actor=1, max_task_retries=1)
+    items = [Item(str(i), f"q{i}", "0") for i in range(6)]
+    try:
+        stats = asyncio.run(
+            drive(
+                items,
+                Output(tmp_path / "out.jsonl"),
+                where.remote(DieOn("3"), chain),
+                id_of=lambda it: it.id,
+                bar=Bar("t", enabled=False),
+            )
+        )
+    finally:
+        ray_env.shutdown()
+    assert stats.written == 5
+    assert [k for k, _ in stats.failed] == ["3"] and "lost" in stats.failed[0][1]
+    assert sorted(rows(tmp_path / "out.jsonl")) == ["0", "1", "2", "4", "5"]
