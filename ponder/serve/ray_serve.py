@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,6 @@ def deployment(
     if replicas < 1:
         raise ConfigError("replicas", f"must be at least 1, got {replicas}")
     if isinstance(cfg.upstream, LocalBackendConfig) and replicas > 1:
-        import warnings
-
         warnings.warn(
             f"a local upstream starts one llama-server per replica ({replicas}); at scale "
             "point the replicas at one endpoint (upstream: {kind: openai, base_url: ...})",
