@@ -216,28 +216,24 @@ def test_the_real_local_model_does_each_question_once(
     assert all(len(r["samples"]) == 1 and r["samples"][0]["tokens"] > 0 for r in got.values())
 
 
-@dataclass(frozen=True)
-class DieOn:
-    """Item work whose worker process dies on one item, every time (a poison question)."""
-
-    poison: str
-
-    async def __call__(self, orchestrator: object, item: Item) -> Write:
-        if item.id == self.poison:
-            os._exit(1)
-        return Write(json.dumps({"id": item.id}))
-
-
 def test_a_question_that_keeps_killing_its_worker_is_reported_failed(
     cluster: TwoNodeCluster, upstream: SteadyUpstream, tmp_path: Path
 ) -> None:
-    import cloudpickle
-
     from ponder.config import ChainConfig
     from ponder.scale import ray_env
     from ponder.scale.ray_pool import RayPlacement
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import tests
+    @dataclass(frozen=True)
+    class DieOn:  # defined here, so it is pickled by value: workers need not import the tests
+        """Item work whose worker process dies on one item, every time (a poison question)."""
+
+        poison: str
+
+        async def __call__(self, orchestrator: object, item: Item) -> Write:
+            if item.id == self.poison:
+                os._exit(1)
+            return Write(json.dumps({"id": item.id}))
+
     chain = ChainConfig.from_dict(
         {"backend": {"kind": "openai", "base_url": upstream.base_url, "model": "steady-1"}}
     )
