@@ -21,8 +21,9 @@ the same way and stays sans-I/O:
 Continuations a strategy asks for itself (``assistant_prefix``: deepconf segments, DRR probes,
 summaries) and raw completions are left alone: they carry their own ``max_tokens``. A
 ``thinking_bound`` trace event records, per bounded request, the mechanism, the budget and each
-choice's thinking tokens and whether it was cut; each choice carries ``thinking_bound`` and
-``thinking_cut`` (``cot`` keeps them in ``Outcome.data``).
+choice's thinking tokens, whether it was cut, and (forcing) whether Ponder closed the thinking;
+each choice carries ``thinking_bound`` and ``thinking_cut`` (``cot`` keeps them in
+``Outcome.data``).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ async def _forcing(
             choices.append(forced_choice(ch, rest.choices[0], step.cut, markers))
         else:  # the continuation failed (the run's budget, the upstream): the first call stands
             choices.append(forced_choice(ch, None, step.cut, markers))
-    _record(calls, span, request, "forcing", budget, choices, made)
+    closed = [s is not None and not ch.text for ch, s in zip(first.choices, steps, strict=True)]
+    _record(calls, span, request, "forcing", budget, choices, made, closed)
     return Completion(
         choices=choices,
         prompt_tokens=sum(p.prompt_tokens for p in parts),
@@ -135,6 +137,7 @@ def _record(
     budget: ThinkingBudget,
     choices: list[Choice],
     steps: list[ForcingStep] | None = None,
+    closed: list[bool] | None = None,
 ) -> None:
     calls.trace.record(
         "thinking_bound",
@@ -149,7 +152,8 @@ def _record(
                 "cut": c.thinking_cut,
                 "tokens": c.completion_tokens,
                 "finish_reason": c.finish_reason,
+                **({"closed": closed[i]} if closed is not None else {}),
             }
-            for c in choices
+            for i, c in enumerate(choices)
         ],
     )

@@ -164,6 +164,7 @@ async def test_a_budget_crossed_by_one_token_is_forced_to_answer() -> None:
     assert r.usage.calls == 2
     [event] = r.trace.of_type("thinking_bound")
     assert event["mechanism"] == "forcing" and event["choices"][0]["cut"] is True
+    assert event["choices"][0]["closed"] is True and event["continuations"] == 1
 
 
 async def test_a_thinking_that_closes_inside_the_budget_is_not_cut() -> None:
