@@ -182,7 +182,7 @@ class RayRemote:
             compute=ray.data.ActorPoolStrategy(
                 size=max(1, p.actors),
                 max_concurrent_calls_per_actor=calls,
-                max_tasks_in_flight_per_actor=calls,
+                max_tasks_in_flight_per_actor=2 * calls,  # one batch waits to start
             ),
             fn_constructor_kwargs={"spec": self.spec},
             num_cpus=self.cpus,
