@@ -70,6 +70,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> ModuleType:
     if address is not None:
         check_reachable(address)
     warnings.filterwarnings("ignore", module=r"ray(\..*)?$")
+    warnings.filterwarnings("ignore", message=".*ray_remote_args.*is deprecated")
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the driver shows its own bar
     try:
         if address is None:
             ray.init(
