@@ -23,7 +23,7 @@ from pydantic import Field
 
 from ponder.aggregator.base import Aggregator, valid
 from ponder.aggregator.registry import register_aggregator
-from ponder.aggregator.voting import Group, group_answers
+from ponder.aggregator.voting import Group, group_answers, weighted_outcome
 from ponder.confidence import MEASURES
 from ponder.errors import AllSamplesFailed, ConfigError, NoAnswer
 from ponder.protocol.actions import Outcome, Task, failure_of
@@ -123,17 +123,12 @@ class ConfidenceFiltered(Aggregator):
             for g in groups:
                 g.weight = float(len(g.members))
         best = max(groups, key=lambda g: g.weight)
-        total = sum(g.weight for g in groups) or 1.0
-        return Outcome(
-            answer=best.answer,
-            text=samples[best.members[0]].text,
-            confidence=best.weight / total,
-            data={
-                "aggregator": self.name,
-                "measure": self.measure,
-                "kept": kept,
-                "threshold": key(ranked[n - 1]),
-                "votes": {g.answer: round(g.weight, 6) for g in groups},
-                "chosen": best.members[0],
-            },
+        return weighted_outcome(
+            samples,
+            groups,
+            best,
+            self.name,
+            measure=self.measure,
+            kept=kept,
+            threshold=key(ranked[n - 1]),
         )

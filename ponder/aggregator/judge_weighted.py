@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ponder.aggregator.base import Aggregator, valid
 from ponder.aggregator.registry import register_aggregator
-from ponder.aggregator.voting import group_answers
+from ponder.aggregator.voting import group_answers, weighted_outcome
 from ponder.errors import AllSamplesFailed, ConfigError, NoAnswer
 from ponder.protocol.actions import Outcome, Task, failure_of
 
@@ -65,15 +65,5 @@ class JudgeWeighted(Aggregator):
                     )
                 weights[i] = max(self.floor, p if p is not None else 0.0) ** self.power
             g.weight = sum(weights[i] for i in g.members)
-        total = sum(g.weight for g in groups) or 1.0
         best = max(groups, key=lambda g: g.weight)  # first on ties
-        return Outcome(
-            answer=best.answer,
-            text=samples[best.members[0]].text,
-            confidence=best.weight / total,
-            data={
-                "aggregator": self.name,
-                "weights": {g.answer: round(g.weight, 4) for g in groups},
-                "chosen": best.members[0],
-            },
-        )
+        return weighted_outcome(samples, groups, best, self.name)

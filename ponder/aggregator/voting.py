@@ -62,7 +62,12 @@ def agreement(samples: Sequence[Outcome]) -> float:
     return max((len(g.members) for g in groups), default=0) / answered if answered else 0.0
 
 
-def _result(samples: Sequence[Outcome], groups: list[Group], best: Group, how: str) -> Outcome:
+def weighted_outcome(
+    samples: Sequence[Outcome], groups: list[Group], best: Group, how: str, **data: object
+) -> Outcome:
+    """The outcome of a weighted vote: ``best``'s answer and first member's text, confidence its
+    share of the total weight, and ``data`` with the aggregator, every group's votes, the chosen
+    sample and ``data`` (an aggregator's own fields)."""
     rep = samples[best.members[0]]
     total = sum(g.weight for g in groups) or 1.0
     return Outcome(
@@ -71,6 +76,7 @@ def _result(samples: Sequence[Outcome], groups: list[Group], best: Group, how: s
         confidence=best.weight / total,
         data={
             "aggregator": how,
+            **data,
             "votes": {g.answer: round(g.weight, 6) for g in groups},
             "chosen": best.members[0],
         },
@@ -95,7 +101,7 @@ class Majority(Aggregator):
         for g in groups:
             g.weight = float(len(g.members))
         best = max(groups, key=lambda g: g.weight)  # max keeps the first on ties
-        return _result(samples, groups, best, self.name)
+        return weighted_outcome(samples, groups, best, self.name)
 
 
 def sample_weight(s: Outcome, by: str, temperature: float) -> float:
@@ -140,4 +146,4 @@ class Weighted(Aggregator):
             out.data["fallback"] = f"no sample had a {self.by}; majority vote used"
             return out
         best = max(groups, key=lambda g: g.weight)
-        return _result(samples, groups, best, self.name)
+        return weighted_outcome(samples, groups, best, self.name)

@@ -80,7 +80,7 @@ def format_coverage(rows: Sequence[dict[str, Any]]) -> str:
 
 def plot_coverage(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Accuracy of the answered questions against coverage, one line per config."""
-    from ponder.evaluation.plot import pyplot
+    from ponder.evaluation.plot import pyplot, save_figure
 
     plt = pyplot(" (or pass --no-plot)")
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
@@ -95,12 +95,7 @@ def plot_coverage(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=7)
     ax.set_title("Selective answering: coverage vs accuracy")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(plt, fig, path)
 
 
 def report_coverage(out: str | Path, rows: Sequence[dict[str, Any]], plot: bool = True) -> str:

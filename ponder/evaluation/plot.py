@@ -35,6 +35,16 @@ def pyplot(hint: str = "") -> Any:
     return plt
 
 
+def save_figure(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (its folder made), close it and return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Write a PNG of accuracy vs. mean tokens/question. Needs ``pip install ponder[plot]``."""
     plt = pyplot(" (or pass --no-plot)")
@@ -66,9 +76,4 @@ def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path, title: str = 
     ax.set_ylabel("accuracy (%), 95% Wilson interval")
     ax.set_title(title or "Accuracy vs. test-time compute")
     ax.grid(True, alpha=0.3)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(plt, fig, path)
