@@ -103,6 +103,8 @@ def nodes_of(stdout: str) -> int:
     return int(m.group(2))
 
 
+TWO_NODES = ("--actors", "2", "--cpus-per-actor", "0.6", "--ray")
+"""Two actors that cannot share a 1-CPU node: one on each (Ray's SPREAD alone is best-effort)."""
 COLLECT = ("collect", "--dataset", "q10.jsonl", "-c", "chain.yaml", "-k", "2")
 COLLECT += ("--max-tokens", "48", "--probe-every", "16", "--quiet")
 
@@ -110,7 +112,7 @@ COLLECT += ("--max-tokens", "48", "--probe-every", "16", "--quiet")
 def test_collect_on_two_nodes_equals_the_plain_run(cluster: TwoNodeCluster, work: Path) -> None:
     ponder(*COLLECT, "--out", "plain", cwd=work)
     done = ponder(
-        *COLLECT, "--out", "onray", "--ray", cluster.address, "--per-actor", "2", cwd=work
+        *COLLECT, "--out", "onray", *TWO_NODES, cluster.address, "--per-actor", "2", cwd=work
     )
     assert nodes_of(done.stdout) == 2  # both nodes did work
     plain, onray = rows(work / "plain/records.jsonl"), rows(work / "onray/records.jsonl")
@@ -145,10 +147,26 @@ def test_a_resumed_run_skips_what_is_done_whichever_way_it_was_made(
 def test_eval_on_two_nodes_equals_the_plain_run(cluster: TwoNodeCluster, work: Path) -> None:
     args = ("eval", "--data", "q10.jsonl", "-c", "chain.yaml", "--no-progress")
     ponder(*args, "--out", "ev-plain", cwd=work)
-    done = ponder(*args, "--out", "ev-ray", "--ray", cluster.address, "--actors", "2", cwd=work)
+    done = ponder(*args, "--out", "ev-ray", *TWO_NODES, cluster.address, cwd=work)
     assert nodes_of(done.stdout) == 2
     plain, onray = rows(work / "ev-plain/chain.jsonl"), rows(work / "ev-ray/chain.jsonl")
     assert len(plain) == 10 and onray == plain
+
+
+def test_ssa_rft_on_two_nodes_equals_the_plain_run(cluster: TwoNodeCluster, work: Path) -> None:
+    with (work / "ssa.jsonl").open("w") as f:
+        for i, line in enumerate((work / "q10.jsonl").read_text().splitlines()):
+            q = json.loads(line)
+            ex = {"question_id": str(i), "kind": "mixed", "gold": q["answer"].split("####")[-1]}
+            ex |= {"candidates": ["3", "4"], "majority": "3"}
+            ex["messages"] = [{"role": "user", "content": q["question"] + "\nA) 3 B) 4"}]
+            f.write(json.dumps(ex) + "\n")
+    args = ("ssa", "rft", "--data", "ssa.jsonl", "-c", "chain.yaml", "-n", "2", "--quiet")
+    args += ("--max-tokens", "40", "--role", "default")
+    ponder(*args, "--out", "t-plain.jsonl", cwd=work)
+    done = ponder(*args, "--out", "t-ray.jsonl", *TWO_NODES, cluster.address, cwd=work)
+    assert nodes_of(done.stdout) == 2 and "sampled 10 example(s)" in done.stdout
+    assert rows(work / "t-ray.jsonl") == rows(work / "t-plain.jsonl")
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
