@@ -169,6 +169,25 @@ def test_ssa_rft_on_two_nodes_equals_the_plain_run(cluster: TwoNodeCluster, work
     assert rows(work / "t-ray.jsonl") == rows(work / "t-plain.jsonl")
 
 
+def test_the_endpoint_cap_holds_for_the_whole_cluster(cluster: TwoNodeCluster, work: Path) -> None:
+    """Two actors of 4 questions each against one endpoint: with ``--endpoint-cap 2`` the
+    endpoint never answers more than 2 at once; with the gate off it does."""
+    peaks = {}
+    for cap in ("2", "0"):
+        with SteadyUpstream(latency_s=0.3) as up:
+            chain = (work / "chain.yaml").read_text()
+            base = re.search(r"base_url: (\S+)", chain)
+            assert base
+            (work / f"cap{cap}.yaml").write_text(chain.replace(base.group(1), up.base_url))
+            ponder(
+                "eval", "--data", "q10.jsonl", "-c", f"cap{cap}.yaml", "--no-progress",
+                "--out", f"cap{cap}", "--per-actor", "4", "--endpoint-cap", cap,
+                *TWO_NODES, cluster.address, cwd=work,
+            )  # fmt: skip
+            peaks[cap] = up.peak
+    assert 1 <= peaks["2"] <= 2 < peaks["0"], peaks
+
+
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     cluster: TwoNodeCluster, work: Path, tmp_path: Path
 ) -> None:

@@ -8,8 +8,9 @@ next ``max_tokens`` words (finish ``length``) or the rest (``stop``); any other 
 probe's answer cue) gets ``N}``. Tokens are words; ``logprobs`` are given per word with two
 alternatives. ``n`` > 1 answers seeds ``seed, seed+1, ...``. ``GET /v1/models`` lists ``model``.
 ``latency_s`` is slept per request (the benchmark's fixed latency). Each request's question is
-logged in ``seen``. Run it in this process (``with SteadyUpstream(...) as up: up.base_url``) or
-as its own process: ``python -m tests.unit.steady_upstream --latency 0.2`` prints its base URL.
+logged in ``seen``, and ``peak`` is the most requests it answered at once. Run it in this
+process (``with SteadyUpstream(...) as up: up.base_url``) or as its own process:
+``python -m tests.unit.steady_upstream --latency 0.2`` prints its base URL.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class SteadyUpstream:
     latency_s: float = 0.0
     port: int = 0
     seen: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    peak: int = 0
+    """The most requests it was answering at once."""
     _srv: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,8 +127,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         up = self.upstream
-        if up.latency_s:
-            time.sleep(up.latency_s)
+        with up._lock:
+            up.in_flight += 1
+            up.peak = max(up.peak, up.in_flight)
+        try:
+            if up.latency_s:
+                time.sleep(up.latency_s)
+        finally:
+            with up._lock:
+                up.in_flight -= 1
         if not self.path.endswith("/chat/completions"):
             self._json(404, {"error": {"message": "not found"}})
             return
