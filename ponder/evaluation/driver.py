@@ -223,6 +223,9 @@ async def drive(
         async for key, result in source:
             record(key, result)
     finally:
+        close = getattr(source, "aclose", None)
+        if close is not None:  # a write that failed stops the items still running too
+            await close()
         stats.wall_s = time.perf_counter() - t0
         stats.in_flight = 0
         f.close()
