@@ -78,3 +78,11 @@ async def test_a_dead_workers_lease_is_taken_back() -> None:
     t = time.monotonic()
     await asyncio.wait_for(gate.acquire(), 2)
     assert time.monotonic() - t >= 0.15
+
+
+def test_cli_names_an_unreachable_address(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("ray.data")
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"question": "1+1?", "answer": "#### 2"}\n')
+    assert main(["collect", "--dataset", str(data), "--ray", "127.0.0.1:1"]) == 2
+    assert "--ray 127.0.0.1:1: no Ray cluster answers there" in capsys.readouterr().err
