@@ -19,6 +19,9 @@ from ponder.errors import InputError, MissingExtraError
 
 INSTALL = "pip install 'ponder[ray]'"
 CONNECT_TIMEOUT_S = 3.0
+ACTORS_START_S = 600
+"""How long a run waits for all its actors to start before it hands out questions (else the
+first actor up takes them all); past it the run fails saying the cluster lacks resources."""
 
 
 def import_ray() -> ModuleType:
@@ -89,6 +92,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> ModuleType:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.max_errored_blocks = -1  # a question that keeps failing is reported, not fatal
+    ctx.wait_for_min_actors_s = ACTORS_START_S  # every actor gets work, not the first one up
     return ray
 
 
