@@ -40,7 +40,7 @@ class ProbeRecord(BaseModel):
     """An answer forced out of a partial trace after ``at`` generated tokens."""
 
     at: int
-    answer: str | None
+    answer: str | None = None  # the collector writes records without None fields
     correct: bool
     text: str = ""
     tokens: int = 0
@@ -49,9 +49,9 @@ class ProbeRecord(BaseModel):
 class SampleRecord(BaseModel):
     """One reasoning trace with everything seen along the way."""
 
-    seed: int | None
+    seed: int | None = None  # the collector writes records without None fields
     text: str
-    answer: str | None
+    answer: str | None = None
     correct: bool
     finish_reason: str | None
     tokens: int
