@@ -36,6 +36,19 @@ def register(sub: Any) -> None:
     p.add_argument("--max-tokens", type=int, help="max completion tokens per call (cot)")
     p.add_argument("--budget", type=int, help="hard token budget for the whole run")
     p.add_argument(
+        "--thinking-budget",
+        type=int,
+        metavar="N",
+        help="thinking tokens per call (docs/reasoning.md, 'Bounding thinking'); wins over "
+        "--reasoning-effort",
+    )
+    p.add_argument(
+        "--reasoning-effort",
+        metavar="EFFORT",
+        help="low, medium or high (or a name in the config's thinking.efforts): a thinking "
+        "budget per call",
+    )
+    p.add_argument(
         "--base-url", help="use this OpenAI-compatible endpoint instead of the local model"
     )
     p.add_argument("--model", help="model name at --base-url, or model path for --backend vllm")
@@ -126,6 +139,18 @@ def _config(args: argparse.Namespace) -> Any:
     update["strategy"] = strategy
     if args.budget is not None:
         update["budget"] = cfg.budget.model_copy(update={"total_tokens": args.budget})
+    if args.thinking_budget is not None:
+        if args.thinking_budget <= 0:
+            raise InputError(f"--thinking-budget must be positive, got {args.thinking_budget}")
+        update["thinking_budget"] = args.thinking_budget
+    if args.reasoning_effort is not None:
+        efforts = cfg.thinking.efforts
+        if args.reasoning_effort not in efforts:
+            raise ConfigError(
+                "--reasoning-effort",
+                f"got {args.reasoning_effort!r}; valid choices: {', '.join(efforts)}",
+            )
+        update["reasoning_effort"] = args.reasoning_effort
     if args.timeout is not None:
         if args.timeout <= 0:
             raise InputError(f"--timeout must be positive, got {args.timeout:g}")
