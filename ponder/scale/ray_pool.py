@@ -14,9 +14,11 @@ embeds a local model reserves the model's threads (default 1, and the backend is
 
 Faults: actors restart at most ``max_restarts`` times and a batch is retried at most
 ``max_task_retries`` times (Ray's defaults are unbounded); a batch that still fails is dropped by
-Ray Data (``max_errored_blocks``) and its items come back as failed from the driver ("lost"), so
-a rerun redoes them; a batch retried after some of its results arrived may send them again, and
-the driver writes each id once. Secrets travel as an object ref (see ``WorkerSpec.secrets``).
+Ray Data (``max_errored_blocks``); its items get one more pass, each alone on an actor (a
+healthy question queued beside a poison one is not lost with it), and what is still missing comes
+back as failed from the driver ("lost"), so a rerun redoes them; a batch retried after some of
+its results arrived may send them again, and the driver writes each id once. Secrets travel as
+an object ref (see ``WorkerSpec.secrets``).
 Each endpoint is capped cluster-wide by its ``EndpointGate`` (``gate``).
 """
 
@@ -164,10 +166,10 @@ class RayRemote:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def _dataset(self, pending: Mapping[str, Any]) -> Any:
+    def _dataset(self, pending: Mapping[str, Any], solo: bool = False) -> Any:
         ray, p = self.ray, self.placement
-        calls = 2 if p.per_actor >= 2 else 1  # a second batch starts while one finishes
-        batch = math.ceil(p.per_actor / calls)
+        calls = 2 if p.per_actor >= 2 and not solo else 1  # a second batch starts while one ends
+        batch = 1 if solo else math.ceil(p.per_actor / calls)
         rows = [{"key": k, "blob": pickle.dumps(item)} for k, item in pending.items()]
         ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / batch))
         args: dict[str, Any] = {
@@ -182,7 +184,8 @@ class RayRemote:
             compute=ray.data.ActorPoolStrategy(
                 size=max(1, p.actors),
                 max_concurrent_calls_per_actor=calls,
-                max_tasks_in_flight_per_actor=2 * calls,  # one batch waits to start
+                # one batch waits to start; solo: none, so a dying actor takes only its own
+                max_tasks_in_flight_per_actor=1 if solo else 2 * calls,
             ),
             fn_constructor_kwargs={"spec": self.spec},
             num_cpus=self.cpus,
@@ -192,9 +195,24 @@ class RayRemote:
     async def results(
         self, pending: Mapping[str, Any]
     ) -> AsyncIterator[tuple[str, Write | Failed]]:
+        """Each pending item's result as it comes back. Items whose batch was lost (its actor
+        died, e.g. beside a question that kills its worker, until the retries ran out) get one
+        more pass, each alone on an actor, so only an item that fails by itself is lost."""
+        seen: set[str] = set()
+        async for key, result in self._pass(pending, solo=False):
+            seen.add(key)
+            yield key, result
+        lost = {k: v for k, v in pending.items() if k not in seen}
+        if lost:
+            async for key, result in self._pass(lost, solo=True):
+                yield key, result
+
+    async def _pass(
+        self, pending: Mapping[str, Any], solo: bool
+    ) -> AsyncIterator[tuple[str, Write | Failed]]:
         if not pending:
             return
-        ds = self._dataset(pending)
+        ds = self._dataset(pending, solo)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
