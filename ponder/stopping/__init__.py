@@ -11,7 +11,8 @@ At inference ``DM.load(FILE)`` needs no scikit-learn; the strategies ``drr_think
 Here: ``features`` (state -> features, in families), ``model`` (the artifact, on
 ``ponder.behaviour.artifact``) and ``bayes`` (the judge-weighted Beta stop of ``drr_bayes``).
 Offline, in ``ponder.learning.drr``: ``states`` (records -> checkpoint states), ``train``,
-``replay`` (policies over a collection), ``evaluate``; its statistics (AUROC, ECE, Wilson, McNemar) are ``ponder.behaviour.stats``.
+``replay`` (policies over a collection), ``evaluate``; its statistics (AUROC, ECE, Wilson,
+McNemar) are ``ponder.behaviour.stats``.
 """
 
 from ponder.stopping.features import CheckpointState
