@@ -34,15 +34,10 @@ from dataclasses import replace
 from ponder.errors import CapabilityMissing
 from ponder.orchestrator.calls import RunCalls
 from ponder.orchestrator.capabilities import HOW_TO_GET, has
+from ponder.protocol.forcing import ForcingStep, forced_choice, forcing_step
 from ponder.protocol.requests import Choice, Completion, GenerationRequest, Result
 from ponder.protocol.thinking import DEFAULT_MARKERS, Markers
-from ponder.protocol.thinking_budget import (
-    ForcingStep,
-    ThinkingBudget,
-    forced_choice,
-    forcing_step,
-    think_tokens,
-)
+from ponder.protocol.thinking_budget import ThinkingBudget, think_tokens
 
 __all__ = ["bounded", "generate"]
 

@@ -19,14 +19,13 @@ from ponder.errors import CapabilityMissing, ConfigError
 from ponder.orchestrator.capabilities import missing_capabilities
 from ponder.orchestrator.policy import RunLimits
 from ponder.orchestrator.session import Session
+from ponder.protocol.forcing import forced_choice, forcing_step
 from ponder.protocol.requests import Choice, GenerationRequest
 from ponder.protocol.thinking_budget import (
     DEFAULT_EFFORT_BUDGETS,
     ThinkingBudget,
     budget_for,
     effort_for,
-    forced_choice,
-    forcing_step,
     think_tokens,
 )
 from ponder.strategies.cot import ChainOfThought
