@@ -19,7 +19,6 @@ numpy is imported only when a sidecar is read or written.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -55,10 +54,6 @@ def write_npz(path: Path, arrays: Mapping[str, Any]) -> Path:
         tmp.write_bytes(data)
         tmp.replace(path)
     return path
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclass

@@ -21,6 +21,7 @@ trace was continued with an answer cue; the probe's answer and whether it is rig
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,15 @@ FORMAT = "ponder.behaviour/1"
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 SEALED_GLOB = "records-[0-9][0-9][0-9][0-9].jsonl.gz"
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file (a dataset, a model, a projection), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 class ProbeRecord(BaseModel):

@@ -192,7 +192,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _shard(args: argparse.Namespace, shard: Any, jobs: list[EvalJob], items: list[Any]) -> Any:
     """This shard's questions; ``OUT/shard.json`` records the shard and what the job runs."""
-    from ponder.learning.collect.collector import file_sha256
+    from ponder.behaviour.records import file_sha256
     from ponder.scale.shard import write_shard_file
 
     manifest = {

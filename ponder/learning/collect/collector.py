@@ -13,7 +13,6 @@ rejected key, a config error) stops the whole collection at the first question, 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +32,7 @@ from ponder.behaviour.records import (
     ProbeRecord,
     QuestionRecord,
     SampleRecord,
+    file_sha256,
     sealed_chunks,
 )
 from ponder.config import BackendConfig, LocalBackendConfig, OpenAIBackendConfig
@@ -56,14 +56,6 @@ from ponder.prompts.loader import template_hash
 from ponder.protocol.actions import Outcome, Task
 from ponder.secrets import redact
 from ponder.strategies.probed_trace import TraceLog
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def template_hashes(strategy: BehaviourCollector) -> dict[str, str]:

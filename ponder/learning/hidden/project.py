@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ponder.behaviour.hidden import PROJECTION, file_sha256, write_npz, write_sidecar
+from ponder.behaviour.hidden import PROJECTION, write_npz, write_sidecar
+from ponder.behaviour.records import file_sha256
 from ponder.errors import InputError
 from ponder.learning.hidden.embed import RawRow
 
@@ -64,11 +65,13 @@ def fit_projection(
             f"PCA to {dims} dimensions needs at least {dims} samples (have {x.shape[0]}); "
             "collect more, pass --dims, or --method random"
         )
-    mean = x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    scale = s[:dims] / np.sqrt(max(1, len(x) - 1))  # whiten: unit variance per direction
-    comp = vt[:dims] / np.maximum(scale, 1e-9)[:, None]
-    return Projection(mean, comp, "pca", model, fitted_on=len(x))
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=dims, svd_solver="full").fit(x)
+    # whiten: unit variance per direction
+    scale = pca.singular_values_ / np.sqrt(max(1, len(x) - 1))
+    comp = pca.components_ / np.maximum(scale, 1e-9)[:, None]
+    return Projection(pca.mean_, comp, "pca", model, fitted_on=len(x))
 
 
 def save_projection(p: Projection, directory: Path) -> Projection:

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.behaviour.records import file_sha256
 from ponder.errors import ConfigError, InputError
 from ponder.learning.ssa.grpo_checkpoint import (
     RunState,
@@ -56,7 +57,7 @@ from ponder.learning.ssa.grpo_checkpoint import (
 )
 from ponder.learning.ssa.grpo_core import Reward, answer_reward, group_advantages
 from ponder.learning.ssa.grpo_policy import cut_at_end, group_logps, sample_group
-from ponder.learning.ssa.rft_run import file_sha256, manifest_path, read_ssa_examples
+from ponder.learning.ssa.rft_run import manifest_path, read_ssa_examples
 from ponder.learning.ssa.sft import render_prompt
 from ponder.learning.ssa.train import (
     DEFAULT_TARGETS,

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.behaviour.records import ModelInfo
+from ponder.behaviour.records import ModelInfo, file_sha256
 from ponder.errors import ConfigError, InputError, PonderError
 from ponder.evaluation.driver import (
     Bar,
@@ -39,7 +39,6 @@ from ponder.evaluation.driver import (
     run_with,
 )
 from ponder.jsonl import read_json_lines
-from ponder.learning.collect.collector import file_sha256
 from ponder.learning.ssa.data import SSAExample
 from ponder.learning.ssa.rft import Fallback, RFTSampler, select_targets
 from ponder.orchestrator.engine import Orchestrator

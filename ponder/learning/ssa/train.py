@@ -32,8 +32,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.behaviour.records import file_sha256
 from ponder.errors import ConfigError, InputError
-from ponder.learning.ssa.rft_run import file_sha256, manifest_path, read_rft_rows
+from ponder.learning.ssa.rft_run import manifest_path, read_rft_rows
 from ponder.learning.ssa.sft import Encoded, encode, end_token_ids, training_pairs
 
 META = "ponder-ssa.json"
