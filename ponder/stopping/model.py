@@ -32,6 +32,11 @@ from ponder.stopping.features import (
 )
 
 FORMAT = "ponder.dm/1"
+PROBE_FAMILIES: tuple[str, ...] = ("votes", "thinking")
+"""Checkpoint families read off probe answers (their agreement, stability): a DM with one of
+them needs probed traces. ``confidence`` and ``length`` read the trace itself."""
+PROBE_FREE_FAMILIES: tuple[str, ...] = ("confidence", "length")
+"""The default families of a probe-free DM (``ponder drr train --no-probes``)."""
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEFAULT_ARTIFACT = ARTIFACTS / "default.json"
 
@@ -120,12 +125,16 @@ class DM(Artifact):
     checkpoint_fallback: Scorer | None = None
     """With ``hidden``: the same scorer trained without it, for states with no hidden state
     available (a live backend that exposes no embeddings); see ``without_hidden``."""
+    probe_free: bool | None = None
+    """``True``: trained on finished traces as one call generates them (no segments, no probe
+    answers; ``ponder drr train --no-probes``), for ``drr_sample``/``drr_bayes`` with
+    ``probes: false``. ``None``: trained on probed traces (every earlier artifact)."""
 
     @model_serializer(mode="wrap")
     def _omit_unset_families(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """An artifact on the base families is written exactly as before they existed."""
         data: dict[str, Any] = handler(self)
-        for key in ("families", "hidden", "checkpoint_fallback"):
+        for key in ("families", "hidden", "checkpoint_fallback", "probe_free"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -141,10 +150,42 @@ class DM(Artifact):
             or (self.checkpoint_fallback is not None and self.checkpoint_fallback.features != base)
         ):
             raise InputError(f"{path}: its feature list differs from this Ponder's; retrain it")
+        if self.probe_free and set(fams) & set(PROBE_FAMILIES):
+            raise InputError(f"{path}: a probe-free DM with the votes family; retrain it")
 
     @property
     def feature_families(self) -> tuple[str, ...]:
         return tuple(self.families) if self.families is not None else BASE_FAMILIES
+
+    @property
+    def needs_probes(self) -> bool:
+        """Whether it judges probed traces (it was not trained probe-free)."""
+        return not self.probe_free
+
+    def check_probes(self, probes: bool) -> None:
+        """Refuse to judge traces generated otherwise than its training traces: a probed-trace
+        DM (its families name ``votes``, the probe answers' agreement, and its states carry
+        probe answers) with ``probes: false``, or a probe-free DM with probes on."""
+        if probes == self.needs_probes:
+            return
+        fams = ", ".join(self.feature_families)
+        if not probes:
+            why = (
+                f"its families ({fams}) include votes, read off probe answers"
+                if set(self.feature_families) & set(PROBE_FAMILIES)
+                else f"it was trained on probed traces' checkpoints (families {fams})"
+            )
+            raise ConfigError(
+                "dm",
+                f"probes: false judges one-call traces with no probe answers, and this DM needs "
+                f"probes: {why}; train a probe-free one (ponder drr train --no-probes, families "
+                "confidence,length) or leave probes on",
+            )
+        raise ConfigError(
+            "dm",
+            f"this DM was trained probe-free (one-call traces, families {fams}): use it with "
+            "probes: false (drr_sample, drr_bayes), or train one on probed traces",
+        )
 
     @property
     def needs_hidden(self) -> bool:
@@ -194,10 +235,12 @@ class DM(Artifact):
         return self.sampling.p(sampling_features(answers, scores, self.k))
 
     def check_settings(
-        self, templates: dict[str, str], probe_every: int, allow_other: bool = False
+        self, templates: dict[str, str], probe_every: int | None, allow_other: bool = False
     ) -> None:
-        """Refuse live settings whose prompts or probe spacing differ from the training data."""
-        self.check_live(templates, {"probe_every": probe_every}, allow_other)
+        """Refuse live settings whose prompts or probe spacing differ from the training data
+        (``probe_every`` ``None``: a probe-free run, whose traces have no segments)."""
+        spacing = {} if probe_every is None else {"probe_every": probe_every}
+        self.check_live(templates, spacing, allow_other)
 
 
 def load_dm(ref: str) -> DM:

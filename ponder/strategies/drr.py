@@ -10,7 +10,9 @@ Use them like any strategy (chain files name them; ``dm`` is an artifact path or
   unfinished segment probe for the current answer (the collector's cue), score the state with the
   DM and stop, answering with the probe's answer, once P(correct) >= ``threshold``.
 - ``drr_sample`` (stop sampling): draw traces in rounds of ``round_size``; after each round stop
-  when the DM says the current majority is right with P >= ``threshold``.
+  when the DM says the current majority is right with P >= ``threshold``. With ``probes: false``
+  each round is one plain request (``sample``'s), judged at each trace's end by a probe-free DM
+  (``ponder.strategies.drr_oneshot``): no segments, no probes.
 - ``drr_feedback`` (the DRR paper's own use): when the reasoner has finished and its judge
   (``dm`` or ``self_critique``) scores the answer under ``threshold``, send it back to re-examine
   its solution, up to ``rounds`` times. A re-examination that fails (a call, or the budget)
@@ -38,9 +40,11 @@ from ponder.errors import ConfigError, InputError
 from ponder.prompts import load_template, template_hash
 from ponder.protocol.actions import Flow, Fork, Note, Outcome, Task
 from ponder.protocol.requests import Message
+from ponder.protocol.strategy import Requirement
 from ponder.stopping.features import CheckpointState, majority
 from ponder.stopping.model import DM, load_dm
-from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
+from ponder.strategies.cot import PROMPT_VARIABLES, ChainOfThought, cot_messages
+from ponder.strategies.drr_oneshot import one_call_samples
 from ponder.strategies.probed_trace import (
     CUE_SEPARATOR,
     Checkpoint,
@@ -90,14 +94,22 @@ class ProbedReasoner(ProbedTraceFields):
         load_template(self.user_template, allowed=PROMPT_VARIABLES)
         load_template(self.cue_template, allowed=())
         if self.dm_needed():
-            self.judge_model().check_settings(
-                {n: template_hash(n) for n in self.judged_templates()},
-                self.probe_every,
+            probes = self.uses_probes()
+            templates = self.judged_templates() if probes else self.judged_templates()[:2]
+            dm = self.judge_model()
+            dm.check_probes(probes)
+            dm.check_settings(
+                {n: template_hash(n) for n in templates},
+                self.probe_every if probes else None,
                 self.allow_other_reasoner,
             )
         return self
 
     def dm_needed(self) -> bool:
+        return True
+
+    def uses_probes(self) -> bool:
+        """Whether its traces are probed (segments + probes); ``drr_sample``'s ``probes``."""
         return True
 
     def judge_model(self) -> DM:
@@ -226,6 +238,37 @@ class StopSampling(ProbedReasoner):
     aggregator: AggregatorField | None = None
     """How the drawn samples are combined; unset: majority (what the stop rule scores). Each
     sample carries its DM P(correct) as ``data["p"]``, so ``judge_weighted`` can weigh votes."""
+    probes: bool = True
+    """``false``: each round is ONE request for ``round_size`` samples, as ``sample`` over
+    ``cot`` sends it (no segments, no probes: the prompt cache and parallel slots work, no
+    continuation needed), each sample judged at its end by a probe-free DM
+    (``ponder drr train --no-probes``; ``ponder.strategies.drr_oneshot``)."""
+
+    @model_validator(mode="after")
+    def _probes_for_think(self) -> StopSampling:
+        if not self.probes and self.think_threshold is not None:
+            raise ConfigError(
+                "think_threshold", "stopping a trace early needs its probes: unset it or probes"
+            )
+        return self
+
+    def uses_probes(self) -> bool:
+        return self.probes
+
+    def requires(self) -> tuple[Requirement, ...]:
+        return super().requires() if self.probes else ()
+
+    def one_call(self) -> ChainOfThought:
+        """The ``cot`` whose request a probe-free round sends (the collection's settings)."""
+        return ChainOfThought(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            logprobs=True,
+            top_logprobs=max(self.top_logprobs, 1),
+            system_template=self.system_template,
+            user_template=self.user_template,
+        )
 
     def stop_score(self, dm: DM, answers: list[str | None], scores: list[float]) -> float:
         """The score compared with ``threshold`` after a round: the DM's P(majority right)."""
@@ -244,11 +287,13 @@ class StopSampling(ProbedReasoner):
         p = 0.0
         while len(samples) < self.k:
             n = min(self.round_size, self.k - len(samples))
-            flows = [
-                self.trace(messages, self.seed + len(samples) + i, self.think_threshold)
-                for i in range(n)
-            ]
-            results = yield Fork(flows, label="drr_sample")
+            seeds = [self.seed + len(samples) + i for i in range(n)]
+            results: list[Any]
+            if self.probes:
+                flows = [self.trace(messages, s, self.think_threshold) for s in seeds]
+                results = yield Fork(flows, label="drr_sample")
+            else:
+                results = yield from one_call_samples(self.one_call(), task, seeds, dm)
             for r in results:
                 o = r if isinstance(r, Outcome) else Outcome(answer=None, text="", error=r)
                 log = o.data.pop("trace", None)

@@ -11,8 +11,9 @@ that P, and sampling stops once the leading answer's posterior probability of be
 
 The answer is the heaviest group (the judge-weighted vote, not the plain majority);
 ``Outcome.confidence`` is the posterior (not a calibrated P(correct), so no ``p_correct``);
-``abstain_below`` applies to it. Cost: as ``drr_sample`` (probes for the DM's features), and
-the rule itself is a few microseconds. Replay: ``ponder.learning.drr.compare``.
+``abstain_below`` applies to it. Cost: as ``drr_sample`` (probes for the DM's features; none
+with ``probes: false`` and a probe-free DM), and the rule itself is a few microseconds.
+Replay: ``ponder.learning.drr.compare``.
 """
 
 from __future__ import annotations

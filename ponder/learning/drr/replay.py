@@ -11,7 +11,9 @@ first checkpoint where the DM's P(correct) >= threshold). Parallel policies (a u
 question, its samples drawn in order): ``fixed`` (majority of the first n), ``adaptive`` (the
 ``adaptive`` strategy's agreement rule on its doubling schedule), ``beta`` (Adaptive-Consistency:
 P(majority stays the majority) >= threshold), ``dm_sample`` (the DM's P(majority right) >=
-threshold) and ``dm_sample_think`` (the same over traces that each stop thinking early). Tokens
+threshold; with a probe-free DM, ``score_collection`` keeps only each trace's one-call end state
+and no probe tokens are charged: ``drr_sample`` with ``probes: false``) and
+``dm_sample_think`` (the same over traces that each stop thinking early). Tokens
 are generated tokens from the records: reasoning plus the probe tokens a live policy would spend
 (policies that need no probes are charged none).
 """
@@ -25,7 +27,7 @@ from ponder.behaviour.hidden import HiddenStates
 from ponder.behaviour.records import QuestionRecord, SampleRecord
 from ponder.errors import InputError
 from ponder.grading import is_equivalent
-from ponder.learning.drr.states import ReplayState, trace_states
+from ponder.learning.drr.states import ReplayState, one_call_state, trace_states
 from ponder.protocol.actions import Outcome
 from ponder.stopping.features import beta_stay, majority, same, votes
 from ponder.stopping.model import DM
@@ -107,7 +109,10 @@ def score_collection(
             if s.error:
                 continue
             h = use.vector(q.id, s.seed) if use is not None else None
-            states = trace_states(s, max_tokens, hidden=h)
+            if dm.probe_free:  # what ``probes: false`` sees: the one-call trace's end
+                states = [one_call_state(s, max_tokens, hidden=h)]
+            else:
+                states = trace_states(s, max_tokens, hidden=h)
             traces.append(ScoredTrace(s, states, [dm.p_checkpoint(st.state) for st in states]))
         if traces:
             out.append(ScoredQuestion(q, traces))
@@ -177,9 +182,14 @@ def beta(q: ScoredQuestion, threshold: float) -> Unit:
     return _answer_unit(q, n, probes=False)
 
 
-def dm_sample(q: ScoredQuestion, dm: DM, threshold: float) -> Unit:
-    k = len(q.traces)
-    for n in range(1, k + 1):
+def rounds(k: int, round_size: int) -> list[int]:
+    """The sample counts after each round of ``round_size`` (the last round may be smaller)."""
+    return [min(n, k) for n in range(round_size, k + round_size, round_size)]
+
+
+def dm_sample(q: ScoredQuestion, dm: DM, threshold: float, round_size: int = 1) -> Unit:
+    """``drr_sample`` (a probe-free DM: with ``probes: false``): decide after each round."""
+    for n in rounds(len(q.traces), round_size):
         drawn = q.traces[:n]
         if dm.p_majority([t.sample.answer for t in drawn], [t.p[-1] for t in drawn]) >= threshold:
             break
@@ -216,8 +226,12 @@ def sweep(dm: DM, scored: Sequence[ScoredQuestion]) -> list[PolicyRun]:
     k = max((len(q.traces) for q in scored), default=0)
     seq, par = "sequential", "parallel"
     runs = [PolicyRun(seq, "full", None, [full(t) for t in traces])]
-    runs += [PolicyRun(seq, "dynasor", m, [dynasor(t, m) for t in traces]) for m in (2, 3, 4)]
-    runs += [PolicyRun(seq, "dm_think", th, [dm_think(t, th) for t in traces]) for th in DM_GRID]
+    probed = dm.needs_probes  # a probe-free DM's traces have no checkpoints to stop at
+    if probed:
+        runs += [PolicyRun(seq, "dynasor", m, [dynasor(t, m) for t in traces]) for m in (2, 3, 4)]
+        runs += [
+            PolicyRun(seq, "dm_think", th, [dm_think(t, th) for t in traces]) for th in DM_GRID
+        ]
     runs += [PolicyRun(par, "fixed", n, [fixed(q, n) for q in scored]) for n in range(1, k + 1)]
     runs += [
         PolicyRun(par, "adaptive", th, [adaptive(q, th) for q in scored]) for th in ADAPTIVE_GRID
@@ -228,7 +242,7 @@ def sweep(dm: DM, scored: Sequence[ScoredQuestion]) -> list[PolicyRun]:
             PolicyRun(par, "dm_sample", th, [dm_sample(q, dm, th) for q in scored])
             for th in DM_GRID
         ]
-        for think in THINK_IN_SAMPLE:
+        for think in THINK_IN_SAMPLE if probed else ():
             runs += [
                 PolicyRun(
                     par,

@@ -5,12 +5,19 @@ policy would have seen, in order. Every probe of an unfinished segment is one st
 probe's answer); the trace's end is the last state (answer = its final answer; at a trace cut at
 ``max_tokens`` without an extractable answer, the probe taken at the cut). ``tokens`` is what a
 live policy stopping there spent: reasoning tokens so far plus the probe tokens generated so far.
+In a thinking-format trace (``SampleRecord.thinking_tokens`` set) the probes were made inside the
+thinking, ``at`` counts thinking tokens (the end's ``at`` is the whole thinking, its answer the
+one read after it), and the trace was cut when its *thinking* was (``thinking_cut``).
+
+``one_call_state(sample, max_tokens)`` is the one state a probe-free policy sees of the same
+trace (``drr_sample`` with ``probes: false``): the finished trace with no probe answers, its answer
+the text's own (no probe at a cut), its cost the reasoning tokens alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ponder.behaviour.records import SampleRecord
 from ponder.stopping.features import CheckpointState
@@ -29,7 +36,8 @@ def trace_states(
     s: SampleRecord, max_tokens: int, hidden: Sequence[float] | None = None
 ) -> list[ReplayState]:
     """The states of one trace; ``hidden`` (its sidecar vector) goes on the final state."""
-    cut = s.finish_reason == "length"
+    thinking = s.thinking_tokens is not None
+    cut = bool(s.thinking_cut) if thinking else s.finish_reason == "length"
     out: list[ReplayState] = []
     answers: list[str | None] = []
     probe_tokens = 0
@@ -62,11 +70,12 @@ def trace_states(
         probe_tokens += cut_probe.tokens  # a live trace probes at the cut too
         if answer is None:
             answer, correct = cut_probe.answer, cut_probe.correct
+    end = CheckpointState.ended(s, answers, answer, cut=cut, max_tokens=max_tokens, hidden=hidden)
+    if s.thinking_tokens is not None:
+        end = replace(end, at=s.thinking_tokens)  # the thinking's length, as at every probe
     out.append(
         ReplayState(
-            state=CheckpointState.ended(
-                s, answers, answer, cut=cut, max_tokens=max_tokens, hidden=hidden
-            ),
+            state=end,
             answer=answer,
             correct=correct,
             tokens=s.tokens + probe_tokens,
@@ -74,3 +83,17 @@ def trace_states(
         )
     )
     return out
+
+
+def one_call_state(
+    s: SampleRecord, max_tokens: int, hidden: Sequence[float] | None = None
+) -> ReplayState:
+    """The trace as one call would have produced it: its end, judged without probe answers."""
+    cut = s.finish_reason == "length"
+    return ReplayState(
+        state=CheckpointState.ended(s, (), s.answer, cut=cut, max_tokens=max_tokens, hidden=hidden),
+        answer=s.answer,
+        correct=s.correct,
+        tokens=s.tokens,
+        final=True,
+    )

@@ -6,7 +6,10 @@ cross-validation (folds by question, AUROC of the out-of-fold scores), then Plat
 chosen model's out-of-fold scores and refitting it on everything:
 
 - ``checkpoint``: one row per checkpoint state of every trace (``states.trace_states``), label =
-  the state's current answer is right.
+  the state's current answer is right. With ``probes=False`` (a *probe-free* DM, for
+  ``drr_sample``/``drr_bayes`` with ``probes: false``): one row per trace, its end as one call
+  would have produced it (no probe answers; ``states.one_call_state``), on families that need no
+  probes (``confidence``, ``length``; ``votes`` is refused); the artifact says ``probe_free``.
 - ``sampling``: one row per (question, first n samples), label = the majority of those n is
   right; its DM features use the *out-of-fold* checkpoint scores, so they are as noisy as at
   inference.
@@ -31,7 +34,7 @@ from ponder.behaviour.records import Manifest, QuestionRecord
 from ponder.behaviour.stats import auroc
 from ponder.errors import InputError
 from ponder.grading import is_equivalent
-from ponder.learning.drr.states import trace_states
+from ponder.learning.drr.states import one_call_state, trace_states
 from ponder.stopping.features import (
     BASE_FAMILIES,
     DM_FAMILIES,
@@ -41,7 +44,16 @@ from ponder.stopping.features import (
     majority,
     sampling_features,
 )
-from ponder.stopping.model import DM, Boosted, HiddenSpec, Linear, Scorer, Tree
+from ponder.stopping.model import (
+    DM,
+    PROBE_FAMILIES,
+    PROBE_FREE_FAMILIES,
+    Boosted,
+    HiddenSpec,
+    Linear,
+    Scorer,
+    Tree,
+)
 
 
 @dataclass
@@ -62,7 +74,10 @@ def checkpoint_rows(
     max_tokens: int,
     families: Sequence[str] | None = None,
     hidden: HiddenStates | None = None,
+    probes: bool = True,
 ) -> Rows:
+    """One row per checkpoint state of every trace; ``probes=False``: one row per trace, its
+    one-call end (``states.one_call_state``)."""
     rows = Rows()
     dims = hidden.dims if hidden is not None else 0
     for qi, q in enumerate(records):
@@ -70,7 +85,12 @@ def checkpoint_rows(
             if s.error:
                 continue
             h = hidden.vector(q.id, s.seed) if hidden is not None else None
-            for st in trace_states(s, max_tokens, hidden=h):
+            states = (
+                trace_states(s, max_tokens, hidden=h)
+                if probes
+                else [one_call_state(s, max_tokens, hidden=h)]
+            )
+            for st in states:
                 rows.x.append(checkpoint_features(st.state, families, dims))
                 rows.y.append(st.correct)
                 rows.groups.append(qi)
@@ -233,22 +253,32 @@ def train_dm(
     families: str | Sequence[str] | None = None,
     hidden: HiddenStates | None = None,
     sampling: bool = True,
+    probes: bool = True,
 ) -> DM:
-    """Fit the checkpoint and sampling scorers on one collection (see the module doc)."""
+    """Fit the checkpoint and sampling scorers on one collection (see the module doc);
+    ``probes=False``: a probe-free DM (default families confidence, length)."""
     if not records:
         raise InputError("cannot train: the collection has no question records yet")
-    fams = resolve_dm_families(families)
+    fams = resolve_dm_families(families if families is not None or probes else PROBE_FREE_FAMILIES)
+    if not probes and set(fams) & set(PROBE_FAMILIES):
+        raise InputError(
+            "a probe-free DM cannot use the votes family (the probe answers' agreement); "
+            f"choose from {', '.join(PROBE_FREE_FAMILIES)} (the votes across samples are the "
+            "sampling scorer's, always there)"
+        )
     _check_hidden(fams, hidden, len(records))
     use_hidden = hidden if "hidden" in fams else None
     dims = use_hidden.dims if use_hidden is not None else 0
     mt = max_tokens_of(manifest)
-    crow = checkpoint_rows(records, mt, fams, use_hidden)
+    crow = checkpoint_rows(records, mt, fams, use_hidden, probes)
     checkpoint, p_oof = fit_scorer(crow, checkpoint_feature_names(fams, dims), seed)
     fallback = None
     base = [f for f in fams if f != "hidden"]
     if use_hidden is not None and base:  # hidden alone has nothing to fall back on
         fallback = fit_scorer(
-            checkpoint_rows(records, mt, base), checkpoint_feature_names(base), seed
+            checkpoint_rows(records, mt, base, probes=probes),
+            checkpoint_feature_names(base),
+            seed,
         )[0]
     final_p = {crow.sample[i]: p for i, p in enumerate(p_oof) if crow.final[i]}
     k = int(manifest.settings.get("k", 8))
@@ -260,9 +290,10 @@ def train_dm(
         manifest=manifest,
         checkpoint=checkpoint,
         sampling=sampler,
-        families=None if fams == BASE_FAMILIES else list(fams),
+        families=None if fams == BASE_FAMILIES and probes else list(fams),
         hidden=HiddenSpec(projection=use_hidden.projection, dims=dims) if use_hidden else None,
         checkpoint_fallback=fallback,
+        probe_free=None if probes else True,
         train={
             "questions": len(records),
             "samples": sum(len(q.samples) for q in records),
@@ -270,6 +301,7 @@ def train_dm(
             "sampling_rows": len(srow.y),
             "seed": seed,
             **({"families": list(fams)} if fams != BASE_FAMILIES else {}),
+            **({} if probes else {"probes": False}),
             **(
                 {
                     "hidden_samples": sum(
