@@ -17,6 +17,14 @@ logprob per generated token), ``conf`` (DeepConf token confidence per token: min
 logprob of the top-k alternatives), ``probes`` (every ``probe_every`` generated tokens the partial
 trace was continued with an answer cue; the probe's answer and whether it is right) and
 ``critique_p_yes`` (the reasoner asked whether its own answer is right: P("yes") from logprobs).
+
+A collection made in the thinking format (``ponder collect --thinking-budget N`` on a thinking
+backend; the manifest's ``settings.thinking``) also has, per sample, ``thinking`` (the thinking
+text), ``thinking_tokens`` (all of it) and ``thinking_cut`` (Ponder closed it at the cap); there
+``text`` is the answer part only (what ``answer`` is graded from), ``tokens`` counts thinking and
+answer, and each probe's ``thinking_tokens`` is the thinking so far (probes are made inside the
+thinking). Those fields are optional: records without them read as before, and readers that do
+not know them ignore them.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ class ProbeRecord(BaseModel):
     correct: bool
     text: str = ""
     tokens: int = 0
+    thinking_tokens: int | None = None
+    """Thinking tokens before this probe (thinking-format collections; else absent)."""
 
 
 class SampleRecord(BaseModel):
@@ -71,6 +81,12 @@ class SampleRecord(BaseModel):
     critique_p_yes: float | None = None
     error: str | None = None
     usage: dict[str, int] = Field(default_factory=dict)
+    thinking: str | None = None
+    """The thinking text (thinking-format collections; ``text`` is then the answer part)."""
+    thinking_tokens: int | None = None
+    """How many of ``tokens`` were thinking (thinking-format collections; else absent)."""
+    thinking_cut: bool | None = None
+    """The thinking reached the cap and Ponder closed it (thinking-format collections)."""
 
 
 class QuestionRecord(BaseModel):

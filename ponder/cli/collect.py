@@ -1,7 +1,10 @@
 """``ponder collect``: record the reasoner's behaviour on labelled questions (resumable).
 
 One collection serves the DRR judge, the learned aggregator and SSA training (see
-``ponder.learning``). ``ponder drr collect`` is the same command.
+``ponder.learning``). ``ponder drr collect`` is the same command. A chain whose backend serves the
+thinking format (``{kind: local, thinking: true}``) collects thinking-format traces, the thinking
+capped at ``--thinking-budget`` (else the chain's ``thinking_budget``, else ``--max-tokens``);
+docs/reasoning.md, "Collecting in the thinking format".
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ponder.cli.common import report, settings_from
 from ponder.cli.scale_options import add_scale_arguments, on_cluster, placement, shard_of
+
+if TYPE_CHECKING:
+    from ponder.config import ChainConfig
 
 DEFAULT_OUT = "~/.cache/ponder/behaviour"
 
@@ -25,6 +31,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-file", help="GGUF of the reasoner, hashed into the manifest")
     p.add_argument("-k", type=int, default=8, help="samples per question (default 8)")
     p.add_argument("--max-tokens", type=int, default=320)
+    p.add_argument(
+        "--thinking-budget",
+        type=int,
+        help="thinking format: cap the thinking at N tokens, then force the answer (needs a "
+        "chain whose backend has thinking: true; replaces --max-tokens)",
+    )
+    p.add_argument(
+        "--answer-tokens",
+        type=int,
+        help="thinking format: the answer's allowance after the thinking (default: the chain's "
+        "thinking.answer_tokens, 256)",
+    )
     p.add_argument("--probe-every", type=int, default=64, help="tokens between probes")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
@@ -33,6 +51,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--questions-at-once", type=int, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_scale_arguments(p)
+
+
+def thinking_settings(
+    cfg: ChainConfig, budget: int | None, answer_tokens: int | None, max_tokens: int
+) -> dict[str, Any]:
+    """The collector's thinking settings for ``cfg``'s backend: none for a plain backend (a
+    thinking option then is a ``ConfigError``); for one serving the thinking format, ``thinking``
+    (its template, the answer's allowance) and ``max_tokens`` = the thinking's cap."""
+    from ponder.config import LocalBackendConfig
+    from ponder.errors import ConfigError
+    from ponder.strategies.thinking_trace import ThinkingSettings
+
+    backend = cfg.backend
+    if not (isinstance(backend, LocalBackendConfig) and backend.thinking):
+        if budget is not None or answer_tokens is not None:
+            flag = "--thinking-budget" if budget is not None else "--answer-tokens"
+            raise ConfigError(
+                flag.lstrip("-").replace("-", "_"),
+                f"{flag} collects in the thinking format: give a chain (-c) whose backend "
+                "serves it (backend: {kind: local, thinking: true})",
+            )
+        return {}
+    thinking = ThinkingSettings(
+        answer_tokens=answer_tokens or cfg.thinking.answer_tokens,
+        template=backend.thinking_template,
+    )
+    return {"thinking": thinking, "max_tokens": budget or cfg.thinking_budget or max_tokens}
 
 
 def register(sub: Any) -> None:
@@ -61,7 +106,12 @@ async def _run(args: argparse.Namespace) -> int:
     items_all = load_items(args.dataset)
     items = select(items_all, args.first)
     cfg = ChainConfig.load(args.config) if args.config else ChainConfig()
-    strategy = settings_from(BehaviourCollector, args, self_critique=not args.no_self_critique)
+    strategy = settings_from(
+        BehaviourCollector,
+        args,
+        self_critique=not args.no_self_critique,
+        **thinking_settings(cfg, args.thinking_budget, args.answer_tokens, args.max_tokens),
+    )
     # the reasoner the chain's backend serves (a named local model, a file, an endpoint)
     model = backend_model_info(cfg.backend, args.model_file)
     manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)

@@ -98,14 +98,17 @@ def probe_flow(
     log: TraceLog,
     max_tokens: int,
     stop: tuple[str, ...],
+    lead: str = "",
 ) -> Generator[Any, Any, str | None]:
     """Probe the partial trace in ``log`` (sans-I/O): continue it with the answer cue for a few
     greedy tokens, record the probe on ``log`` and return its answer (``None`` if it failed).
-    The probe of ``probed_trace``, so the collector (replay) and the live strategies ask alike."""
+    The probe of ``probed_trace``, so the collector (replay) and the live strategies ask alike.
+    ``lead`` goes before the trace in the prefix (a thinking trace's opening marker, so the probe
+    is made inside the thinking)."""
     [res] = yield Generate.of(
         GenerationRequest(
             messages=messages,
-            assistant_prefix=log.text.rstrip() + CUE_SEPARATOR + cue,
+            assistant_prefix=lead + log.text.rstrip() + CUE_SEPARATOR + cue,
             params=SamplingParams(temperature=0.0, max_tokens=max_tokens, stop=stop),
             purpose="probe",
         )
@@ -127,11 +130,16 @@ def probe_flow(
 
 
 def critique_flow(
-    messages: tuple[Any, ...], text: str, ask: str, log: TraceLog | None = None
+    messages: tuple[Any, ...],
+    text: str,
+    ask: str,
+    log: TraceLog | None = None,
+    prefix: str | None = None,
 ) -> Generator[Any, Any, float | None]:
     """Ask the reasoner whether its finished ``text`` is right (sans-I/O): one greedy token after
     the ``ask`` turn, P("yes") read off its alternatives (``None`` if the call failed or neither
-    word is there). Charges the call to ``log`` when given."""
+    word is there). Charges the call to ``log`` when given. ``prefix`` starts the reply (a
+    thinking-format reasoner gets an empty, closed thinking, so the token read is the answer's)."""
     [res] = yield Generate.of(
         GenerationRequest(
             messages=(
@@ -139,6 +147,7 @@ def critique_flow(
                 {"role": "assistant", "content": text},
                 {"role": "user", "content": ask},
             ),
+            assistant_prefix=prefix,
             params=SamplingParams(temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=20),
             purpose="critique",
         )
@@ -168,6 +177,8 @@ class Probe:
     cue: str
     max_tokens: int
     stop: tuple[str, ...]
+    lead: str = ""
+    """Put before the trace in the probe's prefix (a thinking trace's opening marker)."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +244,7 @@ def probed_trace(
         answer = None
         if probe is not None and not finished:
             answer = yield from probe_flow(
-                probe.messages, probe.cue, log, probe.max_tokens, probe.stop
+                probe.messages, probe.cue, log, probe.max_tokens, probe.stop, probe.lead
             )
         if checkpoint is not None:
             stop = yield from checkpoint(Checkpoint(log, res, answer, finished, cut))
@@ -275,8 +286,13 @@ class ProbedTraceFields(Strategy):
         *,
         probes: bool = True,
         checkpoint: CheckpointHook[S] | None = None,
+        lead: str = "",
+        stop: tuple[str, ...] = (),
     ) -> Generator[Any, Any, TraceEnd[S]]:
-        """``probed_trace`` with these settings: the collector's segment and probe requests."""
+        """``probed_trace`` with these settings: the collector's segment and probe requests.
+        ``lead`` opens every segment's and probe's prefix before the trace so far and ``stop``
+        ends a segment (a thinking trace: the opening marker, and the closing one;
+        ``ponder.strategies.thinking_trace``)."""
 
         def segment(prefix: str, size: int) -> GenerationRequest:
             params = SamplingParams(
@@ -286,12 +302,13 @@ class ProbedTraceFields(Strategy):
                 seed=log.seed,
                 logprobs=True,
                 top_logprobs=max(self.top_logprobs, 1),
+                stop=stop,
             )
             return GenerationRequest(
-                messages=messages, assistant_prefix=prefix, params=params, purpose="reason"
+                messages=messages, assistant_prefix=lead + prefix, params=params, purpose="reason"
             )
 
-        probe = Probe(messages, self.cue(), self.probe_max_tokens, self.probe_stop)
+        probe = Probe(messages, self.cue(), self.probe_max_tokens, self.probe_stop, lead)
         return (
             yield from probed_trace(
                 log,

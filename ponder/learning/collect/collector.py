@@ -56,6 +56,7 @@ from ponder.prompts.loader import template_hash
 from ponder.protocol.actions import Outcome, Task
 from ponder.secrets import redact
 from ponder.strategies.probed_trace import TraceLog
+from ponder.strategies.thinking_trace import ThinkingLog
 
 
 def template_hashes(strategy: BehaviourCollector) -> dict[str, str]:
@@ -69,8 +70,10 @@ def build_manifest(
     rows: int,
     first: int | None,
 ) -> Manifest:
-    settings = strategy.model_dump(exclude={"seed"})
+    settings = strategy.model_dump(exclude={"seed", "thinking"})
     settings["probe_stop"] = list(strategy.probe_stop)
+    if strategy.thinking is not None:  # absent otherwise: plain manifests stay as they were
+        settings["thinking"] = strategy.thinking.model_dump(mode="json")
     return Manifest(
         model=model,
         templates=template_hashes(strategy),
@@ -163,6 +166,7 @@ def _who(m: ModelInfo) -> str:
 
 
 def _sample(log: TraceLog, answer: str | None, gold: str) -> SampleRecord:
+    th = log if isinstance(log, ThinkingLog) else None  # probes were made inside the thinking
     return SampleRecord(
         seed=log.seed,
         text=log.text,
@@ -179,12 +183,16 @@ def _sample(log: TraceLog, answer: str | None, gold: str) -> SampleRecord:
                 correct=is_equivalent(p["answer"], gold),
                 text=p["text"],
                 tokens=p["tokens"],
+                thinking_tokens=p["at"] if th is not None else None,
             )
             for p in log.probes
         ],
         critique_p_yes=log.critique_p_yes,
         error=log.error,
         usage=log.usage,
+        thinking=th.thinking if th is not None else None,
+        thinking_tokens=th.thinking_tokens if th is not None else None,
+        thinking_cut=th.thinking_cut if th is not None else None,
     )
 
 

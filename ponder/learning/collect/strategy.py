@@ -15,13 +15,19 @@ Token logprobs (chosen token and the top ``top_logprobs`` alternatives) are kept
 token. The strategy only gathers; grading against the gold answer is the driver's job. It needs a
 backend with the "continuation" capability (the local default, or llama.cpp with
 ``apply_template_url``).
+
+With ``thinking`` settings (a reasoner served in the thinking format, ``ponder collect
+--thinking-budget N``) each trace is a thinking-format trace (``ponder.strategies.thinking_trace``):
+segments and probes inside the thinking, ``max_tokens`` capping the thinking, the answer forced
+after it within ``thinking.answer_tokens`` and graded from the answer part only; the
+self-critique then reads the answer after an empty, closed thinking.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from ponder.answers import extract_answer
 from ponder.prompts import load_template
@@ -29,6 +35,7 @@ from ponder.protocol.actions import Flow, Fork, Outcome, Task
 from ponder.strategies.cot import PROMPT_VARIABLES, cot_messages
 from ponder.strategies.probed_trace import ProbedTraceFields, TraceEnd, TraceLog, critique_flow
 from ponder.strategies.registry import register_strategy
+from ponder.strategies.thinking_trace import ThinkingLog, ThinkingSettings, thinking_trace
 
 
 @register_strategy
@@ -42,6 +49,16 @@ class BehaviourCollector(ProbedTraceFields):
     temperature: float = Field(0.7, gt=0.0, le=2.0)
     self_critique: bool = True
     critique_template: str = "self_critique_user"
+    thinking: ThinkingSettings | None = None
+    """Record in the thinking format (see the module doc); ``None``: plain traces."""
+
+    @model_serializer(mode="wrap")
+    def _omit_plain(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Plain settings are dumped exactly as before ``thinking`` existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("thinking") is None:
+            data.pop("thinking", None)
+        return data
 
     @model_validator(mode="after")
     def _templates_valid(self) -> BehaviourCollector:
@@ -52,7 +69,15 @@ class BehaviourCollector(ProbedTraceFields):
         return self
 
     def template_names(self) -> list[str]:
-        return [self.system_template, self.user_template, self.cue_template, self.critique_template]
+        names = [
+            self.system_template,
+            self.user_template,
+            self.cue_template,
+            self.critique_template,
+        ]
+        if self.thinking is not None:  # the backend's think-first system prompt shapes the traces
+            names.append(self.thinking.template)
+        return names
 
     def flow(self, task: Task) -> Flow:
         flows = [self.trace_flow(task, self.seed + i, self.temperature) for i in range(self.k)]
@@ -77,8 +102,14 @@ class BehaviourCollector(ProbedTraceFields):
     def trace_flow(self, task: Task, seed: int | None, temperature: float) -> Flow:
         """One trace in segments, probed after each unfinished segment (sans-I/O)."""
         messages = cot_messages(task, self.system_template, self.user_template)
-        log = TraceLog(seed=seed)
-        end: TraceEnd[None] = yield from self.probed_trace(messages, log, temperature)
+        log: TraceLog
+        end: TraceEnd[None]
+        if self.thinking is not None:
+            log = ThinkingLog(seed=seed)
+            end = yield from thinking_trace(self, messages, log, temperature, self.thinking)
+        else:
+            log = TraceLog(seed=seed)
+            end = yield from self.probed_trace(messages, log, temperature)
         if end.failure is not None:
             log.error = f"{type(end.failure.error).__name__}: {end.failure.error}"
             return Outcome(
@@ -89,5 +120,6 @@ class BehaviourCollector(ProbedTraceFields):
             )
         if self.self_critique and log.text:
             ask = load_template(self.critique_template, allowed=()).render()
-            log.critique_p_yes = yield from critique_flow(messages, log.text, ask, log)
+            prefix = self.thinking.empty if self.thinking is not None else None
+            log.critique_p_yes = yield from critique_flow(messages, log.text, ask, log, prefix)
         return Outcome(answer=extract_answer(log.text), text=log.text, data={"trace": log})
