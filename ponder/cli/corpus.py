@@ -31,7 +31,9 @@ def register(sub: Any) -> None:
     s.add_argument("--into", help="directory to seal into (default: SRC itself, in place)")
     s.add_argument("--chunk", type=int, default=25, help="records per chunk (default 25)")
     s.set_defaults(handler=handle_seal)
-    i = csub.add_parser("info", help="questions, samples, accuracy and reasoner of a collection")
+    i = csub.add_parser(
+        "info", help="questions, samples, accuracy, reasoner and signal costs of a collection"
+    )
     i.add_argument("dir", help="behaviour collection directory")
     i.set_defaults(handler=handle_info)
     h = csub.add_parser(
@@ -77,6 +79,11 @@ def handle_info(args: argparse.Namespace) -> int:
         f"samples: {len(samples)}, right {right / max(len(samples), 1):.1%}; "
         f"generated tokens: {tokens} ({tokens / max(len(records), 1):.0f} a question)"
     )
+    from ponder.learning.drr.costs import format_signal_costs, signal_costs
+
+    costs = signal_costs(records, int(manifest.settings.get("probe_every", 64)))
+    if costs:  # what each recorded signal cost (usage.by_purpose); what it buys: ponder drr cv
+        print(format_signal_costs(costs, len(records)))
     return 0
 
 

@@ -6,7 +6,10 @@
   of every stop policy with its baselines, plus the plots (``--train`` also calibrates the
   baselines on the train collection; with ``--train`` and no ``--dm`` the DM is trained first).
 - ``ablate --train DIR --test DIR [--families ...] [--out DIR]``: each feature family's worth
-  (train on train, AUROC on test with bootstrap intervals by question; ``learning/drr/ablate``).
+  (train on train, AUROC on test with bootstrap intervals by question; ``learning/drr/ablate``);
+  ``--cv K`` instead of ``--test``: out-of-fold on the train questions alone.
+- ``cv --train DIR [--train DIR] --folds 5 --margin 0.02 --out DIR``: every sampling stop's
+  threshold chosen by grouped cross-validation on train (``ponder.cli.drr_cv``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ DEFAULT_DM = "~/.cache/ponder/dm/dm.json"
 
 
 def register(sub: Any) -> None:
-    from ponder.cli import collect
+    from ponder.cli import collect, drr_cv
 
     p = sub.add_parser("drr", help="DRR: collect behaviour, train the judge (DM), evaluate stops")
     drr = p.add_subparsers(dest="drr_command", required=True, metavar="STEP")
@@ -33,9 +36,16 @@ def register(sub: Any) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
         "--families",
-        default="base",
-        help="checkpoint feature families: base (votes,confidence,length), all (+hidden), or a "
-        "list of votes,confidence,length,hidden (hidden needs `ponder corpus hidden DIR`)",
+        default=None,
+        help="checkpoint feature families: base (votes,confidence,length; the default), all "
+        "(+hidden), or a list of votes,confidence,length,hidden (hidden needs `ponder corpus "
+        "hidden DIR`); with --no-probes: confidence,length (the default) or one of them",
+    )
+    t.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="a probe-free DM: judged on each trace's end as one call makes it (no probe "
+        "answers), for drr_sample/drr_bayes with probes: false",
     )
     t.set_defaults(handler=handle_train)
 
@@ -50,7 +60,10 @@ def register(sub: Any) -> None:
 
     a = drr.add_parser("ablate", help="each feature family's worth on held-out questions")
     a.add_argument("--train", required=True, help="train collection directory")
-    a.add_argument("--test", required=True, help="test collection directory")
+    a.add_argument("--test", help="test collection directory (or --cv K)")
+    a.add_argument(
+        "--cv", type=int, metavar="K", help="no test: out-of-fold on train, K folds by question"
+    )
     a.add_argument(
         "--families",
         default="votes,confidence,length,hidden",
@@ -61,6 +74,7 @@ def register(sub: Any) -> None:
     a.add_argument("--no-learned", action="store_true", help="the DM only")
     a.add_argument("--out", help="also write ablation.md and ablation.json here")
     a.set_defaults(handler=handle_ablate)
+    drr_cv.add_parser(drr)
 
 
 def _cv_line(name: str, cv: dict[str, Any]) -> str:
@@ -80,12 +94,13 @@ def handle_train(args: argparse.Namespace) -> int:
     from ponder.learning.drr.train import resolve_dm_families, train_dm
 
     manifest, records = read_collection(Path(args.data).expanduser())
-    fams = resolve_dm_families(args.families)
+    probes = not args.no_probes
+    fams = resolve_dm_families(args.families if args.families or probes else "confidence,length")
     hidden = read_hidden(Path(args.data).expanduser()) if "hidden" in fams else None
-    dm = train_dm(manifest, records, seed=args.seed, families=fams, hidden=hidden)
+    dm = train_dm(manifest, records, seed=args.seed, families=fams, hidden=hidden, probes=probes)
     path = dm.save(args.out)
     print(f"trained DM on {len(records)} questions of {args.data} -> {path}")
-    print(f"  families: {', '.join(dm.feature_families)}")
+    print(f"  families: {', '.join(dm.feature_families)}" + ("" if probes else " (probe-free)"))
     print(_cv_line("checkpoint", dm.checkpoint.cv))
     if dm.sampling is not None:
         print(_cv_line("sampling", dm.sampling.cv))
@@ -142,22 +157,24 @@ def handle_ablate(args: argparse.Namespace) -> int:
 
     from ponder.behaviour.hidden import read_hidden
     from ponder.behaviour.records import read_collection
-    from ponder.learning.drr.ablate import ablate, format_ablation
+    from ponder.errors import InputError
+    from ponder.learning.drr.ablate import ablate, ablate_cv, format_ablation
     from ponder.learning.drr.train import resolve_dm_families
 
     def load(d: str) -> Any:
         root = Path(d).expanduser()
         return (*read_collection(root), read_hidden(root))
 
-    train, test = load(args.train), load(args.test)
-    rows = ablate(
-        train,
-        test,
-        resolve_dm_families(args.families),
-        resamples=args.resamples,
-        seed=args.seed,
-        learned=not args.no_learned,
-    )
+    if (args.test is None) == (args.cv is None):
+        raise InputError("give --test DIR, or --cv K for out-of-fold numbers on train alone")
+    train = load(args.train)
+    test = load(args.test) if args.test else train
+    fams = resolve_dm_families(args.families)
+    opts = {"resamples": args.resamples, "seed": args.seed, "learned": not args.no_learned}
+    if args.cv:
+        rows = ablate_cv(train, fams, folds=args.cv, **opts)
+    else:
+        rows = ablate(train, test, fams, **opts)
     table = format_ablation(rows)
     print(table)
     if "hidden" in args.families and (train[2] is None or test[2] is None):

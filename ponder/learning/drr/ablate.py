@@ -9,12 +9,18 @@ interval that resamples whole questions (``ponder.behaviour.stats.auroc_ci``). T
 reasoner's hidden state; only where both collections have their sidecar, ``ponder corpus
 hidden``, in one projection). Sets: each family alone, all but one, and all. Nothing is tuned on
 the test collection.
+
+``ablate_cv(train, folds=K)`` (``ponder drr ablate --train DIR --cv K``) needs no test collection:
+the train questions are dealt into K folds (``folds.question_folds``), each fold is scored by
+judges trained on the others, and the pooled out-of-fold scores are measured the same way; it
+adds probe-free rows (the DM on each trace's one-call end, ``train_dm(probes=False)``), so what
+the probes buy is measured on train too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ponder.behaviour.hidden import HiddenStates
@@ -22,9 +28,11 @@ from ponder.behaviour.records import Manifest, QuestionRecord
 from ponder.behaviour.stats import AurocCI, auroc_ci, ece
 from ponder.errors import InputError
 from ponder.grading import is_equivalent
+from ponder.learning.drr.folds import question_folds
 from ponder.learning.drr.replay import score_collection
 from ponder.learning.drr.train import max_tokens_of, train_dm
 from ponder.stopping.features import DM_FAMILIES
+from ponder.stopping.model import PROBE_FAMILIES
 
 LEARNED_FAMILIES = {
     "votes": ("votes",),
@@ -56,6 +64,8 @@ class AblationRow:
     learned_groups: AurocCI | None
     learned_pick_accuracy: float | None
     cv_auroc: float | None
+    probes: bool = True
+    """False: a probe-free DM (each trace's one-call end, no probe answers)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,32 +73,61 @@ class AblationRow:
         return d
 
 
+Collection = tuple[Manifest, Sequence[QuestionRecord], HiddenStates | None]
+
+
+@dataclass
+class Scores:
+    """Held-out P's, labels and questions (pooled over folds in ``ablate_cv``)."""
+
+    y: list[bool] = field(default_factory=list)
+    p: list[float] = field(default_factory=list)
+    g: list[str] = field(default_factory=list)
+    picks: list[bool] = field(default_factory=list)
+    cv: list[float] = field(default_factory=list)
+
+    def ci(self, resamples: int, seed: int) -> AurocCI:
+        return auroc_ci(self.y, self.p, self.g, resamples=resamples, seed=seed)
+
+
+def _dm_scores(
+    fams: tuple[str, ...],
+    train: Collection,
+    test: Collection,
+    seed: int,
+    into: Scores,
+    probes: bool = True,
+) -> None:
+    dm = train_dm(
+        train[0], train[1], seed, families=fams, hidden=train[2], sampling=False, probes=probes
+    )
+    for q in score_collection(dm, test[1], max_tokens_of(test[0]), test[2]):
+        for t in q.traces:
+            into.y.append(t.states[-1].correct)
+            into.p.append(t.p[-1])
+            into.g.append(q.record.id)
+    cv = dm.checkpoint.cv.get(f"auroc_{dm.checkpoint.cv.get('chosen')}")
+    if cv is not None:
+        into.cv.append(cv)
+
+
 def _dm_row(
     fams: tuple[str, ...],
-    train: tuple[Manifest, Sequence[QuestionRecord], HiddenStates | None],
-    test: tuple[Manifest, Sequence[QuestionRecord], HiddenStates | None],
+    train: Collection,
+    test: Collection,
     resamples: int,
     seed: int,
 ) -> tuple[AurocCI, float | None, float | None]:
-    dm = train_dm(train[0], train[1], seed, families=fams, hidden=train[2], sampling=False)
-    scored = score_collection(dm, test[1], max_tokens_of(test[0]), test[2])
-    y, p, g = [], [], []
-    for q in scored:
-        for t in q.traces:
-            y.append(t.states[-1].correct)
-            p.append(t.p[-1])
-            g.append(q.record.id)
-    cv = dm.checkpoint.cv.get(f"auroc_{dm.checkpoint.cv.get('chosen')}")
-    return auroc_ci(y, p, g, resamples=resamples, seed=seed), ece(y, p), cv
+    s = Scores()
+    _dm_scores(fams, train, test, seed, s)
+    return s.ci(resamples, seed), ece(s.y, s.p), s.cv[0] if s.cv else None
 
 
-def _learned_row(
-    fams: tuple[str, ...],
-    train: tuple[Manifest, Sequence[QuestionRecord], HiddenStates | None],
-    test: tuple[Manifest, Sequence[QuestionRecord], HiddenStates | None],
-    resamples: int,
-    seed: int,
-) -> tuple[AurocCI | None, float | None]:
+def _learned_scores(
+    fams: tuple[str, ...], train: Collection, test: Collection, into: Scores
+) -> bool:
+    """Score ``test`` with the learned aggregator trained on ``train``; False if it could not
+    be trained."""
     from ponder.aggregator.learned_features import group_features
     from ponder.behaviour.outcomes import sample_outcomes
     from ponder.learning.learned.train import train_artifact
@@ -97,23 +136,34 @@ def _learned_row(
     try:
         art = train_artifact(train[0], train[1], learned, hidden=train[2])
     except InputError:
-        return None, None
-    y, p, g = [], [], []
-    picks = []
+        return False
     for rec in test[1]:
         samples = sample_outcomes(rec, test[0], hidden=test[2])
         groups, rows = group_features(samples, len(samples), art.families)
         if not groups:
-            picks.append(False)
+            into.picks.append(False)
             continue
         scores = [art.p_correct(art.logit(r)) for r in rows]
         right = [is_equivalent(gr.answer, rec.gold) for gr in groups]
-        y += right
-        p += scores
-        g += [rec.id] * len(groups)
-        picks.append(right[max(range(len(groups)), key=lambda j: scores[j])])
-    acc = sum(picks) / len(picks) if picks else None
-    return auroc_ci(y, p, g, resamples=resamples, seed=seed), acc
+        into.y += right
+        into.p += scores
+        into.g += [rec.id] * len(groups)
+        into.picks.append(right[max(range(len(groups)), key=lambda j: scores[j])])
+    return True
+
+
+def _learned_row(
+    fams: tuple[str, ...],
+    train: Collection,
+    test: Collection,
+    resamples: int,
+    seed: int,
+) -> tuple[AurocCI | None, float | None]:
+    s = Scores()
+    if not _learned_scores(fams, train, test, s):
+        return None, None
+    acc = sum(s.picks) / len(s.picks) if s.picks else None
+    return s.ci(resamples, seed), acc
 
 
 def ablate(
@@ -142,6 +192,45 @@ def ablate(
     return rows
 
 
+def ablate_cv(
+    train: Collection,
+    families: Sequence[str] | None = None,
+    *,
+    folds: int = 5,
+    resamples: int = 1000,
+    seed: int = 0,
+    learned: bool = True,
+) -> list[AblationRow]:
+    """``ablate`` out-of-fold on the train questions alone (see the module doc): one row per
+    family set, then the probe-free rows (the sets without probe families)."""
+    fams = list(families or DM_FAMILIES)
+    if "hidden" in fams and train[2] is None:
+        fams.remove("hidden")
+    records = list(train[1])
+    fold = question_folds(len(records), folds, seed)
+    parts = []
+    for f in range(max(fold) + 1):
+        rest = [q for q, g in zip(records, fold, strict=True) if g != f]
+        held = [q for q, g in zip(records, fold, strict=True) if g == f]
+        parts.append(((train[0], rest, train[2]), (train[0], held, train[2])))
+    sets = [(s, True) for s in family_sets(fams)]
+    free = [f for f in fams if f not in PROBE_FAMILIES and f != "hidden"]
+    sets += [(s, False) for s in family_sets(free)] if free else []
+    rows = []
+    for s, probes in sets:
+        dm, lg = Scores(), Scores()
+        trained = True
+        for tr, te in parts:
+            _dm_scores(s, tr, te, seed, dm, probes=probes)
+            if learned and probes:
+                trained = _learned_scores(s, tr, te, lg) and trained
+        cv = sum(dm.cv) / len(dm.cv) if dm.cv else None
+        lci = lg.ci(resamples, seed) if learned and probes and trained else None
+        acc = sum(lg.picks) / len(lg.picks) if lci is not None and lg.picks else None
+        rows.append(AblationRow(s, dm.ci(resamples, seed), ece(dm.y, dm.p), lci, acc, cv, probes))
+    return rows
+
+
 def format_ablation(rows: Sequence[AblationRow]) -> str:
     lines = [
         "| families | DM AUROC, final answers [95% CI, by question] | DM ECE | train CV AUROC | "
@@ -154,6 +243,6 @@ def format_ablation(rows: Sequence[AblationRow]) -> str:
         acc = f"{r.learned_pick_accuracy:.1%}" if r.learned_pick_accuracy is not None else "–"
         n = f"{r.dm_final.n} traces, {r.dm_final.groups} q"
         e = f"{r.dm_ece:.3f}" if r.dm_ece is not None else "–"
-        fams = "+".join(r.families)
+        fams = "+".join(r.families) + ("" if r.probes else " (no probes: one-call end)")
         lines.append(f"| {fams} | {r.dm_final.text()} ({n}) | {e} | {cv} | {lg} | {acc} |")
     return "\n".join(lines)

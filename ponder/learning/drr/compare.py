@@ -27,6 +27,7 @@ from ponder.learning.drr.replay import (
     dm_sample,
     fixed,
     full,
+    rounds,
 )
 from ponder.stopping.model import DM
 from ponder.strategies.drr_bayes import bayes_pick, bayes_score
@@ -43,15 +44,19 @@ def bayes(
     floor: float = 0.02,
     min_samples: int = 2,
     normalize: bool = True,
+    round_size: int = 1,
 ) -> Unit:
-    """``drr_bayes`` with ``round_size: 1`` on one recorded question."""
+    """``drr_bayes`` (deciding after each round of ``round_size``) on one recorded question."""
     answers: list[str | None] = []
     scores: list[float] = []
     tokens = 0
+    ends = set(rounds(len(q.traces), round_size))
     for t in q.traces:
         answers.append(t.states[-1].answer)
         scores.append(t.p[-1])
         tokens += t.sample.tokens + t.probe_tokens
+        if len(answers) not in ends:
+            continue
         score = bayes_score(answers, scores, prior, floor, min_samples, normalize)
         if len(answers) >= min_samples and score >= threshold:
             break
