@@ -10,6 +10,8 @@
   ``--cv K`` instead of ``--test``: out-of-fold on the train questions alone.
 - ``cv --train DIR [--train DIR] --folds 5 --margin 0.02 --out DIR``: every sampling stop's
   threshold chosen by grouped cross-validation on train (``ponder.cli.drr_cv``).
+- ``think-report --train DIR --test DIR --out DIR [--margin 0.05]``: stop-thinking policies on a
+  thinking-format test collection, knobs chosen on train (``ponder.cli.drr_think``).
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def register(sub: Any) -> None:
     a.add_argument("--no-learned", action="store_true", help="the DM only")
     a.add_argument("--out", help="also write ablation.md and ablation.json here")
     a.set_defaults(handler=handle_ablate)
+
+    from ponder.cli import drr_think
+
+    drr_think.add_parser(drr)
     drr_cv.add_parser(drr)
 
 

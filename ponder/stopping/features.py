@@ -7,10 +7,14 @@ those names and refuses to load against another list, so a feature change is a v
 
 The checkpoint features come in families (``CHECKPOINT_FAMILIES``): ``votes`` (the probe
 answers' agreement), ``confidence`` (token logprobs and DeepConf confidence), ``length`` (length
-and form: position, finished/cut, the answer's shape) and ``hidden`` (the reasoner's reduced
+and form: position, finished/cut, the answer's shape), ``hidden`` (the reasoner's reduced
 last-token hidden state at a trace's end, ``has_hidden`` + ``h0..``; from a collection's
-sidecar, ``ponder corpus hidden``). ``checkpoint_features(state, families, hidden_dims)`` keeps
-the chosen ones, in ``CHECKPOINT_FEATURES`` order, the hidden ones last.
+sidecar, ``ponder corpus hidden``) and the optional ``thinking`` family (``THINKING_FEATURES``:
+the thinking's length so far in tokens and the probe answers' stability, for stopping a
+thinking early; docs/reasoning.md). ``checkpoint_features(state, families, hidden_dims)`` keeps
+the chosen ones, in ``CHECKPOINT_FEATURES`` order, then the thinking ones, the hidden ones last.
+``CHECKPOINT_FEATURES`` (what ``families=None`` gives, and every artifact made before the
+``thinking`` family reads) never changes.
 """
 
 from __future__ import annotations
@@ -48,8 +52,19 @@ CHECKPOINT_FEATURES: tuple[str, ...] = (
     "conf_bottom10",
 )
 
+THINKING_FEATURES: tuple[str, ...] = (
+    "think_tokens_log",  # log1p(tokens thought so far): the thinking's length, not its share
+    "answer_flips",  # probe answers that differ from the one before (changes of mind)
+    "flip_share",  # answer_flips / (answers so far - 1)
+    "stable_share",  # share of the answers so far in the current run of identical answers
+)
+"""The optional ``thinking`` family, computed after the base features (not in
+``CHECKPOINT_FEATURES``, so artifacts without it load and score exactly as before)."""
+
 BASE_FAMILIES: tuple[str, ...] = ("votes", "confidence", "length")
 DM_FAMILIES: tuple[str, ...] = (*BASE_FAMILIES, "hidden")
+KNOWN_FAMILIES: tuple[str, ...] = (*BASE_FAMILIES, "thinking", "hidden")
+"""Every family a DM may be trained on, in feature order (``DM_FAMILIES``: the default sets)."""
 CHECKPOINT_FAMILIES: dict[str, tuple[str, ...]] = {
     "length": ("position", "finished", "cut", "has_answer", "numeric_answer", "answer_chars"),
     "votes": (
@@ -68,6 +83,8 @@ def checkpoint_feature_names(families: Sequence[str], hidden_dims: int = 0) -> l
     """The checkpoint feature names of ``families`` (``hidden`` adds ``has_hidden``, ``h0..``)."""
     keep = {n for f in families for n in CHECKPOINT_FAMILIES.get(f, ())}
     names = [n for n in CHECKPOINT_FEATURES if n in keep]
+    if "thinking" in families:
+        names += list(THINKING_FEATURES)
     if "hidden" in families:
         names += ["has_hidden", *(f"h{i}" for i in range(hidden_dims))]
     return names
@@ -188,6 +205,8 @@ def checkpoint_features(
     if families is None:
         return full
     out = [full[i] for i in _kept(tuple(families))]
+    if "thinking" in families:
+        out += thinking_features(s)
     if "hidden" in families:
         if s.hidden is not None:
             if len(s.hidden) != hidden_dims:
@@ -234,6 +253,28 @@ def _all_features(s: CheckpointState) -> list[float]:
         _or0(tail_confidence(s.conf, WINDOW)),
         _or0(lowest_group(s.conf, WINDOW)),
         _or0(bottom_fraction(s.conf, WINDOW, 0.1)),
+    ]
+
+
+def thinking_features(s: CheckpointState) -> list[float]:
+    """The ``thinking`` family (``THINKING_FEATURES``): how long the trace has thought (``at``,
+    tokens; in a thinking-format collection the thinking's tokens) and how stable its probe
+    answers have been."""
+    n = len(s.answers)
+    flips = sum(
+        not (same(a, b) or (a is None and b is None))
+        for a, b in zip(s.answers, s.answers[1:], strict=False)
+    )
+    run = 0
+    for a in reversed(s.answers):
+        if not same(a, s.answer):
+            break
+        run += 1
+    return [
+        math.log1p(max(0, s.at)),
+        float(flips),
+        flips / (n - 1) if n >= 2 else 0.0,
+        run / n if n else 0.0,
     ]
 
 

@@ -15,10 +15,12 @@ chosen model's out-of-fold scores and refitting it on everything:
   inference.
 
 ``families`` picks the checkpoint scorer's feature families (``votes``, ``confidence``,
-``length``, ``hidden``; default the first three). ``hidden`` needs the collection's hidden-state
-sidecar (``ponder corpus hidden DIR``; read with ``ponder.behaviour.hidden.read_hidden``); the
-artifact then records the sidecar's projection and also carries a fallback checkpoint scorer
-trained without it (``DM.without_hidden``), used where no hidden state is available.
+``length``, ``thinking``, ``hidden``; default the first three; ``thinking``, the thinking's
+length and the probe answers' stability, only when named). ``hidden`` needs the collection's
+hidden-state sidecar (``ponder corpus hidden DIR``; read with
+``ponder.behaviour.hidden.read_hidden``); the artifact then records the sidecar's projection and
+also carries a fallback checkpoint scorer trained without it (``DM.without_hidden``), used where
+no hidden state is available.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ponder.learning.drr.states import one_call_state, trace_states
 from ponder.stopping.features import (
     BASE_FAMILIES,
     DM_FAMILIES,
+    KNOWN_FAMILIES,
     SAMPLING_FEATURES,
     checkpoint_feature_names,
     checkpoint_features,
@@ -218,7 +221,7 @@ def fit_scorer(
 
 def resolve_dm_families(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     """``None``/``"base"``: votes, confidence, length; ``"all"`` adds hidden; else a
-    comma-separated or listed choice."""
+    comma-separated or listed choice (``thinking``, optional, only when named)."""
     if spec is None:
         return BASE_FAMILIES
     names = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -226,13 +229,14 @@ def resolve_dm_families(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     for raw in names:
         name = raw.strip()
         for fam in {"base": BASE_FAMILIES, "all": DM_FAMILIES}.get(name, (name,)):
-            if fam not in DM_FAMILIES:
+            if fam not in KNOWN_FAMILIES:
                 raise InputError(
-                    f"unknown DM feature family {fam!r}; valid: base, all, {', '.join(DM_FAMILIES)}"
+                    f"unknown DM feature family {fam!r}; valid: base, all, "
+                    + ", ".join(KNOWN_FAMILIES)
                 )
             if fam not in out:
                 out.append(fam)
-    return tuple(f for f in DM_FAMILIES if f in out)
+    return tuple(f for f in KNOWN_FAMILIES if f in out)
 
 
 def _check_hidden(families: Sequence[str], hidden: HiddenStates | None, n: int) -> None:
