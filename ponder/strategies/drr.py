@@ -244,13 +244,32 @@ class StopSampling(ProbedReasoner):
     continuation needed), each sample judged at its end by a probe-free DM
     (``ponder drr train --no-probes``; ``ponder.strategies.drr_oneshot``)."""
 
+    give_up_below: float | None = Field(None, ge=0.0, le=1.0)
+    """Also stop (a futility stop) once P(majority right) < this after ``give_up_after``
+    samples: a question the reasoner is not getting right is not worth 8 samples; the answer is
+    the majority so far, and ``data["gave_up"]`` says so. Unset: never."""
+    give_up_after: int = Field(2, ge=1)
+
     @model_validator(mode="after")
     def _probes_for_think(self) -> StopSampling:
         if not self.probes and self.think_threshold is not None:
             raise ConfigError(
                 "think_threshold", "stopping a trace early needs its probes: unset it or probes"
             )
+        if self.give_up_below is not None and not self.calibrated:
+            raise ConfigError(
+                "give_up_below",
+                f"{self.name}'s stop score is not a calibrated P(majority right); use drr_sample",
+            )
         return self
+
+    def gives_up(self, p: float, drawn: int) -> bool:
+        """The futility stop: P(majority right) under ``give_up_below`` after enough samples."""
+        return (
+            self.give_up_below is not None
+            and drawn >= self.give_up_after
+            and (p < self.give_up_below)
+        )
 
     def uses_probes(self) -> bool:
         return self.probes
@@ -285,6 +304,7 @@ class StopSampling(ProbedReasoner):
         answers: list[str | None] = []
         scores: list[float] = []
         p = 0.0
+        gave_up = False
         while len(samples) < self.k:
             n = min(self.round_size, self.k - len(samples))
             seeds = [self.seed + len(samples) + i for i in range(n)]
@@ -303,10 +323,10 @@ class StopSampling(ProbedReasoner):
                 answers.append(o.answer)
                 scores.append(o.data.get("p") or 0.0)
             p = self.stop_score(dm, answers, scores)
-            stop = p >= self.threshold and self.may_stop(len(samples))
-            yield Note(
-                "drr_round", {"drawn": len(samples), self.score_name: round(p, 4), "stop": stop}
-            )
+            gave_up = self.gives_up(p, len(samples)) and len(samples) < self.k
+            stop = (p >= self.threshold and self.may_stop(len(samples))) or gave_up
+            note = {"drawn": len(samples), self.score_name: round(p, 4), "stop": stop}
+            yield Note("drr_round", {**note, **({"gave_up": True} if gave_up else {})})
             if stop:
                 break
         empty = ensure_some_answer(samples)
@@ -316,7 +336,13 @@ class StopSampling(ProbedReasoner):
             out = yield from self.aggregator.flow(task, samples)
             out.samples = samples
             out.budget_limited = out.budget_limited or any(s.budget_limited for s in samples)
-            out.data.update({"drawn": len(samples), self.score_name: p})
+            out.data.update(
+                {
+                    "drawn": len(samples),
+                    self.score_name: p,
+                    **({"gave_up": True} if gave_up else {}),
+                }
+            )
             return withhold(out, p, self.abstain_below, calibrated=self.calibrated)
         answer = self.pick(answers, scores)
         rep = next((s for s in samples if s.answer == answer), samples[0])
@@ -325,7 +351,11 @@ class StopSampling(ProbedReasoner):
             text=rep.text,
             samples=samples,
             budget_limited=any(s.budget_limited for s in samples),
-            data={"drawn": len(samples), self.score_name: p},
+            data={
+                "drawn": len(samples),
+                self.score_name: p,
+                **({"gave_up": True} if gave_up else {}),
+            },
         )
         return withhold(out, p, self.abstain_below, calibrated=self.calibrated)
 

@@ -13,7 +13,7 @@ from ponder.errors import InputError
 from ponder.learning.drr.ablate import ablate_cv
 from ponder.learning.drr.costs import Cost, question_costs, signal_costs
 from ponder.learning.drr.cv import CVRun, Point, cross_validate
-from ponder.learning.drr.cv_report import ChosenStops, choose, write_report
+from ponder.learning.drr.cv_report import ChosenStops, choice_cv, choose, write_report
 from ponder.learning.drr.folds import pool_collections, question_folds
 from tests.unit.drr_helpers import manifest, synthetic
 
@@ -95,6 +95,13 @@ def test_choose_takes_the_cheapest_within_the_margin() -> None:
     assert chosen["beta"].threshold is None
     wide = {c.policy: c for c in choose(run, margin=0.1)}
     assert wide["dm_sample_free/r1"].threshold == 0.3 and wide["fixed"].threshold == 4
+    # the choice cross-validated: even questions are fold 0, odd ones fold 1; fold 0 is scored
+    # with 0.3 (picked on the odd questions, where it ties maj@8), fold 1 with 0.5
+    run.folds, run.fold_of = 2, {q: int(q) % 2 for q in qs}
+    nested = {r["policy"]: r for r in choice_cv(run, margin=0.02)}
+    free = nested["dm_sample_free/r1"]
+    assert free["picks"] == ["0.3", "0.5"] and free["accuracy"] == 0.4
+    assert (free["won"], free["lost"]) == (0, 1)
 
 
 def test_cross_validation_holds_every_question_out_once(tmp_path: Path) -> None:
@@ -119,6 +126,7 @@ def test_cross_validation_holds_every_question_out_once(tmp_path: Path) -> None:
         tmp_path / "out", run, margin=0.02, train=["c"], seed=0, resamples=50, signals=[]
     )
     assert "Chosen thresholds" in text and "dm_sample_free/r1" in text
+    assert "The choice itself cross-validated" in text
     back = ChosenStops.load(tmp_path / "out" / "chosen.json")
     assert back == stops and back.questions == 12
     assert isinstance(back.threshold("dm_sample_free/r1"), float | None)

@@ -84,6 +84,8 @@ async def test_probe_free_refuses_a_probed_dm_and_the_other_way(tmp_path: Path) 
         StopSampling(dm=free, probe_every=4, max_tokens=12)
     with pytest.raises(ConfigError, match="think_threshold"):
         StopSampling(dm=free, probes=False, think_threshold=0.5)
+    with pytest.raises(ConfigError, match="give_up_below"):
+        BayesStopSampling(dm=free, probes=False, max_tokens=12, give_up_below=0.1)
     # probe_every is not checked without probes (the one-call trace has no segments)
     StopSampling(dm=free, probes=False, probe_every=64, max_tokens=12)
     BayesStopSampling(dm=free, probes=False, max_tokens=12)
@@ -118,13 +120,22 @@ async def test_replay_and_live_agree_without_probes(tmp_path: Path) -> None:
     path = str(dm.save(tmp_path / "dm.json"))
     [q] = score_collection(dm, records, 12)
     assert all(len(t.states) == 1 and t.probe_tokens == 0 for t in q.traces)
-    for threshold, round_size in ((0.6, 1), (0.6, 2), (0.1, 1), (0.1, 3)):
-        rep = dm_sample(q, dm, threshold, round_size)
+    cases = [(0.6, 1, None), (0.6, 2, None), (0.1, 1, None), (0.1, 3, None), (0.9, 1, 0.05)]
+    for threshold, round_size, give_up in cases:
+        rep = dm_sample(q, dm, threshold, round_size, give_up)
         live = StopSampling(
-            dm=path, k=4, threshold=threshold, probes=False, max_tokens=12, round_size=round_size
+            dm=path,
+            k=4,
+            threshold=threshold,
+            probes=False,
+            max_tokens=12,
+            round_size=round_size,
+            give_up_below=give_up,
         )
         r = await Orchestrator(FakeBackend(one_call)).run(live, Task("q?"))
         assert r.outcome.data["drawn"] == rep.stopped_at
+        # 5 then 7: P(majority right) 0.018 < 0.05 after two samples -> the futility stop
+        assert r.outcome.data.get("gave_up", False) == (give_up is not None)
         assert r.usage.completion_tokens == rep.tokens
         assert (r.answer == "5") == rep.correct
         drawn = q.traces[: rep.stopped_at]

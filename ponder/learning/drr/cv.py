@@ -16,6 +16,8 @@ Policies (samples drawn in seed order; baseline fixed maj@k, one plain call a sa
 - ``dm_sample/rR@t``: ``drr_sample`` with probes (segments + probes), rounds of R;
 - ``dm_sample_free/rR@t``: ``drr_sample`` with ``probes: false`` (one call a sample, the
   probe-free DM), rounds of R;
+- both also with the futility stop, ``...@t/give_up<g,n``: ``give_up_below: g``,
+  ``give_up_after: n`` (stop once P(majority right) < g after n samples);
 - ``bayes/rR@t``, ``bayes_free/rR@t``: ``drr_bayes``, with and without probes.
 """
 
@@ -48,6 +50,11 @@ from ponder.strategies.adaptive import doubling
 
 ROUND_SIZES = (1, 2, 3, 4)
 BAYES_GRID = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+GIVE_UP_GRID: tuple[tuple[float, int] | None, ...] = (
+    None,
+    *((g, n) for g in (0.05, 0.1, 0.15, 0.2) for n in (2, 3)),
+)
+"""``drr_sample``'s futility stop (``give_up_below``, ``give_up_after``); ``None``: off."""
 
 
 @dataclass
@@ -57,6 +64,7 @@ class Point:
     policy: str
     round_size: int | None
     param: float
+    give_up: tuple[float, int] | None = None
     correct: dict[str, bool] = field(default_factory=dict)
     cost: dict[str, Cost] = field(default_factory=dict)
     drawn: dict[str, int] = field(default_factory=dict)
@@ -68,7 +76,8 @@ class Point:
 
     @property
     def label(self) -> str:
-        return f"{self.key}@{self.param:g}"
+        g = "" if self.give_up is None else f"/give_up<{self.give_up[0]:g},{self.give_up[1]}"
+        return f"{self.key}@{self.param:g}{g}"
 
     def total(self) -> Cost:
         return sum(self.cost.values(), Cost())
@@ -113,11 +122,12 @@ class CVRun:
 
 
 Policy = Callable[[ScoredQuestion, ScoredQuestion, QuestionCosts], tuple[Unit, Cost]]
+Spec = tuple[str, int | None, float, tuple[float, int] | None, Policy]
 
 
-def policies(dm: DM, free: DM, k: int) -> list[tuple[str, int | None, float, Policy]]:
-    """Every (policy, round size, threshold, replay) for one fold's two judges."""
-    out: list[tuple[str, int | None, float, Policy]] = []
+def policies(dm: DM, free: DM, k: int) -> list[Spec]:
+    """Every (policy, round size, threshold, futility stop, replay) for one fold's judges."""
+    out: list[Spec] = []
 
     def fix(n: int) -> Policy:
         return lambda sp, sf, c: (fixed(sp, n), c.drawn(min(n, len(sp.traces)), None, False))
@@ -132,26 +142,28 @@ def policies(dm: DM, free: DM, k: int) -> list[tuple[str, int | None, float, Pol
     def bet(t: float) -> Policy:
         return lambda sp, sf, c: _at(beta(sp, t), c, 1, False)
 
-    def dms(t: float, r: int, probed: bool) -> Policy:
+    def dms(t: float, r: int, probed: bool, g: tuple[float, int] | None) -> Policy:
+        up, after = g if g is not None else (None, 2)
         if probed:
-            return lambda sp, sf, c: _at(dm_sample(sp, dm, t, r), c, r, True)
-        return lambda sp, sf, c: _at(dm_sample(sf, free, t, r), c, r, False)
+            return lambda sp, sf, c: _at(dm_sample(sp, dm, t, r, up, after), c, r, True)
+        return lambda sp, sf, c: _at(dm_sample(sf, free, t, r, up, after), c, r, False)
 
     def bay(t: float, r: int, probed: bool) -> Policy:
         if probed:
             return lambda sp, sf, c: _at(bayes(sp, t, round_size=r), c, r, True)
         return lambda sp, sf, c: _at(bayes(sf, t, round_size=r), c, r, False)
 
-    out += [("fixed", None, float(n), fix(n)) for n in range(1, k + 1)]
-    out += [("adaptive", None, t, adapt(t)) for t in ADAPTIVE_GRID]
-    out += [("beta", None, t, bet(t)) for t in BETA_GRID]
+    out += [("fixed", None, float(n), None, fix(n)) for n in range(1, k + 1)]
+    out += [("adaptive", None, t, None, adapt(t)) for t in ADAPTIVE_GRID]
+    out += [("beta", None, t, None, bet(t)) for t in BETA_GRID]
     for r in ROUND_SIZES:
-        if dm.sampling is not None:
-            out += [("dm_sample", r, t, dms(t, r, True)) for t in DM_GRID]
-        if free.sampling is not None:
-            out += [("dm_sample_free", r, t, dms(t, r, False)) for t in DM_GRID]
-        out += [("bayes", r, t, bay(t, r, True)) for t in BAYES_GRID]
-        out += [("bayes_free", r, t, bay(t, r, False)) for t in BAYES_GRID]
+        for name, judge, probed in (("dm_sample", dm, True), ("dm_sample_free", free, False)):
+            if judge.sampling is not None:
+                out += [
+                    (name, r, t, g, dms(t, r, probed, g)) for t in DM_GRID for g in GIVE_UP_GRID
+                ]
+        out += [("bayes", r, t, None, bay(t, r, True)) for t in BAYES_GRID]
+        out += [("bayes_free", r, t, None, bay(t, r, False)) for t in BAYES_GRID]
     return out
 
 
@@ -194,9 +206,9 @@ def cross_validate(
             key = ids[i]
             k = max(k, len(sp.traces))
             costs = question_costs(q, every)
-            for name, r, t, run in policies(dm, free, len(sp.traces)):
+            for name, r, t, g, run in policies(dm, free, len(sp.traces)):
                 u, c = run(sp, sf, costs)
-                pt = points.setdefault(f"{name}/{r}@{t:g}", Point(name, r, t))
+                pt = points.setdefault(f"{name}/{r}@{t:g}/{g}", Point(name, r, t, g))
                 pt.correct[key] = u.correct
                 pt.cost[key] = c
                 pt.drawn[key] = u.stopped_at

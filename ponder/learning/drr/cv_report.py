@@ -32,6 +32,9 @@ class Chosen(BaseModel):
     policy: str
     threshold: float | None
     """``None``: no threshold came within the margin (the numbers are its most accurate one's)."""
+    give_up_below: float | None = None
+    give_up_after: int | None = None
+    """``drr_sample``'s futility stop, chosen with the threshold (``None``: off)."""
     accuracy: float
     interval: tuple[float, float]
     won: int
@@ -89,6 +92,7 @@ def summarize(pt: Point, base: Point) -> dict[str, Any]:
         "label": pt.label,
         "policy": pt.key,
         "param": pt.param,
+        "give_up": pt.give_up,
         "accuracy": pt.accuracy,
         "interval": (lo, hi),
         "right": right,
@@ -117,25 +121,77 @@ def _per_q(c: Cost, n: int) -> dict[str, float]:
     }
 
 
-def choose(run: CVRun, margin: float) -> list[Chosen]:
-    """Per policy: the cheapest threshold within ``margin`` of maj@k's out-of-fold accuracy."""
-    base = run.point(run.baseline)
+def _keys(run: CVRun) -> list[str]:
     keys: list[str] = []
     for p in run.points:
         if p.key not in keys:
             keys.append(p.key)
+    return keys
+
+
+def pick(
+    pts: Sequence[Point], base: Point, margin: float, qs: Sequence[str] | None = None
+) -> tuple[Point, bool]:
+    """The cheapest point (completion tokens) whose accuracy on ``qs`` (default: all) is within
+    ``margin`` of ``base``'s there; else the most accurate (and ``False``)."""
+    qs = list(base.correct) if qs is None else list(qs)
+
+    def acc(p: Point) -> float:
+        return sum(p.correct[q] for q in qs) / len(qs) if qs else 0.0
+
+    def cost(p: Point) -> tuple[float, float]:
+        c = sum((p.cost[q] for q in qs), Cost())
+        return c.completion, c.prompt
+
+    ok = [p for p in pts if acc(p) >= acc(base) - margin - 1e-9]
+    if ok:
+        return min(ok, key=lambda p: (*cost(p), -acc(p))), True
+    return max(pts, key=lambda p: (acc(p), -cost(p)[0])), False
+
+
+def choose(run: CVRun, margin: float) -> list[Chosen]:
+    """Per policy: the cheapest threshold within ``margin`` of maj@k's out-of-fold accuracy."""
+    base = run.point(run.baseline)
     out = []
-    for key in keys:
-        pts = [p for p in run.points if p.key == key]
-        ok = [p for p in pts if p.accuracy >= base.accuracy - margin - 1e-9]
-        if ok:
-            best = min(ok, key=lambda p: (p.total().completion, p.total().prompt, -p.accuracy))
-        else:
-            best = max(pts, key=lambda p: (p.accuracy, -p.total().completion))
+    for key in _keys(run):
+        best, ok = pick([p for p in run.points if p.key == key], base, margin)
         s = summarize(best, base)
-        fields = {f: s[f] for f in Chosen.model_fields if f in s}
-        out.append(Chosen(**{**fields, "policy": key, "threshold": best.param if ok else None}))
+        fields = {f: s[f] for f in Chosen.model_fields if f in s and f not in ("policy",)}
+        g = best.give_up if ok else None
+        out.append(
+            Chosen(
+                **fields,
+                policy=key,
+                threshold=best.param if ok else None,
+                give_up_below=g[0] if g else None,
+                give_up_after=g[1] if g else None,
+            )
+        )
     return out
+
+
+def choice_cv(run: CVRun, margin: float) -> list[dict[str, Any]]:
+    """The choice itself cross-validated: for each fold, ``pick`` on the other folds'
+    questions, scored on this fold's; pooled. ``choose``'s numbers are those of the threshold
+    picked on all questions, so they flatter it a little; these do not."""
+    base = run.point(run.baseline)
+    rows = []
+    for key in _keys(run):
+        pts = [p for p in run.points if p.key == key]
+        held = Point(pts[0].policy, pts[0].round_size, float("nan"))
+        picks = []
+        for f in range(run.folds):
+            inside = [q for q in run.questions if run.fold_of[q] == f]
+            outside = [q for q in run.questions if run.fold_of[q] != f and q in base.correct]
+            best, ok = pick(pts, base, margin, outside)
+            picks.append(best.label.split("@", 1)[1] if ok else "none")
+            for q in inside:
+                if q in best.correct:
+                    held.correct[q] = best.correct[q]
+                    held.cost[q] = best.cost[q]
+                    held.drawn[q] = best.drawn[q]
+        rows.append({**summarize(held, base), "policy": key, "picks": picks})
+    return rows
 
 
 def judge_rows(run: CVRun, resamples: int, seed: int) -> list[dict[str, Any]]:
@@ -175,6 +231,7 @@ def format_report(
     signals: Sequence[SignalCost],
     header: Sequence[str],
     margin: float,
+    nested: Sequence[dict[str, Any]] = (),
 ) -> str:
     base = run.point(run.baseline)
     b = summarize(base, base)
@@ -202,6 +259,8 @@ def format_report(
     ]
     for c in chosen:
         th = "none within margin" if c.threshold is None else f"{c.threshold:g}"
+        if c.give_up_below is not None:
+            th += f", give up < {c.give_up_below:g} after {c.give_up_after}"
         goal = (c.total_pct or 1e9) <= GOAL_TOKENS and (c.path_tokens_pct or 1e9) <= GOAL_WALL
         lines.append(
             f"| {c.policy}{' **goal**' if goal else ''} | {th} | {c.accuracy:.1%} "
@@ -209,6 +268,23 @@ def format_report(
             f"{c.won}/{c.lost} ({c.p_value:.2g}) | {c.mean_samples:.2f} | "
             f"{_f(c.completion_pct)} | {_f(c.prompt_pct)} | {_f(c.total_pct)} | "
             f"{_f(c.calls_pct)} | {_f(c.path_tokens_pct)} | {_f(c.path_calls_pct)} |"
+        )
+    lines += [
+        "",
+        "## The choice itself cross-validated",
+        "",
+        "Per fold, the threshold is picked on the other folds' questions and scored on this "
+        "fold's (pooled): what the choosing procedure is worth on questions it did not see.",
+        "",
+        "| policy | picks per fold | accuracy | won/lost (p) | samples | completion | total | "
+        "wall: path tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in nested:
+        lines.append(
+            f"| {r['policy']} | {'; '.join(r['picks'])} | {r['accuracy']:.1%} | "
+            f"{r['won']}/{r['lost']} ({r['p_value']:.2g}) | {r['mean_samples']:.2f} | "
+            f"{_f(r['completion_pct'])} | {_f(r['total_pct'])} | {_f(r['path_tokens_pct'])} |"
         )
     lines += [
         "",
@@ -227,7 +303,8 @@ def format_report(
         format_signal_costs(signals, len(run.questions)),
     ]
     lines += _buys(signals, judges)
-    lines += ["", "## Every point (out-of-fold)", "", *_grid(run)]
+    lines += ["", "## Every point without a futility stop (out-of-fold; all in cv.json)", ""]
+    lines += _grid(run)
     return "\n".join(lines)
 
 
@@ -266,6 +343,8 @@ def _grid(run: CVRun) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for p in run.points:
+        if p.give_up is not None:
+            continue  # in cv.json
         s = summarize(p, base)
         lines.append(
             f"| {p.label} | {s['accuracy']:.1%} | {s['won']}/{s['lost']} | "
@@ -303,7 +382,8 @@ def write_report(
         free_families=run.free_families,
         chosen=chosen,
     )
-    text = format_report(run, chosen, judges, signals, header, margin)
+    nested = choice_cv(run, margin)
+    text = format_report(run, chosen, judges, signals, header, margin, nested)
     d = Path(out).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     (d / "cv.md").write_text(text + "\n", encoding="utf-8")
@@ -312,6 +392,7 @@ def write_report(
         "format": FORMAT,
         "chosen": stops.model_dump(),
         "judges": list(judges),
+        "choice_cv": list(nested),
         "signals": [s.__dict__ for s in signals],
         "folds": run.fold_of,
         "points": [{k: v for k, v in summarize(p, base).items()} for p in run.points],
@@ -323,7 +404,9 @@ def write_report(
 __all__ = [
     "Chosen",
     "ChosenStops",
+    "choice_cv",
     "choose",
+    "pick",
     "format_report",
     "judge_rows",
     "summarize",

@@ -187,11 +187,20 @@ def rounds(k: int, round_size: int) -> list[int]:
     return [min(n, k) for n in range(round_size, k + round_size, round_size)]
 
 
-def dm_sample(q: ScoredQuestion, dm: DM, threshold: float, round_size: int = 1) -> Unit:
-    """``drr_sample`` (a probe-free DM: with ``probes: false``): decide after each round."""
+def dm_sample(
+    q: ScoredQuestion,
+    dm: DM,
+    threshold: float,
+    round_size: int = 1,
+    give_up: float | None = None,
+    give_up_after: int = 2,
+) -> Unit:
+    """``drr_sample`` (a probe-free DM: with ``probes: false``): decide after each round; with
+    ``give_up``, also stop once P(majority right) < it after ``give_up_after`` samples."""
     for n in rounds(len(q.traces), round_size):
         drawn = q.traces[:n]
-        if dm.p_majority([t.sample.answer for t in drawn], [t.p[-1] for t in drawn]) >= threshold:
+        p = dm.p_majority([t.sample.answer for t in drawn], [t.p[-1] for t in drawn])
+        if p >= threshold or (give_up is not None and n >= give_up_after and p < give_up):
             break
     return _answer_unit(q, n, probes=True)
 
