@@ -165,11 +165,13 @@ def handle_ablate(args: argparse.Namespace) -> int:
     from ponder.behaviour.records import read_collection
     from ponder.errors import InputError
     from ponder.learning.drr.ablate import ablate, ablate_cv, format_ablation
+    from ponder.learning.drr.folds import pool_collections
     from ponder.learning.drr.train import resolve_dm_families
 
     def load(d: str) -> Any:
         root = Path(d).expanduser()
-        return (*read_collection(root), read_hidden(root))
+        manifest, records, _ = pool_collections([read_collection(root)])  # each question once
+        return manifest, records, read_hidden(root)
 
     if (args.test is None) == (args.cv is None):
         raise InputError("give --test DIR, or --cv K for out-of-fold numbers on train alone")
