@@ -21,6 +21,12 @@ the checkpoint, the partial answer is *continued* (``GenerationRequest.assistant
 needs the backend capability "continuation" (llama.cpp and the local default have it); set
 ``continuation=False`` to size each window with the estimate alone and never continue.
 
+With ``thinking=True`` (a backend serving the thinking format, ``backend: {kind: local,
+thinking: true}``, or a reasoning model that continues a ``<think>`` prefix) each window *thinks*
+inside the markers, each summary is made of a window's thinking, each restart thinks afresh from
+question + summary, ``thinking_tokens`` bounds the thinking of all windows together, and the answer
+is written after the thinking is closed (``ponder.strategies.summarize_thinking``).
+
 Every raw window and every summary stays in the trace (``decision`` events ``checkpoint``), so a
 user can audit what was dropped. It is an ordinary sans-I/O strategy, so parallel sampling can
 ``Fork`` several of them.
@@ -46,7 +52,10 @@ from ponder.protocol.requests import (
     Result,
     SamplingParams,
 )
+from ponder.protocol.requirements import Requirement
 from ponder.protocol.strategy import Strategy
+from ponder.protocol.thinking import DEFAULT_MARKERS, check_markers
+from ponder.protocol.thinking_budget import DEFAULT_ANSWER_TOKENS
 from ponder.protocol.tokens import estimate_chat_tokens
 from ponder.strategies.cot import (
     PROMPT_VARIABLES,
@@ -61,6 +70,8 @@ MIN_CONTINUATION_TOKENS = 16
 """A window that stops this close to its checkpoint is summarized rather than continued."""
 SUMMARY_MARGIN_TOKENS = 8
 """Slack left for the reasoning re-tokenizing slightly differently inside the summary prompt."""
+CLOSE_SLACK_TOKENS = 8
+"""Thinking mode: room kept for the closing marker between the thinking and the answer."""
 
 T = TypeVar("T")
 _SubFlow = Generator[Action, Any, T]
@@ -105,11 +116,35 @@ class SummarizingReasoner(Strategy):
     restart_template: str = "resum_restart_user"
     summary_system_template: str = "resum_summary_system"
     summary_template: str = "resum_summary_user"
+    thinking: bool = False
+    """Think inside the thinking markers (the thinking format); see the module doc."""
+    thinking_tokens: int | None = Field(None, gt=0)
+    """Thinking mode: the most thinking tokens of all windows together; ``None``: as many as
+    ``max_summaries + 1`` windows hold."""
+    answer_tokens: int = Field(DEFAULT_ANSWER_TOKENS, gt=0)
+    """Thinking mode: the answer's allowance after the thinking is closed (kept inside
+    ``checkpoint_tokens`` by the window that ends in the answer)."""
+    thinking_markers: tuple[str, str] = DEFAULT_MARKERS
 
     @model_validator(mode="after")
     def _valid(self) -> SummarizingReasoner:
         if self.checkpoint_tokens is None and self.summarize_every is None:
             raise ValueError("set checkpoint_tokens, summarize_every, or both")
+        check_markers(self.thinking_markers)
+        if self.thinking_tokens is not None and not self.thinking:
+            raise ValueError("thinking_tokens bounds the thinking of thinking: true; set both")
+        if (
+            self.thinking
+            and self.checkpoint_tokens is not None
+            and self.answer_tokens + self.min_window_tokens + CLOSE_SLACK_TOKENS
+            >= self.checkpoint_tokens
+        ):
+            raise ValueError(
+                f"answer_tokens ({self.answer_tokens}) + min_window_tokens "
+                f"({self.min_window_tokens}) must be well below checkpoint_tokens "
+                f"({self.checkpoint_tokens}) so that the last window's thinking and the answer "
+                "both fit; lower them or raise checkpoint_tokens"
+            )
         if (
             self.reserve_for_summary
             and self.checkpoint_tokens is not None
@@ -128,6 +163,13 @@ class SummarizingReasoner(Strategy):
         load_template(self.summary_system_template, allowed=())
         load_template(self.summary_template, allowed=SUMMARY_VARIABLES)
         return self
+
+    def requires(self) -> tuple[Requirement, ...]:
+        """Thinking mode continues the opened thinking in every call."""
+        if not self.thinking:
+            return ()
+        why = "with thinking: true every call continues the opened thinking (an assistant prefix)"
+        return (Requirement.of("continuation", why=why),)
 
     # -- prompts ----------------------------------------------------------------------------------
 
@@ -205,6 +247,11 @@ class SummarizingReasoner(Strategy):
                 w.failure = result
                 return w
             choice = result.choices[0]
+            if choice.reasoning and choice.finish_reason == "length" and not choice.text:
+                raise ValueError(  # continuing choice.text would drop the thinking
+                    "summarize got a reply that is all thinking (the backend serves the thinking "
+                    "format or a reasoning model); set the strategy's thinking: true"
+                )
             w.text += choice.text
             w.generated += choice.completion_tokens
             w.context = result.prompt_tokens + choice.completion_tokens
@@ -235,10 +282,11 @@ class SummarizingReasoner(Strategy):
         return ({"role": "system", "content": system}, {"role": "user", "content": user})
 
     def _summarize(
-        self, task: Task, summary: str | None, reasoning: str, index: int
+        self, task: Task, summary: str | None, reasoning: str, index: int, prefix: str | None = None
     ) -> _SubFlow[Result]:
         request = GenerationRequest(
             messages=self._summary_messages(task, summary, reasoning),
+            assistant_prefix=prefix,
             params=self._params(self.summary_max_tokens, index * 100 + 99),
             purpose="summarize",
         )
@@ -246,6 +294,10 @@ class SummarizingReasoner(Strategy):
         return result
 
     def flow(self, task: Task) -> Flow:
+        if self.thinking:
+            from ponder.strategies.summarize_thinking import thinking_flow  # it imports us
+
+            return (yield from thinking_flow(self, task))
         progress = _Progress()
         summary: str | None = None
         w = _Window()
