@@ -15,11 +15,13 @@ Per arm it prints accuracy with a 95% Wilson interval, won/lost against ``cut`` 
 questions with McNemar's exact p, the mean thinking / completion / prompt tokens, calls and wall
 seconds per question, and the peak context of any call (max and median: proof the window held).
 One JSON line per (question, arm) goes to ``--out`` as it finishes; a rerun with the same
-``--out`` and settings skips what is there, so an interrupted run resumes. Slow on CPU: run it
-niced, one question at a time::
+``--out`` and settings skips what is there, so an interrupted run resumes (``--only ARM`` measures
+some arms). Slow on CPU: run it niced. On a busy 2-core machine llama-server with one thread
+decoded ~12 tokens/s and with two threads 0.6 (its threads wait for each other when one is not
+scheduled), hence ``--threads 1``; ``--parallel`` slots decode together::
 
     nice -n 15 python benchmarks/resum_context_binds.py --first 50 --offset 100 \\
-        --window 1024 --budgets 2048 4096 --out results/resum_binds_w1024.jsonl
+        --window 1024 --budgets 2048 4096 --parallel 2 --out results/resum_binds_w1024.jsonl
 """
 
 from __future__ import annotations
@@ -207,12 +209,15 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", default=[2048], help="resum thinking")
     ap.add_argument("--answer-tokens", type=int, default=256, help="answer allowance, both arms")
     ap.add_argument("--summary-max-tokens", type=int, default=160)
-    ap.add_argument("--max-summaries", type=int, default=12, help="high: the budget binds")
+    ap.add_argument("--max-summaries", type=int, default=16, help="high: the budget binds")
     ap.add_argument("--min-window-tokens", type=int, default=64)
     ap.add_argument("--parallel", type=int, default=1, help="concurrent runs (server slots)")
-    ap.add_argument("--threads", type=int, default=None, help="llama-server threads")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="llama-server threads (1: see the module doc)"
+    )
     ap.add_argument("--request-timeout", type=float, default=3600.0)
     ap.add_argument("--out", default="results/resum_context_binds.jsonl")
+    ap.add_argument("--only", nargs="+", default=None, help="measure only these arms (resumable)")
     ap.add_argument("--traces", default=None, help="a folder for each run's trace (JSONL)")
     ap.add_argument("--report-only", action="store_true", help="print the table from --out")
     args = ap.parse_args()
@@ -222,7 +227,7 @@ def main() -> None:
     if args.traces:
         Path(args.traces).mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        asyncio.run(measure(args, arms, out))
+        asyncio.run(measure(args, [a for a in arms if not args.only or a in args.only], out))
     keep = {i for i, _, _ in load(Path(args.data), args.offset, args.first)}
     rows = [r for r in read_rows(out, settings(args)) if r["index"] in keep]
     report(rows, arms, args.window)
