@@ -25,185 +25,31 @@ Every one puts its P(correct) on ``Outcome.confidence`` (so on ``RunResult.confi
 collector's (``ponder.learning.collect.strategy``): both drive the one probed-trace loop
 (``ProbedTraceFields.probed_trace``), the DM judging each checkpoint here, so with the same seed a
 live run makes the decisions a replay of its collection predicts.
+
+This module defines ``drr_think`` and ``drr_sample``; ``drr_feedback`` is defined in
+``ponder.strategies.drr_feedback`` and their shared base (``ProbedReasoner``, ``withhold``) in
+``ponder.strategies.drr_reasoner``. All of them can still be imported from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
 from ponder.aggregator.registry import AggregatorField
-from ponder.answers import extract_answer
-from ponder.errors import ConfigError, InputError
-from ponder.prompts import load_template, template_hash
+from ponder.errors import ConfigError
 from ponder.protocol.actions import Flow, Fork, Note, Outcome, Task
-from ponder.protocol.requests import Message
 from ponder.protocol.strategy import Requirement
-from ponder.stopping.features import CheckpointState, majority
-from ponder.stopping.model import DM, load_dm
-from ponder.strategies.cot import PROMPT_VARIABLES, ChainOfThought, cot_messages
+from ponder.stopping.features import majority
+from ponder.stopping.model import DM
+from ponder.strategies.cot import ChainOfThought, cot_messages
+from ponder.strategies.drr_feedback import Feedback
 from ponder.strategies.drr_oneshot import one_call_samples
-from ponder.strategies.probed_trace import (
-    CUE_SEPARATOR,
-    Checkpoint,
-    ProbedTraceFields,
-    TraceLog,
-    critique_flow,
-)
+from ponder.strategies.drr_reasoner import ProbedReasoner, trace_summary, withhold
+from ponder.strategies.probed_trace import TraceLog
 from ponder.strategies.registry import register_strategy
 from ponder.strategies.sampling import ensure_some_answer
-
-
-def withhold(
-    out: Outcome, p: float | None, abstain_below: float | None, calibrated: bool = True
-) -> Outcome:
-    """Put ``p`` on the outcome (as ``data["p_correct"]`` too when it is the DM's calibrated
-    P(correct), which ``RunResult.p_correct`` reads); withhold the answer, clearly marked, when
-    ``p`` is under ``abstain_below``."""
-    out.confidence = p
-    if calibrated and p is not None:
-        out.data["p_correct"] = p
-    if abstain_below is not None and p is not None and p < abstain_below:
-        out.data["abstained"] = True
-        out.data["withheld_answer"] = out.answer
-        out.data["abstain_below"] = abstain_below
-        out.answer = None
-    return out
-
-
-class ProbedReasoner(ProbedTraceFields):
-    """Shared fields and the DM-judged probed trace of the DRR strategies (not registered)."""
-
-    name: ClassVar[str] = "_drr_base"
-
-    dm: str = "default"
-    allow_other_reasoner: bool = False
-    abstain_below: float | None = Field(None, ge=0.0, le=1.0)
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-
-    _judge: DM | None = PrivateAttr(default=None)
-
-    def judged_templates(self) -> list[str]:
-        return [self.system_template, self.user_template, self.cue_template]
-
-    @model_validator(mode="after")
-    def _dm_fits(self) -> ProbedReasoner:
-        load_template(self.system_template, allowed=())
-        load_template(self.user_template, allowed=PROMPT_VARIABLES)
-        load_template(self.cue_template, allowed=())
-        if self.dm_needed():
-            probes = self.uses_probes()
-            templates = self.judged_templates() if probes else self.judged_templates()[:2]
-            dm = self.judge_model()
-            dm.check_probes(probes)
-            dm.check_settings(
-                {n: template_hash(n) for n in templates},
-                self.probe_every if probes else None,
-                self.allow_other_reasoner,
-            )
-        return self
-
-    def dm_needed(self) -> bool:
-        return True
-
-    def uses_probes(self) -> bool:
-        """Whether its traces are probed (segments + probes); ``drr_sample``'s ``probes``."""
-        return True
-
-    def judge_model(self) -> DM:
-        """The DM artifact, read once per strategy (not on every trace)."""
-        if self._judge is None:
-            try:
-                # no backend hands strategies hidden states: a DM trained with them judges
-                # with its fallback scorer here (or is refused when it has none)
-                self._judge = load_dm(self.dm).without_hidden()
-            except InputError as exc:  # a config names the artifact: say which field
-                raise ConfigError("dm", str(exc)) from exc
-        return self._judge
-
-    def trace(
-        self,
-        messages: tuple[Message, ...],
-        seed: int | None,
-        stop_at: float | None,
-        probes: bool = True,
-    ) -> Flow:
-        """One trace in segments with probes; stops early once the DM's P >= ``stop_at``.
-
-        Returns an ``Outcome`` whose ``data`` holds ``trace`` (a ``TraceLog``), ``p`` (the DM's
-        P(correct) at the last state, ``None`` without probes), ``stopped_at`` (tokens) and
-        ``early`` (stopped before the reasoner finished).
-        """
-        dm = self.judge_model() if probes else None
-        log = TraceLog(seed=seed)
-        answers: list[str | None] = []
-        p: float | None = None
-
-        def judge(at: Checkpoint) -> Generator[Any, Any, float | None]:
-            """The DM's P(correct) at each probed checkpoint; stop once it reaches ``stop_at``."""
-            nonlocal p
-            assert dm is not None
-            if at.answer is not None:
-                answers.append(at.answer)
-            if at.cut or at.answer is None:  # the final state is judged after the trace
-                return None
-            state = CheckpointState(
-                at=log.tokens,
-                answers=tuple(answers),
-                lp=log.lp,
-                conf=log.conf,
-                finished=False,
-                cut=False,
-                max_tokens=dm.max_tokens,
-            )
-            p = dm.p_checkpoint(state)
-            stop = stop_at is not None and p >= stop_at
-            yield Note(
-                "drr_checkpoint",
-                {"at": log.tokens, "answer": answers[-1], "p": round(p, 4), "stop": stop},
-            )
-            return p if stop else None
-
-        end = yield from self.probed_trace(
-            messages,
-            log,
-            self.temperature,
-            probes=dm is not None,
-            checkpoint=judge if dm is not None else None,
-        )
-        if end.failure is not None:
-            # the best answer so far: the last probe's (with its score), as budget-limited
-            return Outcome(
-                answer=answers[-1] if answers else None,
-                text=log.text,
-                budget_limited=end.failure.budget,
-                data={"trace": log, "p": p, "early": False, "error": str(end.failure.error)},
-                error=None if end.failure.budget else end.failure.error,
-            )
-        if end.how == "stopped":
-            cue = self.cue()
-            text = log.text.rstrip() + CUE_SEPARATOR + cue + (answers[-1] or "") + "}"
-            data = {"trace": log, "p": p, "early": True, "stopped_at": log.tokens}
-            return Outcome(answer=answers[-1], text=text, data=data)
-        cut = end.how == "cut"
-        answer = extract_answer(log.text)
-        if answer is None and cut and log.probes:
-            answer = log.probes[-1]["answer"]
-        if dm is not None:
-            state = CheckpointState.ended(log, answers, answer, cut=cut, max_tokens=dm.max_tokens)
-            p = dm.p_checkpoint(state)
-            yield Note("drr_final", {"at": log.tokens, "answer": answer, "p": round(p, 4)})
-        data = {"trace": log, "p": p, "early": False, "stopped_at": log.tokens}
-        return Outcome(answer=answer, text=log.text, data=data)
-
-    def flow(self, task: Task) -> Flow:  # pragma: no cover - abstract in practice
-        raise NotImplementedError
-
-
-def _summary(log: TraceLog) -> dict[str, Any]:
-    return {"tokens": log.tokens, "probes": len(log.probes), "usage": dict(log.usage)}
 
 
 @register_strategy
@@ -220,7 +66,7 @@ class StopThinking(ProbedReasoner):
         if out.error is not None and out.answer is None:
             raise out.error  # as ``cot``: a failed call (not the budget) fails the run
         log: TraceLog = out.data.pop("trace")
-        out.data.update(_summary(log))
+        out.data.update(trace_summary(log))
         return withhold(out, out.data.get("p"), self.abstain_below)
 
 
@@ -318,7 +164,7 @@ class StopSampling(ProbedReasoner):
                 o = r if isinstance(r, Outcome) else Outcome(answer=None, text="", error=r)
                 log = o.data.pop("trace", None)
                 if log is not None:
-                    o.data.update(_summary(log))
+                    o.data.update(trace_summary(log))
                 samples.append(o)
                 answers.append(o.answer)
                 scores.append(o.data.get("p") or 0.0)
@@ -368,86 +214,4 @@ class StopSampling(ProbedReasoner):
         return majority(answers)
 
 
-@register_strategy
-class Feedback(ProbedReasoner):
-    """Send a finished answer back to be re-examined while its judge scores it low."""
-
-    name: ClassVar[str] = "drr_feedback"
-
-    judge: Literal["dm", "self_critique"] = "dm"
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-    rounds: int = Field(2, ge=0, le=8)
-    reexamine_template: str = "drr_reexamine_user"
-    critique_template: str = "self_critique_user"
-
-    def dm_needed(self) -> bool:
-        return self.judge == "dm"
-
-    @model_validator(mode="after")
-    def _feedback_templates(self) -> Feedback:
-        load_template(self.reexamine_template, allowed=())
-        load_template(self.critique_template, allowed=())
-        return self
-
-    def flow(self, task: Task) -> Flow:
-        messages = cot_messages(task, self.system_template, self.user_template)
-        history: list[dict[str, Any]] = []
-        out = Outcome(answer=None, text="")
-        score: float | None = None
-        best: tuple[int, Outcome, float | None] | None = None  # the best finished round so far
-        for r in range(self.rounds + 1):
-            out = yield from self.trace(messages, self.seed, None, probes=self.judge == "dm")
-            if best is not None and (out.error is not None or out.budget_limited):
-                return (yield from self._kept(best, out, r, history))
-            if out.error is not None and out.answer is None:
-                raise out.error
-            log: TraceLog = out.data.pop("trace")
-            if self.judge == "dm":
-                score = out.data.get("p")
-            else:
-                score = yield from self._critique(messages, out.text)
-            history.append({"round": r, "answer": out.answer, "score": score, **_summary(log)})
-            again = score is not None and score < self.threshold and r < self.rounds
-            yield Note(
-                "drr_feedback", {"round": r, "answer": out.answer, "score": score, "again": again}
-            )
-            if not again or out.budget_limited:
-                break
-            if best is None or (score or 0.0) >= (best[2] or 0.0):
-                best = (r, out, score)
-            ask = load_template(self.reexamine_template, allowed=()).render()
-            messages = (
-                *messages,
-                {"role": "assistant", "content": out.text},
-                {"role": "user", "content": ask},
-            )
-        out.data.update({"judge": self.judge, "rounds": history})
-        return withhold(out, score, self.abstain_below, calibrated=self.judge == "dm")
-
-    def _kept(
-        self,
-        best: tuple[int, Outcome, float | None],
-        failed: Outcome,
-        r: int,
-        history: list[dict[str, Any]],
-    ) -> Generator[Any, Any, Outcome]:
-        """A re-examination round failed (a call, or the budget): answer with the best finished
-        round so far (the judge's highest score) instead of losing it, marked:
-        ``budget_limited`` when the budget cut the round, ``data["error"]`` and
-        ``data["failed_round"]`` either way, and a ``drr_feedback_failed`` note in the trace."""
-        kept, out, score = best
-        if failed.error is not None:
-            why = f"{type(failed.error).__name__}: {failed.error}"
-        else:
-            why = str(failed.data.get("error") or "the token budget ran out")
-        yield Note("drr_feedback_failed", {"round": r, "kept_round": kept, "why": why})
-        history.append({"round": r, "answer": None, "score": None, "error": why})
-        out.budget_limited = out.budget_limited or failed.budget_limited
-        out.data.update({"judge": self.judge, "rounds": history, "error": why, "failed_round": r})
-        return withhold(out, score, self.abstain_below, calibrated=self.judge == "dm")
-
-    def _critique(
-        self, messages: tuple[Message, ...], text: str
-    ) -> Generator[Any, Any, float | None]:
-        ask = load_template(self.critique_template, allowed=()).render()
-        return (yield from critique_flow(messages, text, ask))
+__all__ = ["Feedback", "ProbedReasoner", "StopSampling", "StopThinking", "withhold"]

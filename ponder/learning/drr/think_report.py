@@ -22,29 +22,42 @@ accuracy difference from full with a 95% question-bootstrap interval (non-inferi
 end above ``-margin``), won/lost traces and the exact McNemar p vs full, mean thinking tokens
 and the share saved vs full, and mean generated tokens (thinking, probes and answer, as a live
 policy would spend them). ``write_report`` writes ``think_report.md`` and ``think_report.json``.
+
+Here: the pair check, the cross-fitting on train and ``think_report``/``write_report`` that tie
+them together. The policies and the choice of their knobs are ``think_policies``, the test rows
+``think_rows``, the report object and its markdown ``think_markdown``; their names are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ponder.behaviour.records import Manifest, QuestionRecord
-from ponder.behaviour.stats import paired, wilson
 from ponder.errors import InputError
-from ponder.learning.drr.replay import (
-    DM_GRID,
-    ScoredQuestion,
-    ScoredTrace,
-    Unit,
-    dm_think,
-    dynasor,
-    score_collection,
+from ponder.learning.drr.replay import ScoredQuestion, score_collection
+from ponder.learning.drr.think_markdown import ThinkReport
+from ponder.learning.drr.think_policies import (
+    DYNASOR_GRID,
+    Candidate,
+    Chosen,
+    Policy,
+    Stop,
+    budget_policy,
+    budget_stop,
+    choose,
+    dm_policy,
+    dynasor_policy,
+    full_stop,
+    knob_policies,
+    mean_of,
+    thinking_of,
 )
+from ponder.learning.drr.think_rows import Row, rows_on_test
 from ponder.learning.drr.train import max_tokens_of, train_dm
 from ponder.stopping.features import BASE_FAMILIES
 from ponder.stopping.model import DM
@@ -52,118 +65,10 @@ from ponder.stopping.model import DM
 Collection = tuple[Manifest, Sequence[QuestionRecord]]
 
 BUDGETS = (256, 512)
-DYNASOR_GRID = (2, 3, 4, 5, 6)
 THINK_FAMILIES = (*BASE_FAMILIES, "thinking")
 """The DM's default families here: the base ones and the thinking's length and stability."""
 MATCHED = ("max_tokens", "probe_every", "probe_max_tokens", "probe_stop", "thinking")
 """Settings train and test must share: the states a stop policy sees depend on them."""
-
-
-@dataclass(frozen=True)
-class Stop:
-    """One trace under one policy: right or not, thinking tokens, all generated tokens."""
-
-    correct: bool
-    thinking: int
-    generated: int
-
-
-def thinking_of(t: ScoredTrace) -> int:
-    """The trace's whole thinking (a plain trace: all its tokens are reasoning)."""
-    s = t.sample
-    return s.thinking_tokens if s.thinking_tokens is not None else s.tokens
-
-
-def _unit(t: ScoredTrace, u: Unit) -> Stop:
-    final = u.stopped_at == len(t.states) - 1
-    return Stop(u.correct, thinking_of(t) if final else t.states[u.stopped_at].state.at, u.tokens)
-
-
-def full_stop(t: ScoredTrace) -> Stop:
-    return Stop(t.sample.correct, thinking_of(t), t.sample.tokens)
-
-
-def budget_stop(t: ScoredTrace, budget: int) -> Stop:
-    """``budget@B`` (see the module doc): the probe at ``B`` stands in for forcing at ``B``."""
-    if thinking_of(t) <= budget:
-        return full_stop(t)
-    before = [i for i, st in enumerate(t.states[:-1]) if st.state.at <= budget]
-    if not before:  # no probe by then: no answer
-        return Stop(False, budget, budget)
-    i = before[-1]
-    st = t.states[i]
-    probe = t.sample.probes[i].tokens if i < len(t.sample.probes) else 0
-    return Stop(st.correct, st.state.at, st.state.at + probe)
-
-
-Policy = Callable[[ScoredTrace], Stop]
-
-
-def dynasor_policy(m: int) -> Policy:
-    """``dynasor@m``: stop where the last ``m`` probe answers agree."""
-    return lambda t: _unit(t, dynasor(t, m))
-
-
-def dm_policy(threshold: float) -> Policy:
-    """``dm_think@t``: stop where the DM's P(correct) first reaches ``threshold``."""
-    return lambda t: _unit(t, dm_think(t, threshold))
-
-
-def budget_policy(budget: int) -> Policy:
-    """``budget@B`` (``budget_stop``)."""
-    return lambda t: budget_stop(t, budget)
-
-
-def knob_policies(kind: str) -> list[tuple[float, Policy]]:
-    """The grid of a tuned policy: ``dynasor`` (m) or ``dm_think`` (threshold)."""
-    if kind == "dynasor":
-        return [(m, dynasor_policy(m)) for m in DYNASOR_GRID]
-    return [(th, dm_policy(th)) for th in DM_GRID]
-
-
-@dataclass
-class Candidate:
-    """One knob setting's train numbers."""
-
-    knob: float
-    accuracy: float
-    thinking: float
-    within: bool
-
-
-@dataclass
-class Chosen:
-    """The setting chosen on train for one policy, and every setting's train numbers."""
-
-    policy: str
-    knob: float
-    within_margin: bool
-    candidates: list[Candidate] = field(default_factory=list)
-
-
-def choose(
-    policy: str, traces: Sequence[ScoredTrace], full_accuracy: float, margin: float
-) -> Chosen:
-    """The cheapest setting whose accuracy on ``traces`` is within ``margin`` of full's (ties:
-    the more accurate, then the more cautious); when none is, the most accurate
-    (``within_margin`` False)."""
-    cands = []
-    for knob, run in knob_policies(policy):
-        stops = [run(t) for t in traces]
-        acc = _mean([s.correct for s in stops])
-        mean_thinking = _mean([s.thinking for s in stops])
-        cands.append(Candidate(knob, acc, mean_thinking, acc >= full_accuracy - margin - 1e-12))
-    ok = [c for c in cands if c.within]
-    # the grids run from the boldest setting to the most cautious: on a tie, the cautious one
-    if ok:
-        best = min(reversed(ok), key=lambda c: (c.thinking, -c.accuracy))
-    else:
-        best = max(reversed(cands), key=lambda c: (c.accuracy, c.thinking))
-    return Chosen(policy, best.knob, bool(ok), cands)
-
-
-def _mean(xs: Sequence[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0
 
 
 def crossfit(
@@ -204,167 +109,6 @@ def check_pair(train: Collection, test: Collection) -> None:
         )
 
 
-@dataclass
-class Row:
-    """One policy's test numbers (see the module doc)."""
-
-    policy: str
-    traces: int
-    accuracy: float
-    ci95: tuple[float, float]
-    diff: float
-    diff_ci95: tuple[float, float]
-    non_inferior: bool
-    won: int
-    lost: int
-    mcnemar_p: float
-    thinking: float
-    thinking_saved: float
-    generated: float
-
-
-def _cluster_ci(
-    values: Sequence[float], groups: Sequence[str], resamples: int, seed: int
-) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean of ``values``, resampling whole groups."""
-    import numpy as np
-
-    keys = sorted(set(groups))
-    index = {g: i for i, g in enumerate(keys)}
-    sums, counts = np.zeros(len(keys)), np.zeros(len(keys))
-    for v, g in zip(values, groups, strict=True):
-        sums[index[g]] += v
-        counts[index[g]] += 1
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(keys), (resamples, len(keys)))
-    means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
-def rows_on_test(
-    policies: Sequence[tuple[str, Policy]],
-    traces: Sequence[ScoredTrace],
-    groups: Sequence[str],
-    margin: float,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> list[Row]:
-    """Each policy against ``full`` (the first of ``policies``) on the test traces."""
-    runs = [(name, [run(t) for t in traces]) for name, run in policies]
-    base = runs[0][1]
-    base_thinking = _mean([s.thinking for s in base])
-    one_each = len(set(groups)) == len(groups)
-    rows = []
-    for name, stops in runs:
-        right = [s.correct for s in stops]
-        n, k = len(right), sum(right)
-        if one_each:
-            ci = wilson(k, n)
-        else:
-            ci = _cluster_ci([float(x) for x in right], groups, resamples, seed)
-        delta = [float(a.correct) - float(b.correct) for a, b in zip(stops, base, strict=True)]
-        dci = _cluster_ci(delta, groups, resamples, seed)
-        pr = paired(right, [s.correct for s in base])
-        mean_thinking = _mean([s.thinking for s in stops])
-        rows.append(
-            Row(
-                policy=name,
-                traces=n,
-                accuracy=k / n if n else 0.0,
-                ci95=ci,
-                diff=_mean(delta),
-                diff_ci95=dci,
-                non_inferior=dci[0] > -margin,
-                won=pr.won,
-                lost=pr.lost,
-                mcnemar_p=pr.p_value,
-                thinking=mean_thinking,
-                thinking_saved=1 - mean_thinking / base_thinking if base_thinking else 0.0,
-                generated=_mean([s.generated for s in stops]),
-            )
-        )
-    return rows
-
-
-@dataclass
-class ThinkReport:
-    """What ``think_report`` measured; ``markdown()`` and ``to_dict()`` are the two outputs."""
-
-    margin: float
-    train: dict[str, Any]
-    test: dict[str, Any]
-    choices: list[Chosen]
-    rows: list[Row]
-    dm: dict[str, Any]
-    notes: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "margin": self.margin,
-            "train": self.train,
-            "test": self.test,
-            "dm": self.dm,
-            "chosen_on_train": [asdict(c) for c in self.choices],
-            "test_rows": [asdict(r) for r in self.rows],
-            "notes": self.notes,
-        }
-
-    def markdown(self) -> str:
-        m = self.margin
-        lines = [
-            "# Stop thinking: replay on held-out questions",
-            "",
-            f"**Non-inferiority margin: {m:.3g} accuracy ({100 * m:g} points) against full "
-            f"thinking.** A policy is non-inferior when the lower end of the 95% interval of its "
-            f"accuracy minus full's is above -{m:.3g}.",
-            "",
-            f"- train: {_describe(self.train)}",
-            f"- test: {_describe(self.test)}",
-            f"- DM: families {', '.join(self.dm['families'])}; knobs cross-fitted on train by "
-            f"question ({self.dm['folds']} folds)",
-            "",
-            "## Chosen on train",
-            "",
-            "| policy | chosen | within margin on train | grid (knob: accuracy, thinking) |",
-            "|---|---|---|---|",
-        ]
-        for c in self.choices:
-            grid = "; ".join(
-                f"{x.knob:g}: {x.accuracy:.3f}, {x.thinking:.0f}" for x in c.candidates
-            )
-            lines.append(
-                f"| {c.policy} | {c.knob:g} | {'yes' if c.within_margin else 'no'} | {grid} |"
-            )
-        full_acc = self.train.get("full_accuracy")
-        if full_acc is not None:
-            lines += ["", f"Full thinking's train accuracy: {full_acc:.3f}."]
-        lines += [
-            "",
-            "## Test",
-            "",
-            "| policy | traces | accuracy [95%] | vs full [95%] | non-inferior | won/lost | "
-            "McNemar p | thinking tokens | saved | generated tokens |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in self.rows:
-            lines.append(
-                f"| {r.policy} | {r.traces} | {r.accuracy:.3f} [{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]"
-                f" | {r.diff:+.3f} [{r.diff_ci95[0]:+.3f}, {r.diff_ci95[1]:+.3f}] | "
-                f"{'yes' if r.non_inferior else 'no'} | {r.won}/{r.lost} | {r.mcnemar_p:.3g} | "
-                f"{r.thinking:.1f} | {r.thinking_saved:.0%} | {r.generated:.1f} |"
-            )
-        lines += ["", "## Notes", "", *(f"- {n}" for n in self.notes)]
-        return "\n".join(lines) + "\n"
-
-
-def _describe(c: dict[str, Any]) -> str:
-    return (
-        f"{c['path']} ({c['questions']} questions, {c['traces']} traces; thinking cap "
-        f"{c['cap']}, probes every {c['probe_every']}; {c['format']})"
-    )
-
-
 def _info(path: str, collection: Collection, traces: int) -> dict[str, Any]:
     manifest, records = collection
     return {
@@ -402,7 +146,7 @@ def think_report(
     # knobs on train: Dynasor on the traces as recorded, the DM threshold on cross-fitted scores
     train_scored = crossfit(train, fams, folds, seed)
     train_traces = [t for q in train_scored for t in q.traces]
-    full_acc = _mean([full_stop(t).correct for t in train_traces])
+    full_acc = mean_of([full_stop(t).correct for t in train_traces])
     choices = [choose(p, train_traces, full_acc, margin) for p in ("dynasor", "dm_think")]
     scored = score_collection(judge, test[1], max_tokens_of(test[0]))
     traces = [t for q in scored for t in q.traces]
@@ -452,3 +196,31 @@ def write_report(report: ThinkReport, out: str | Path) -> tuple[Path, Path]:
     md.write_text(report.markdown(), encoding="utf-8")
     js.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return md, js
+
+
+__all__ = [
+    "BUDGETS",
+    "DYNASOR_GRID",
+    "MATCHED",
+    "THINK_FAMILIES",
+    "Candidate",
+    "Chosen",
+    "Collection",
+    "Policy",
+    "Row",
+    "Stop",
+    "ThinkReport",
+    "budget_policy",
+    "budget_stop",
+    "check_pair",
+    "choose",
+    "crossfit",
+    "dm_policy",
+    "dynasor_policy",
+    "full_stop",
+    "knob_policies",
+    "rows_on_test",
+    "think_report",
+    "thinking_of",
+    "write_report",
+]
