@@ -243,14 +243,23 @@ class DM(Artifact):
         self.check_live(templates, spacing, allow_other)
 
 
+PACKAGED: dict[str, Path] = {
+    "default": DEFAULT_ARTIFACT,
+    "probe-free": ARTIFACTS / "probe-free.json",
+}
+"""Packaged DMs by name: ``default`` (probed traces) and ``probe-free`` (``probes: false``)."""
+
+
 def load_dm(ref: str) -> DM:
-    """``"default"`` (the packaged DM for the default model) or a path to an artifact."""
-    if ref == "default":
-        if not DEFAULT_ARTIFACT.is_file():
+    """A packaged DM by name (``"default"``, ``"probe-free"``; see ``PACKAGED``) or a path to an
+    artifact."""
+    packaged = PACKAGED.get(ref)
+    if packaged is not None:
+        if not packaged.is_file():
             raise ConfigError(
                 "dm",
-                "no default DM ships in this build yet; train one with "
+                f"no {ref!r} DM ships in this build; train one with "
                 "`ponder drr train --data DIR --out FILE` and pass dm: FILE (docs/stopping.md)",
             )
-        return DM.load(DEFAULT_ARTIFACT)
+        return DM.load(packaged)
     return DM.load(ref)

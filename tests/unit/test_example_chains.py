@@ -10,7 +10,15 @@ import pytest
 from ponder.config import ChainConfig
 
 CHAINS = sorted((Path(__file__).resolve().parents[2] / "examples" / "chains").glob("*.yaml"))
-DRR = {"drr_sample", "drr_think", "drr_feedback", "drr_abstain", "drr_escalate", "drr_bayes"}
+DRR = {
+    "drr_sample",
+    "drr_think",
+    "drr_feedback",
+    "drr_abstain",
+    "drr_escalate",
+    "drr_bayes",
+    "drr_bayes_probe_free",
+}
 
 
 def test_the_drr_examples_exist() -> None:
@@ -27,3 +35,8 @@ def test_every_example_chain_validates(path: Path) -> None:
     if path.stem == "drr_escalate":
         assert chain.strategy.roles() == {"default", "escalate"}
         assert "escalate" in chain.roles
+    if path.stem == "drr_bayes_probe_free":
+        strategy = chain.strategy
+        assert strategy.probes is False  # type: ignore[attr-defined]
+        dm = strategy.judge_model()  # type: ignore[attr-defined]
+        assert dm.probe_free and "votes" not in dm.feature_families
