@@ -222,6 +222,15 @@ class ChainConfig(ChainParts, ConfigFile):
 
     backend: BackendField = Field(default_factory=LocalBackendConfig)
 
+    @model_validator(mode="after")
+    def _strategy_fits_backend(self) -> ChainConfig:
+        """A strategy that reasons in (or not in) the thinking format on a local backend that
+        serves it otherwise is refused (``Strategy.check_backend``)."""
+        b = self.backend
+        if isinstance(b, LocalBackendConfig):
+            self.strategy.check_backend(b.thinking_template if b.thinking else None)
+        return self
+
     def build_backends(self) -> dict[str, Backend]:
         backends = {"default": _build(self.backend, "backend")}
         for role, cfg in self.roles.items():

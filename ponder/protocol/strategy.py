@@ -58,6 +58,13 @@ class Strategy(BaseModel, ABC):
         one is refused before its first call (``ponder serve`` at startup); the default: none."""
         return ()
 
+    def check_backend(self, thinking_template: str | None) -> None:
+        """Refuse (``ConfigError``) a chain whose default backend this strategy, as configured,
+        cannot use: ``thinking_template`` is the think-first template of a local backend serving
+        the thinking format, ``None`` for a local one that does not (the chain checks local
+        backends only). The default: any."""
+        return None
+
     def tools_unsupported(self) -> str | None:
         """Why this strategy cannot take an agent's turn (the client's ``tools`` and a
         transcript with tool turns), or ``None`` when it can. The proxy answers such a request

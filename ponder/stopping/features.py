@@ -177,6 +177,13 @@ def same(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and (a == b or _equivalent(a, b))
 
 
+def agreed(answers: Sequence[str | None], m: int) -> bool:
+    """Dynasor-CoT's stop: the last ``m`` probe answers are all there and agree (replay's
+    ``dynasor@m`` and the live ``drr_think`` with ``stop: dynasor`` both ask this)."""
+    last = answers[-m:]
+    return len(last) == m and all(same(a, last[-1]) for a in last)
+
+
 @functools.lru_cache(maxsize=65536)
 def _equivalent(a: str, b: str) -> bool:
     return is_equivalent(a, b)  # replay compares the same few answers many times over

@@ -13,7 +13,7 @@ artifact base's (``ponder.behaviour.artifact``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -235,12 +235,44 @@ class DM(Artifact):
         return self.sampling.p(sampling_features(answers, scores, self.k))
 
     def check_settings(
-        self, templates: dict[str, str], probe_every: int | None, allow_other: bool = False
+        self,
+        templates: dict[str, str],
+        probe_every: int | None,
+        allow_other: bool = False,
+        thinking: Mapping[str, Any] | None = None,
     ) -> None:
         """Refuse live settings whose prompts or probe spacing differ from the training data
-        (``probe_every`` ``None``: a probe-free run, whose traces have no segments)."""
+        (``probe_every`` ``None``: a probe-free run, whose traces have no segments). With
+        ``thinking`` (a thinking-format run: its ``ThinkingSettings`` and ``max_tokens``, the
+        thinking's cap) those are compared too, and ``templates`` should name the think-first
+        template."""
         spacing = {} if probe_every is None else {"probe_every": probe_every}
-        self.check_live(templates, spacing, allow_other)
+        self.check_live(templates, {**spacing, **(thinking or {})}, allow_other)
+
+    def check_thinking(self, thinking: Mapping[str, Any] | None) -> None:
+        """Refuse to judge traces in another format than its training traces': a DM trained on
+        a thinking-format collection (its manifest's ``settings.thinking``) on plain traces, or
+        the other way round (``thinking``: the live run's settings, ``None`` for plain). Not
+        waived by ``allow_other_reasoner``: the states differ in kind, not in degree."""
+        trained = self.manifest.settings.get("thinking")
+        if bool(trained) == (thinking is not None):
+            return
+        if trained:
+            template = trained.get("template", "think_first_system")
+            raise ConfigError(
+                "dm",
+                f"this DM was trained on a thinking-format collection (settings.thinking "
+                f"{trained}, template {template}, thinking capped at {self.max_tokens}) and this "
+                "run reasons in plain traces: set the strategy's thinking (with a backend with "
+                "thinking: true), or use a DM trained on a plain collection",
+            )
+        raise ConfigError(
+            "dm",
+            f"this DM was trained on plain traces (no settings.thinking in its manifest) and this "
+            f"run reasons in the thinking format ({dict(thinking or {})}): train one on a "
+            "thinking collection (ponder collect --thinking-budget N, then ponder drr train), or "
+            "unset the strategy's thinking (with a backend without thinking: true)",
+        )
 
 
 PACKAGED: dict[str, Path] = {

@@ -8,7 +8,12 @@ Use them like any strategy (chain files name them; ``dm`` is an artifact path or
 
 - ``drr_think`` (stop thinking): reason in segments of ``probe_every`` tokens; after each
   unfinished segment probe for the current answer (the collector's cue), score the state with the
-  DM and stop, answering with the probe's answer, once P(correct) >= ``threshold``.
+  DM and stop, answering with the probe's answer, once P(correct) >= ``threshold``. With
+  ``stop: dynasor`` it stops instead once the last ``agree`` probe answers agree (Dynasor-CoT; no
+  DM). With ``thinking`` (a backend serving the thinking format) the trace is the thinking
+  collector's: segments and probes inside the thinking, capped at ``max_tokens``, a stopped
+  thinking closed and answered (``ponder.strategies.drr_thinking``); the DM must come from a
+  thinking collection with the same settings, and a plain DM or backend is refused.
 - ``drr_sample`` (stop sampling): draw traces in rounds of ``round_size``; after each round stop
   when the DM says the current majority is right with P >= ``threshold``. With ``probes: false``
   each round is one plain request (``sample``'s), judged at each trace's end by a probe-free DM
@@ -33,7 +38,7 @@ This module defines ``drr_think`` and ``drr_sample``; ``drr_feedback`` is define
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -50,6 +55,7 @@ from ponder.strategies.drr_reasoner import ProbedReasoner, trace_summary, withho
 from ponder.strategies.probed_trace import TraceLog
 from ponder.strategies.registry import register_strategy
 from ponder.strategies.sampling import ensure_some_answer
+from ponder.strategies.thinking_trace import ThinkingSettings
 
 
 @register_strategy
@@ -59,6 +65,55 @@ class StopThinking(ProbedReasoner):
     name: ClassVar[str] = "drr_think"
 
     threshold: float = Field(0.8, ge=0.0, le=1.0)
+    stop: Literal["dm", "dynasor"] = "dm"
+    """``dynasor``: stop once the last ``agree`` probe answers agree (Dynasor-CoT; replay's
+    ``dynasor@m``), no DM read (``dm``, ``threshold`` unused)."""
+    agree: int = Field(3, ge=1)
+    thinking: ThinkingSettings | None = None
+    """Reason in the thinking format (a backend with ``thinking: true``), as ``ponder collect
+    --thinking-budget N`` recorded the DM's collection: segments and probes inside the thinking,
+    ``max_tokens`` the thinking's cap (the collection's), on a stop the thinking closed and the
+    answer written within ``answer_tokens`` (``ponder.strategies.drr_thinking``)."""
+    stop_answer: Literal["probe", "forced"] = "probe"
+    """Thinking format, a thinking stopped early: answer with the probe's answer (what replay
+    grades) or the answer part's (``forced``; the probe's when it has none)."""
+
+    @model_validator(mode="after")
+    def _one_stop(self) -> StopThinking:
+        if self.stop == "dynasor" and self.abstain_below is not None:
+            raise ConfigError("abstain_below", "stop: dynasor has no P(correct) to abstain on")
+        if self.stop_answer == "forced" and self.thinking is None:
+            raise ConfigError("stop_answer", "forced answers after a closed thinking: set thinking")
+        return self
+
+    def dm_needed(self) -> bool:
+        return self.stop == "dm"
+
+    def thinking_format(self) -> ThinkingSettings | None:
+        return self.thinking
+
+    def dynasor_agree(self) -> int | None:
+        return self.agree if self.stop == "dynasor" else None
+
+    def answer_from_probe(self) -> bool:
+        return self.stop_answer == "probe"
+
+    def check_backend(self, thinking_template: str | None) -> None:
+        """The thinking format needs a backend serving it with the same think-first template,
+        and a backend serving it needs the thinking format."""
+        mine = None if self.thinking is None else self.thinking.template
+        if mine == thinking_template:
+            return
+        if mine is None:
+            why = "the backend serves the thinking format (thinking: true) and drr_think reasons "
+            why += "in plain traces: set thinking: {} (and a DM trained on a thinking collection)"
+        elif thinking_template is None:
+            why = "thinking-format traces need a backend serving the thinking format "
+            why += "(backend: {kind: local, thinking: true}), or unset thinking"
+        else:
+            why = f"the backend's thinking_template is {thinking_template} and drr_think's "
+            why += f"thinking.template is {mine} (the DM's collection's): make them the same"
+        raise ConfigError("strategy.thinking", why)
 
     def flow(self, task: Task) -> Flow:
         messages = cot_messages(task, self.system_template, self.user_template)

@@ -22,15 +22,18 @@ from ponder.errors import ConfigError, InputError
 from ponder.prompts import load_template, template_hash
 from ponder.protocol.actions import Flow, Note, Outcome, Task
 from ponder.protocol.requests import Message
-from ponder.stopping.features import CheckpointState
+from ponder.stopping.features import CheckpointState, agreed
 from ponder.stopping.model import DM, load_dm
 from ponder.strategies.cot import PROMPT_VARIABLES
+from ponder.strategies.drr_thinking import final_state, thinking_outcome, thinking_settings
 from ponder.strategies.probed_trace import (
     CUE_SEPARATOR,
     Checkpoint,
     ProbedTraceFields,
+    TraceEnd,
     TraceLog,
 )
+from ponder.strategies.thinking_trace import ThinkingLog, ThinkingSettings, thinking_trace
 
 
 def withhold(
@@ -73,16 +76,35 @@ class ProbedReasoner(ProbedTraceFields):
         if self.dm_needed():
             probes = self.uses_probes()
             templates = self.judged_templates() if probes else self.judged_templates()[:2]
+            thinking = self.thinking_format()
+            if thinking is not None:  # the backend's think-first prompt shaped the traces
+                templates.append(thinking.template)
             dm = self.judge_model()
             dm.check_probes(probes)
+            dm.check_thinking(None if thinking is None else thinking.model_dump(mode="json"))
             dm.check_settings(
                 {n: template_hash(n) for n in templates},
                 self.probe_every if probes else None,
                 self.allow_other_reasoner,
+                thinking=None if thinking is None else thinking_settings(thinking, self.max_tokens),
             )
         return self
 
     def dm_needed(self) -> bool:
+        return True
+
+    def thinking_format(self) -> ThinkingSettings | None:
+        """The thinking format its traces are in (``drr_think``'s ``thinking``); ``None``: plain."""
+        return None
+
+    def dynasor_agree(self) -> int | None:
+        """Stop a trace once this many probe answers agree (``drr_think``'s ``stop: dynasor``)
+        instead of by the DM; ``None``: the DM judges."""
+        return None
+
+    def answer_from_probe(self) -> bool:
+        """A thinking trace stopped early answers with the probe's answer (else its answer
+        part's); ``ponder.strategies.drr_thinking``."""
         return True
 
     def uses_probes(self) -> bool:
@@ -107,25 +129,43 @@ class ProbedReasoner(ProbedTraceFields):
         stop_at: float | None,
         probes: bool = True,
     ) -> Flow:
-        """One trace in segments with probes; stops early once the DM's P >= ``stop_at``.
+        """One trace in segments with probes; stops early once the DM's P >= ``stop_at`` (or, with
+        ``dynasor_agree()`` = m, once the last m probe answers agree: no DM).
+
+        In the thinking format (``thinking_format()`` set) the trace is the collector's
+        ``thinking_trace``: the checkpoints are inside the thinking (the probe at the cap
+        included, as replay's states have it) and a stopped thinking is closed and answered
+        within the answer allowance (``ponder.strategies.drr_thinking``).
 
         Returns an ``Outcome`` whose ``data`` holds ``trace`` (a ``TraceLog``), ``p`` (the DM's
-        P(correct) at the last state, ``None`` without probes), ``stopped_at`` (tokens) and
-        ``early`` (stopped before the reasoner finished).
+        P(correct) at the last state, ``None`` without probes or a DM), ``stopped_at`` (tokens;
+        thinking tokens in the thinking format) and ``early`` (stopped before the reasoner
+        finished).
         """
-        dm = self.judge_model() if probes else None
-        log = TraceLog(seed=seed)
+        thinking = self.thinking_format()
+        agree = self.dynasor_agree()
+        dm = self.judge_model() if probes and agree is None else None
+        watched = dm is not None or (probes and agree is not None)
+        log = ThinkingLog(seed=seed) if thinking is not None else TraceLog(seed=seed)
         answers: list[str | None] = []
         p: float | None = None
 
-        def judge(at: Checkpoint) -> Generator[Any, Any, float | None]:
-            """The DM's P(correct) at each probed checkpoint; stop once it reaches ``stop_at``."""
+        def judge(at: Checkpoint) -> Generator[Any, Any, bool | None]:
+            """The stop rule at each probed checkpoint: the DM's P(correct) >= ``stop_at``, or
+            the last ``agree`` probe answers agreeing."""
             nonlocal p
-            assert dm is not None
             if at.answer is not None:
                 answers.append(at.answer)
-            if at.cut or at.answer is None:  # the final state is judged after the trace
+            # a plain trace's end (its cut) is judged after it; a thinking trace's cut is not
+            # its end (the answer comes after), so its probe there is a checkpoint like the rest
+            if at.answer is None or (at.cut and thinking is None):
                 return None
+            if agree is not None:
+                stop = agreed([q["answer"] for q in log.probes], agree)
+                note = {"at": log.tokens, "answer": answers[-1], "agree": agree, "stop": stop}
+                yield Note("dynasor_checkpoint", note)
+                return True if stop else None
+            assert dm is not None
             state = CheckpointState(
                 at=log.tokens,
                 answers=tuple(answers),
@@ -141,15 +181,16 @@ class ProbedReasoner(ProbedTraceFields):
                 "drr_checkpoint",
                 {"at": log.tokens, "answer": answers[-1], "p": round(p, 4), "stop": stop},
             )
-            return p if stop else None
+            return True if stop else None
 
-        end = yield from self.probed_trace(
-            messages,
-            log,
-            self.temperature,
-            probes=dm is not None,
-            checkpoint=judge if dm is not None else None,
-        )
+        hook = judge if watched else None
+        end: TraceEnd[bool]
+        if isinstance(log, ThinkingLog) and thinking is not None:
+            end = yield from thinking_trace(self, messages, log, self.temperature, thinking, hook)
+        else:
+            end = yield from self.probed_trace(
+                messages, log, self.temperature, probes=watched, checkpoint=hook
+            )
         if end.failure is not None:
             # the best answer so far: the last probe's (with its score), as budget-limited
             return Outcome(
@@ -159,6 +200,13 @@ class ProbedReasoner(ProbedTraceFields):
                 data={"trace": log, "p": p, "early": False, "error": str(end.failure.error)},
                 error=None if end.failure.budget else end.failure.error,
             )
+        if isinstance(log, ThinkingLog):
+            out = thinking_outcome(log, end.how, answers, p, self.answer_from_probe())
+            if dm is not None and not out.data["early"]:
+                state = final_state(log, answers, out.answer, dm.max_tokens)
+                out.data["p"] = p = dm.p_checkpoint(state)
+                yield Note("drr_final", {"at": state.at, "answer": out.answer, "p": round(p, 4)})
+            return out
         if end.how == "stopped":
             cue = self.cue()
             text = log.text.rstrip() + CUE_SEPARATOR + cue + (answers[-1] or "") + "}"

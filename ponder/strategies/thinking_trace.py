@@ -3,15 +3,17 @@ capped, then the answer.
 
 Use ``thinking_trace`` where a probed trace is recorded from a reasoner served in the thinking
 format (``backend: {kind: local, thinking: true}``, docs/reasoning.md): the collector does with
-``thinking`` settings (``ponder collect --thinking-budget N``). The trace is ``probed_trace``'s
-loop with every segment continuing the opened thinking (``<think>\\n`` + the thinking so far) and
-ending at the closing marker, so ``max_tokens`` caps the *thinking*; each probe continues the same
-prefix with the answer cue, so it is made inside the thinking (Dynasor-CoT). When the thinking
-ends (the model closed it, stopped without closing it, or reached the cap), the answer is asked
-for as budget forcing asks for it in live runs (``ponder.protocol.forcing``: the thinking closed
-by the closing marker, the model answers within ``answer_tokens``). The log's ``text`` is then
-the answer part only (what is graded), ``thinking``/``thinking_tokens``/``thinking_cut`` the
-thinking. A thinking the model left empty has nothing to close: the trace then has no answer.
+``thinking`` settings (``ponder collect --thinking-budget N``), and where one is watched live
+(``drr_think`` with ``thinking``: its stop rule is the ``checkpoint`` hook). The trace is
+``probed_trace``'s loop with every segment continuing the opened thinking (``<think>\\n`` + the
+thinking so far) and ending at the closing marker, so ``max_tokens`` caps the *thinking*; each
+probe continues the same prefix with the answer cue, so it is made inside the thinking
+(Dynasor-CoT). When the thinking ends (the model closed it, stopped without closing it, or reached
+the cap), the answer is asked for as budget forcing asks for it in live runs
+(``ponder.protocol.forcing``: the thinking closed by the closing marker, the model answers within
+``answer_tokens``). The log's ``text`` is then the answer part only (what is graded),
+``thinking``/``thinking_tokens``/``thinking_cut`` the thinking. A thinking the model left empty has
+nothing to close: the trace then has no answer.
 Sans-I/O, like every strategy.
 """
 
@@ -29,7 +31,13 @@ from ponder.protocol.forcing import forced_choice, forcing_step
 from ponder.protocol.requests import Choice, Completion, GenerationRequest, Message, SamplingParams
 from ponder.protocol.thinking import DEFAULT_MARKERS, Markers, check_markers
 from ponder.protocol.thinking_budget import DEFAULT_ANSWER_TOKENS
-from ponder.strategies.probed_trace import ProbedTraceFields, TraceEnd, TraceLog
+from ponder.strategies.probed_trace import (
+    CheckpointHook,
+    ProbedTraceFields,
+    S,
+    TraceEnd,
+    TraceLog,
+)
 
 
 class ThinkingSettings(BaseModel):
@@ -80,13 +88,16 @@ def thinking_trace(
     log: ThinkingLog,
     temperature: float,
     thinking: ThinkingSettings,
-) -> Generator[Any, Any, TraceEnd[None]]:
+    checkpoint: CheckpointHook[S] | None = None,
+) -> Generator[Any, Any, TraceEnd[S]]:
     """One thinking-format trace into ``log`` (see the module doc); ``fields.max_tokens`` caps the
     thinking. Returns how the *thinking* ended (``finished``: the model ended it, ``cut``: at the
-    cap, ``failed``: a call failed and the log keeps what came before)."""
+    cap, ``stopped``: ``checkpoint`` stopped it, ``failed``: a call failed and the log keeps what
+    came before). ``checkpoint`` sees every probed checkpoint inside the thinking (the live
+    ``drr_think``'s stop rule); a thinking it stops is closed and answered like one cut."""
     markers: Markers = thinking.markers
-    end: TraceEnd[None] = yield from fields.probed_trace(
-        messages, log, temperature, lead=thinking.opening, stop=(markers[1],)
+    end: TraceEnd[S] = yield from fields.probed_trace(
+        messages, log, temperature, lead=thinking.opening, stop=(markers[1],), checkpoint=checkpoint
     )
     if end.failure is not None:
         return end
@@ -118,7 +129,7 @@ def thinking_trace(
         return end
     [res] = yield Generate.of(step.request)
     if not isinstance(res, Completion):
-        return TraceEnd(log, "failed", failure=res)
+        return TraceEnd(log, "failed", stop=end.stop, failure=res)
     log.charge(res)
     if not res.choices:
         return end

@@ -18,6 +18,7 @@ DRR = {
     "drr_escalate",
     "drr_bayes",
     "drr_bayes_probe_free",
+    "drr_think_thinking",
 }
 
 
@@ -40,3 +41,7 @@ def test_every_example_chain_validates(path: Path) -> None:
         assert strategy.probes is False  # type: ignore[attr-defined]
         dm = strategy.judge_model()  # type: ignore[attr-defined]
         assert dm.probe_free and "votes" not in dm.feature_families
+    if path.stem == "drr_think_thinking":
+        strategy = chain.strategy
+        assert strategy.thinking is not None and strategy.dynasor_agree() == 3  # type: ignore[attr-defined]
+        assert chain.backend.thinking  # type: ignore[attr-defined]

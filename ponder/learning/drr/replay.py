@@ -29,7 +29,7 @@ from ponder.errors import InputError
 from ponder.grading import is_equivalent
 from ponder.learning.drr.states import ReplayState, one_call_state, trace_states
 from ponder.protocol.actions import Outcome
-from ponder.stopping.features import beta_stay, majority, same, votes
+from ponder.stopping.features import agreed, beta_stay, majority, votes
 from ponder.stopping.model import DM
 from ponder.strategies.adaptive import doubling, should_stop
 
@@ -133,8 +133,7 @@ def _stop(t: ScoredTrace, i: int) -> Unit:
 
 def dynasor(t: ScoredTrace, m: int = 3) -> Unit:
     for i, st in enumerate(t.states[:-1]):
-        last = st.state.answers[-m:]
-        if len(last) == m and all(same(a, last[-1]) for a in last):
+        if agreed(st.state.answers, m):
             return _stop(t, i)
     return _stop(t, len(t.states) - 1)
 
