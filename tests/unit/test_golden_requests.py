@@ -686,7 +686,8 @@ def template_hashes() -> dict[str, str]:
 
 def test_template_hashes_the_shipped_judges_check() -> None:
     live = template_hashes()
-    dm = _shipped("*.json", "ponder.dm/1")["manifest"]
+    dm = _shipped("default.json", "ponder.dm/1")["manifest"]
+    free = _shipped("probe-free.json", "ponder.dm/1")["manifest"]
     learned = _shipped("*.json", "ponder.learned_aggregator/1")["manifest"]
     got = {
         "templates": live,
@@ -704,6 +705,9 @@ def test_template_hashes_the_shipped_judges_check() -> None:
         assert live[name] == h, f"template {name} no longer matches the shipped DM's manifest"
     for name, h in learned["templates"].items():
         assert live[name] == h, f"template {name} no longer matches the learned aggregator's"
+    assert free["model"]["sha256"] == dm["model"]["sha256"]
+    for name, h in free["templates"].items():
+        assert live[name] == h, f"template {name} no longer matches the probe-free DM's manifest"
 
 
 REFUSALS = {
