@@ -64,14 +64,12 @@ from ponder.strategies.cot import (
     restart_messages,
 )
 from ponder.strategies.registry import register_strategy
+from ponder.strategies.summarize_limits import CLOSE_SLACK_TOKENS, MIN_CONTINUATION_TOKENS
+from ponder.strategies.summarize_thinking import thinking_flow
 
 SUMMARY_VARIABLES = {"question", "summary", "reasoning"}
-MIN_CONTINUATION_TOKENS = 16
-"""A window that stops this close to its checkpoint is summarized rather than continued."""
 SUMMARY_MARGIN_TOKENS = 8
 """Slack left for the reasoning re-tokenizing slightly differently inside the summary prompt."""
-CLOSE_SLACK_TOKENS = 8
-"""Thinking mode: room kept for the closing marker between the thinking and the answer."""
 
 T = TypeVar("T")
 _SubFlow = Generator[Action, Any, T]
@@ -295,8 +293,6 @@ class SummarizingReasoner(Strategy):
 
     def flow(self, task: Task) -> Flow:
         if self.thinking:
-            from ponder.strategies.summarize_thinking import thinking_flow  # it imports us
-
             return (yield from thinking_flow(self, task))
         progress = _Progress()
         summary: str | None = None

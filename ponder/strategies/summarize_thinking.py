@@ -36,7 +36,7 @@ from ponder.protocol.actions import Action, Flow, Generate, Note, Outcome, Task
 from ponder.protocol.requests import Completion, GenerationFailure, GenerationRequest, Result
 from ponder.protocol.thinking import joined
 from ponder.protocol.tokens import estimate_chat_tokens, estimate_tokens
-from ponder.strategies.summarize import CLOSE_SLACK_TOKENS, MIN_CONTINUATION_TOKENS
+from ponder.strategies.summarize_limits import CLOSE_SLACK_TOKENS, MIN_CONTINUATION_TOKENS
 
 if TYPE_CHECKING:
     from ponder.strategies.summarize import SummarizingReasoner
