@@ -12,6 +12,8 @@
   threshold chosen by grouped cross-validation on train (``ponder.cli.drr_cv``).
 - ``think-report --train DIR --test DIR --out DIR [--margin 0.05]``: stop-thinking policies on a
   thinking-format test collection, knobs chosen on train (``ponder.cli.drr_think``).
+- ``report --train DIR --test DIR --chosen CV/chosen.json --out DIR``: the held-out test report
+  at the thresholds ``cv`` chose on train (``ponder.cli.drr_report``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ DEFAULT_DM = "~/.cache/ponder/dm/dm.json"
 
 
 def register(sub: Any) -> None:
-    from ponder.cli import collect, drr_cv
+    from ponder.cli import collect, drr_cv, drr_report
 
     p = sub.add_parser("drr", help="DRR: collect behaviour, train the judge (DM), evaluate stops")
     drr = p.add_subparsers(dest="drr_command", required=True, metavar="STEP")
@@ -81,6 +83,7 @@ def register(sub: Any) -> None:
 
     drr_think.add_parser(drr)
     drr_cv.add_parser(drr)
+    drr_report.add_parser(drr)
 
 
 def _cv_line(name: str, cv: dict[str, Any]) -> str:
