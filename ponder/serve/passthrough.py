@@ -1,6 +1,7 @@
 """Pass-through: forward a chat request that asks for no chain to the upstream, unchanged.
 
-The body goes upstream byte-for-byte (minus a ``ponder`` field, if any) with the proxy's upstream
+The body goes upstream byte-for-byte (minus a ``ponder`` field, if any, whose ``thinking_budget``
+becomes the upstream's own knob or a 400: ``passthrough_thinking``) with the proxy's upstream
 key; the answer (JSON or an SSE stream) comes back as the upstream sent it, except that every
 relayed body, stream line and header is scrubbed of the proxy's keys (``ponder.secrets``: an
 upstream that echoes the key in a 400/422 body must not hand it to the client). Upstream 401/403
@@ -32,6 +33,7 @@ from ponder.protocol.tool_calls import parse_text_tool_calls
 from ponder.secrets import redact, redact_bytes
 from ponder.serve.errors import ApiError, hide_addresses
 from ponder.serve.parsing import ChatRequest
+from ponder.serve.passthrough_thinking import passthrough_budget
 from ponder.serve.responses import chunk, message_deltas, new_completion_id, sse
 from ponder.serve.upstream import Upstream
 
@@ -66,11 +68,14 @@ async def forward_chat(
         )
     offered = req.offered if req.raw.get("tool_choice") != "none" else set()
     convert_stream = bool(offered) and req.stream
+    budget = passthrough_budget(upstream, req)  # a token budget becomes the upstream's knob
     if convert_stream:  # asked whole, converted, then streamed as chunks (see the module doc)
         drop = ("ponder", "stream", "stream_options")
-        body = json.dumps({k: v for k, v in req.raw.items() if k not in drop}).encode()
+        sent = {**{k: v for k, v in req.raw.items() if k not in drop}, **budget}
+        body = json.dumps(sent).encode()
     elif "ponder" in req.raw:
-        body = json.dumps({k: v for k, v in req.raw.items() if k != "ponder"}).encode()
+        sent = {**{k: v for k, v in req.raw.items() if k != "ponder"}, **budget}
+        body = json.dumps(sent).encode()
     headers = {"content-type": "application/json"}
     if upstream.api_key:
         headers["authorization"] = f"Bearer {upstream.api_key}"

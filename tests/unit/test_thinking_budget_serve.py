@@ -176,3 +176,42 @@ def test_no_mechanism_refuses_the_chain_at_startup_and_the_request_with_400() ->
                 )
             assert "capability_missing" in str(bad.value) or "thinking" in str(bad.value)
     assert up.log == []
+
+
+def test_passthrough_sends_a_token_budget_in_the_upstreams_knob() -> None:
+    with (
+        ThinkingUpstream([40, 40]) as up,
+        ServerThread(serve_cfg(up, thinking_budget="thinking_budget_tokens")) as srv,
+    ):
+        c = client(srv)
+        resp = c.chat.completions.create(
+            model="m", messages=MSG, extra_body={"ponder": {"thinking_budget": 16}}
+        )
+        c.chat.completions.create(  # the client's own smaller value stands
+            model="m",
+            messages=MSG,
+            extra_body={"thinking_budget_tokens": 8, "ponder": {"thinking_budget": 16}},
+        )
+    first, second = up.log
+    assert first.body["thinking_budget_tokens"] == 16 and "ponder" not in first.body
+    assert second.body["thinking_budget_tokens"] == 8 and "ponder" not in second.body
+    assert resp.choices[0].message.content is not None
+
+
+def test_passthrough_refuses_a_token_budget_it_cannot_hold() -> None:
+    with ThinkingUpstream([40]) as up, ServerThread(serve_cfg(up)) as srv:
+        c = client(srv)
+        with pytest.raises(openai.BadRequestError) as info:
+            c.chat.completions.create(
+                model="m", messages=MSG, extra_body={"ponder": {"thinking_budget": 16}}
+            )
+        body = info.value.body
+        assert isinstance(body, dict)
+        assert body.get("code") == "capability_missing"
+        assert body.get("param") == "ponder.thinking_budget"
+        assert "ponder:<chain>" in str(body.get("message"))
+        with pytest.raises(openai.BadRequestError, match="positive integer"):
+            c.chat.completions.create(
+                model="m", messages=MSG, extra_body={"ponder": {"thinking_budget": "lots"}}
+            )
+    assert up.log == []
