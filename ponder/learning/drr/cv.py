@@ -212,7 +212,7 @@ def cross_validate(
                 pt.correct[key] = u.correct
                 pt.cost[key] = c
                 pt.drawn[key] = u.stopped_at
-            _judge(judges, key, q, sp, sf, dm, free)
+            judge_question(judges, key, q, sp, sf, dm, free)
         if progress is not None:
             progress(f"fold {f + 1}/{n_folds}: trained on {len(train)}, replayed {len(held)}")
     return CVRun(
@@ -238,7 +238,7 @@ JUDGES = (
 )
 
 
-def _judge(
+def judge_question(
     judges: dict[str, JudgeScores],
     key: str,
     q: QuestionRecord,
@@ -247,6 +247,9 @@ def _judge(
     dm: DM,
     free: DM,
 ) -> None:
+    """Add one question's rows to each of the ``JUDGES`` (``judges`` in that order): per trace
+    its P(correct) at the final answer from both DMs, self-critique and mean logprob; per n = 1..k
+    the sampling DMs' P(majority right) of the first n samples."""
     j = list(judges.values())
     for t in sp.traces:
         j[0].add(t.states[-1].correct, t.p[-1], key)

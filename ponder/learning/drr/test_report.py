@@ -45,8 +45,15 @@ from ponder.errors import AllSamplesFailed, ConfigError, InputError
 from ponder.grading import is_equivalent
 from ponder.learning.drr.compare import judge_vote
 from ponder.learning.drr.costs import question_costs
-from ponder.learning.drr.cv import JUDGES, JudgeScores, Point, Spec, policies, question_keys
-from ponder.learning.drr.cv import _judge as cv_judge
+from ponder.learning.drr.cv import (
+    JUDGES,
+    JudgeScores,
+    Point,
+    Spec,
+    judge_question,
+    policies,
+    question_keys,
+)
 from ponder.learning.drr.cv_choice import Chosen, ChosenStops
 from ponder.learning.drr.folds import question_folds
 from ponder.learning.drr.replay import ScoredQuestion, fixed, score_collection
@@ -302,7 +309,9 @@ def replay_test(
             u, cost = run(sp or sf, sf, costs)
             pt.correct[key], pt.cost[key], pt.drawn[key] = u.correct, cost, u.stopped_at
         # the same judge rows as cv; without probes the probed DM's rows are dropped below
-        cv_judge(judges, key, q, sp or sf, sf, trained.dm if sp else trained.free, trained.free)
+        judge_question(
+            judges, key, q, sp or sf, sf, trained.dm if sp else trained.free, trained.free
+        )
         _aggregate(rep, key, q, sf, agg, manifest)
         for name, v in confidences(trained.free, sf).items():
             rep.confidence.setdefault(name, {})[key] = v
