@@ -24,7 +24,7 @@ from ponder.learning.drr.test_report import (
     threshold_at,
 )
 from ponder.learning.drr.test_report_markdown import format_report
-from ponder.learning.drr.test_report_tables import HeldOut, held_out_report
+from ponder.learning.drr.test_report_tables import HeldOut, held_out_report, in_dataset_order
 from ponder.learning.drr.train import max_tokens_of
 from tests.unit.drr_helpers import synthetic
 
@@ -245,3 +245,15 @@ def test_cli_errors_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[
     synthetic(tmp_path / "overlap", questions=4, k=4, first_id=3)
     assert main([*base, "--test", str(tmp_path / "overlap"), "--chosen", str(chosen)]) == 2
     assert "share 3 questions" in capsys.readouterr().err
+
+
+def test_the_first_test_questions_are_the_datasets_first_whatever_the_collection_order() -> None:
+    from ponder.behaviour.records import QuestionRecord
+
+    def rec(i: str) -> QuestionRecord:
+        return QuestionRecord(id=i, question="q", gold="1", samples=[])
+
+    finished = [rec("1"), rec("0"), rec("10"), rec("2")]  # as two questions at a time finish
+    assert [r.id for r in in_dataset_order(finished)] == ["0", "1", "2", "10"]
+    named = [rec("b"), rec("a")]  # ids that are not rows: kept as stored
+    assert [r.id for r in in_dataset_order(named)] == ["b", "a"]

@@ -234,6 +234,16 @@ class HeldOut:
     trained: Trained
 
 
+def in_dataset_order(records: Sequence[QuestionRecord]) -> list[QuestionRecord]:
+    """The records by dataset row when every id is one (``ponder collect`` ids are row numbers;
+    a collection stores them in the order they finished), else as stored: so "the first 100
+    test questions" are the dataset's first 100, whatever order they were collected in."""
+    rows = list(records)
+    if all(r.id.isdigit() for r in rows):
+        rows.sort(key=lambda r: int(r.id))
+    return rows
+
+
 def held_out_report(
     train: Collection,
     test: Collection,
@@ -250,11 +260,13 @@ def held_out_report(
     allow_other_reasoner: bool = False,
     progress: Progress | None = None,
 ) -> HeldOut:
-    """Train on ``train``, replay ``test`` (its first ``first`` questions), every table on all
-    of them and on the first ``subset_first``; ``names``: the train dirs, the test dir and the
-    chosen.json path, for the header. Saves the trained artifacts and the plot into ``out``."""
+    """Train on ``train``, replay ``test`` (its first ``first`` questions in dataset order,
+    ``in_dataset_order``), every table on all of them and on the first ``subset_first``;
+    ``names``: the train dirs, the test dir and the chosen.json path, for the header. Saves the
+    trained artifacts and the plot into ``out``."""
     say = progress or (lambda _: None)
-    (tm, tr), (sm, sr) = train, (test[0], list(test[1])[:first] if first else list(test[1]))
+    ordered = in_dataset_order(test[1])
+    (tm, tr), (sm, sr) = train, (test[0], ordered[:first] if first else ordered)
     check_collections((tm, tr), (sm, sr), allow_other_reasoner)
     sig = collection_signals(sm, sr)
     feats = learned_features
