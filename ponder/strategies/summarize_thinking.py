@@ -29,19 +29,52 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ponder.answers import extract_answer
 from ponder.protocol.actions import Action, Flow, Generate, Note, Outcome, Task
-from ponder.protocol.requests import Completion, GenerationFailure, GenerationRequest, Result
+from ponder.protocol.requests import (
+    Completion,
+    GenerationFailure,
+    GenerationRequest,
+    Message,
+    Result,
+    SamplingParams,
+)
 from ponder.protocol.thinking import joined
 from ponder.protocol.tokens import estimate_chat_tokens, estimate_tokens
 from ponder.strategies.summarize_limits import CLOSE_SLACK_TOKENS, MIN_CONTINUATION_TOKENS
 
-if TYPE_CHECKING:
-    from ponder.strategies.summarize import SummarizingReasoner
-
 _SubFlow = Generator[Action, Any, Any]
+
+
+class SummarizingReasoner(Protocol):
+    """What the thinking flow reads of ``ponder.strategies.summarize.SummarizingReasoner`` (a
+    protocol, so this module does not import the strategy that imports it)."""
+
+    @property
+    def checkpoint_tokens(self) -> int | None: ...
+    @property
+    def summarize_every(self) -> int | None: ...
+    @property
+    def max_summaries(self) -> int: ...
+    @property
+    def min_window_tokens(self) -> int: ...
+    @property
+    def thinking_tokens(self) -> int | None: ...
+    @property
+    def answer_tokens(self) -> int: ...
+    @property
+    def thinking_markers(self) -> tuple[str, str]: ...
+
+    def _messages(self, task: Task, summary: str | None) -> tuple[Message, ...]: ...
+    def _params(self, max_tokens: int, purpose_seed: int) -> SamplingParams: ...
+    def _summary_overhead(self, task: Task, summary: str | None, index: int) -> int | None: ...
+    def _reasoning_budget(self, overhead: int | None, scale: float) -> int | None: ...
+    def _summarize(
+        self, task: Task, summary: str | None, reasoning: str, index: int, prefix: str | None = None
+    ) -> Generator[Action, Any, Result]: ...
+
 
 ENDS = {"ended": "answered", "thinking_budget": "thinking_budget", "checkpoint": "max_summaries"}
 """How a run's last window ended -> the outcome's ``stop_reason``."""
