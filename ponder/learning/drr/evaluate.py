@@ -188,13 +188,22 @@ def _fmt_policies(rows: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _plot_reliability(curves: dict[str, tuple[list[bool], list[float]]], path: Path) -> None:
+def plot_reliability(
+    curves: dict[str, tuple[list[bool], list[float]]],
+    path: Path,
+    *,
+    title: str = "Reliability at final answers (held-out questions)",
+    labels: tuple[str, str] = ("predicted P(correct)", "observed accuracy"),
+    size: float = 5.0,
+    fontsize: int = 8,
+) -> None:
+    """A reliability diagram (one curve per judge, ECE in its label) saved to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(size, size))
     ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
     for name, (y, p) in curves.items():
         bins: list[Bin] = reliability(y, p)
@@ -205,10 +214,10 @@ def _plot_reliability(curves: dict[str, tuple[list[bool], list[float]]], path: P
             "o-",
             label=f"{name} (ECE {e:.3f})" if e is not None else name,
         )
-    ax.set_xlabel("predicted P(correct)")
-    ax.set_ylabel("observed accuracy")
-    ax.set_title("Reliability at final answers (held-out questions)")
-    ax.legend(fontsize=8)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title)
+    ax.legend(fontsize=fontsize)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -302,7 +311,7 @@ def evaluate(
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     (out / "report.txt").write_text(text + "\n", encoding="utf-8")
     if plots:
-        _plot_reliability(curves, out / "reliability.png")
+        plot_reliability(curves, out / "reliability.png")
         _plot_curves(runs, "sequential", out / "sequential.png")
         _plot_curves(runs, "parallel", out / "parallel.png")
     report["text"] = text

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ponder.behaviour.records import Manifest, QuestionRecord
-from ponder.behaviour.stats import auroc_ci, ece, paired, reliability, risk_coverage, wilson
+from ponder.behaviour.stats import auroc_ci, ece, paired, risk_coverage, wilson
 from ponder.learning.drr.cv import Point
 from ponder.learning.drr.cv_choice import CALIBRATED, ChosenStops, summarize
 from ponder.learning.drr.cv_markdown import GOAL_TOKENS
+from ponder.learning.drr.evaluate import plot_reliability as reliability_diagram
 from ponder.learning.drr.test_report import (
     COVERAGE,
     ORACLE,
@@ -204,25 +205,15 @@ def tables(
 
 def plot_reliability(rep: Replayed, path: Path) -> None:
     """Reliability diagram of the calibrated judges on every test question."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
-    for j in rep.judges:
-        if j.name.startswith(CALIBRATED):
-            bins = reliability(j.y, j.p)
-            label = f"{j.name} (ECE {ece(j.y, j.p) or 0.0:.3f})"
-            ax.plot([b.mean_p for b in bins], [b.accuracy for b in bins], "o-", label=label)
-    ax.set_xlabel("predicted P")
-    ax.set_ylabel("observed frequency")
-    ax.set_title("Reliability on the held-out test questions")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    curves = {j.name: (j.y, j.p) for j in rep.judges if j.name.startswith(CALIBRATED)}
+    reliability_diagram(
+        curves,
+        path,
+        title="Reliability on the held-out test questions",
+        labels=("predicted P", "observed frequency"),
+        size=5.5,
+        fontsize=7,
+    )
 
 
 @dataclass
