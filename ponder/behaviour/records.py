@@ -224,3 +224,22 @@ def read_records(directory: str | Path) -> list[QuestionRecord]:
 def read_collection(directory: str | Path) -> tuple[Manifest, list[QuestionRecord]]:
     """Load a collection: its manifest and its question records, in collection order."""
     return read_manifest(directory), read_records(directory)
+
+
+def in_dataset_order(records: list[QuestionRecord]) -> list[QuestionRecord]:
+    """The records by dataset row when every id is one (``ponder collect`` ids are row numbers;
+    a collection stores them in the order they finished), else as stored: so "the first 100
+    test questions" are the dataset's first 100, whatever order they were collected in."""
+    rows = list(records)
+    if all(r.id.isdigit() for r in rows):
+        rows.sort(key=lambda r: int(r.id))
+    return rows
+
+
+def first_in_dataset(records: list[QuestionRecord], n: int | None) -> list[QuestionRecord]:
+    """The records of the dataset's first ``n`` collected questions (all when ``n`` is None),
+    kept in their stored order."""
+    if n is None:
+        return list(records)
+    wanted = {r.id for r in in_dataset_order(records)[:n]}
+    return [r for r in records if r.id in wanted]

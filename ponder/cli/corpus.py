@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
     h.add_argument("--dims", type=int, default=64, help="probe dimensions (default 64)")
     h.add_argument("--method", choices=("pca", "random"), default="pca")
     h.add_argument("--refit", action="store_true", help="fit DIR's projection again")
-    h.add_argument("--first", type=int, help="only the first N questions")
+    h.add_argument("--first", type=int, help="only the dataset's first N questions")
     h.add_argument("--model-file", help="the reasoner's GGUF (default: the default model)")
     h.add_argument("--runtime", default="auto", choices=("auto", "prebuilt", "native"))
     h.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")

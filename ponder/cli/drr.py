@@ -73,6 +73,12 @@ def register(sub: Any) -> None:
         default="votes,confidence,length,hidden",
         help="families to ablate (hidden is skipped unless both collections have a sidecar)",
     )
+    a.add_argument(
+        "--test-first",
+        type=int,
+        metavar="N",
+        help="only the test set's first N dataset questions (e.g. those with hidden states)",
+    )
     a.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--no-learned", action="store_true", help="the DM only")
@@ -165,21 +171,21 @@ def handle_ablate(args: argparse.Namespace) -> int:
     import json
 
     from ponder.behaviour.hidden import read_hidden
-    from ponder.behaviour.records import read_collection
+    from ponder.behaviour.records import first_in_dataset, read_collection
     from ponder.errors import InputError
     from ponder.learning.drr.ablate import ablate, ablate_cv, format_ablation
     from ponder.learning.drr.folds import pool_collections
     from ponder.learning.drr.train import resolve_dm_families
 
-    def load(d: str) -> Any:
+    def load(d: str, first: int | None = None) -> Any:
         root = Path(d).expanduser()
         manifest, records, _ = pool_collections([read_collection(root)])  # each question once
-        return manifest, records, read_hidden(root)
+        return manifest, first_in_dataset(list(records), first), read_hidden(root)
 
     if (args.test is None) == (args.cv is None):
         raise InputError("give --test DIR, or --cv K for out-of-fold numbers on train alone")
     train = load(args.train)
-    test = load(args.test) if args.test else train
+    test = load(args.test, args.test_first) if args.test else train
     fams = resolve_dm_families(args.families)
     opts = {"resamples": args.resamples, "seed": args.seed, "learned": not args.no_learned}
     if args.cv:

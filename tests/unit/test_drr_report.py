@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.behaviour.records import MANIFEST, RECORDS, read_collection
+from ponder.behaviour.records import MANIFEST, RECORDS, in_dataset_order, read_collection
 from ponder.learning.drr.compare import bayes
 from ponder.learning.drr.costs import question_costs
 from ponder.learning.drr.cv import cross_validate, question_keys
@@ -24,7 +24,7 @@ from ponder.learning.drr.test_report import (
     threshold_at,
 )
 from ponder.learning.drr.test_report_markdown import format_report
-from ponder.learning.drr.test_report_tables import HeldOut, held_out_report, in_dataset_order
+from ponder.learning.drr.test_report_tables import HeldOut, held_out_report
 from ponder.learning.drr.train import max_tokens_of
 from tests.unit.drr_helpers import synthetic
 
@@ -257,3 +257,8 @@ def test_the_first_test_questions_are_the_datasets_first_whatever_the_collection
     assert [r.id for r in in_dataset_order(finished)] == ["0", "1", "2", "10"]
     named = [rec("b"), rec("a")]  # ids that are not rows: kept as stored
     assert [r.id for r in in_dataset_order(named)] == ["b", "a"]
+    from ponder.behaviour.records import first_in_dataset
+
+    # the dataset's first 2, in the order stored (sidecar chunks follow the collection's order)
+    assert [r.id for r in first_in_dataset(finished, 2)] == ["1", "0"]
+    assert [r.id for r in first_in_dataset(finished, None)] == ["1", "0", "10", "2"]

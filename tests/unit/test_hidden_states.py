@@ -229,3 +229,24 @@ def test_the_cli_embeds_reduces_and_reports(
     out = capsys.readouterr().out
     assert "embedded 16 samples of 2 new question(s)" in out and "pca to 3 dims" in out
     assert len(read_hidden(d) or ()) == 16
+
+
+def test_ablation_refuses_a_half_embedded_side_and_the_cli_can_limit_the_test_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ponder.cli import main
+    from ponder.learning.drr.ablate import ablate
+
+    train, test = copy("train", tmp_path), copy("test", tmp_path)
+    hidden_states(train, dims=4, embedder=FakeEmbedder(), quiet=True)
+    hidden_states(test, projection=train, first=2, embedder=FakeEmbedder(), quiet=True)
+    load = lambda d: (*read_collection(d), read_hidden(d))  # noqa: E731
+    with pytest.raises(InputError, match="miss samples of 2 of its 4 questions.*--test-first"):
+        ablate(load(train), load(test), ["votes", "hidden"], resamples=10, learned=False)
+    out = tmp_path / "abl"
+    args = ["drr", "ablate", "--train", str(train), "--test", str(test), "--test-first", "2"]
+    args += ["--families", "votes,hidden", "--resamples", "10", "--no-learned", "--out", str(out)]
+    assert main(args) == 0
+    rows = __import__("json").loads((out / "ablation.json").read_text())
+    assert [r["families"] for r in rows] == [["votes"], ["hidden"], ["votes", "hidden"]]
+    assert rows[1]["dm_final"]["n"] == 16  # the 2 embedded test questions x 8 samples

@@ -184,12 +184,31 @@ def ablate(
     fams = list(families or DM_FAMILIES)
     if "hidden" in fams and (train[2] is None or test[2] is None):
         fams.remove("hidden")
+    if "hidden" in fams:
+        _require_every_vector(train, "train")
+        _require_every_vector(test, "test")
     rows = []
     for s in family_sets(fams):
         dm_ci, dm_ece, cv = _dm_row(s, train, test, resamples, seed)
         lg, acc = _learned_row(s, train, test, resamples, seed) if learned else (None, None)
         rows.append(AblationRow(s, dm_ci, dm_ece, lg, acc, cv))
     return rows
+
+
+def _require_every_vector(
+    side: tuple[Manifest, Sequence[QuestionRecord], HiddenStates | None], name: str
+) -> None:
+    """Refuse a collection whose sidecar misses samples: their ``has_hidden = 0`` rows would
+    score the hidden family on a mix of vectors and zeros."""
+    hidden = side[2]
+    assert hidden is not None
+    missing = {r.id for r in side[1] for s in r.samples if hidden.vector(r.id, s.seed) is None}
+    if missing:
+        raise InputError(
+            f"the {name} collection's hidden states miss samples of {len(missing)} of its "
+            f"{len(side[1])} questions (e.g. {sorted(missing)[:3]}): run `ponder corpus hidden` "
+            "on all of them, or limit the test side to the embedded ones with --test-first N"
+        )
 
 
 def ablate_cv(
@@ -206,6 +225,8 @@ def ablate_cv(
     fams = list(families or DM_FAMILIES)
     if "hidden" in fams and train[2] is None:
         fams.remove("hidden")
+    if "hidden" in fams:
+        _require_every_vector(train, "train")
     records = list(train[1])
     fold = question_folds(len(records), folds, seed)
     parts = []

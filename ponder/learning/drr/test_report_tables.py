@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.behaviour.records import Manifest, QuestionRecord
+from ponder.behaviour.records import Manifest, QuestionRecord, in_dataset_order
 from ponder.behaviour.stats import auroc_ci, ece, paired, risk_coverage, wilson
 from ponder.learning.drr.cv import Point
 from ponder.learning.drr.cv_choice import CALIBRATED, ChosenStops, summarize
@@ -225,16 +225,6 @@ class HeldOut:
     trained: Trained
 
 
-def in_dataset_order(records: Sequence[QuestionRecord]) -> list[QuestionRecord]:
-    """The records by dataset row when every id is one (``ponder collect`` ids are row numbers;
-    a collection stores them in the order they finished), else as stored: so "the first 100
-    test questions" are the dataset's first 100, whatever order they were collected in."""
-    rows = list(records)
-    if all(r.id.isdigit() for r in rows):
-        rows.sort(key=lambda r: int(r.id))
-    return rows
-
-
 def held_out_report(
     train: Collection,
     test: Collection,
@@ -256,7 +246,7 @@ def held_out_report(
     ``names``: the train dirs, the test dir and the chosen.json path, for the header. Saves the
     trained artifacts and the plot into ``out``."""
     say = progress or (lambda _: None)
-    ordered = in_dataset_order(test[1])
+    ordered = in_dataset_order(list(test[1]))
     (tm, tr), (sm, sr) = train, (test[0], ordered[:first] if first else ordered)
     check_collections((tm, tr), (sm, sr), allow_other_reasoner)
     sig = collection_signals(sm, sr)

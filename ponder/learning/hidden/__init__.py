@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ponder.behaviour.hidden import PROJECTION
-from ponder.behaviour.records import Manifest, read_collection
+from ponder.behaviour.records import Manifest, first_in_dataset, read_collection
 from ponder.errors import InputError
 from ponder.learning.hidden.embed import (
     EMBED_FLAGS,
@@ -138,7 +138,7 @@ def hidden_states(
 
     root = Path(directory).expanduser()
     manifest, records = read_collection(root)
-    records = records[:first] if first is not None else records
+    records = first_in_dataset(records, first)
     if not records:
         raise InputError(f"{root} has no question records")
     done = {r.id for r in read_raw(root)}
