@@ -7,7 +7,7 @@ per-question seed), majority vote over the normalized extracted answers.
 
 Run with the vLLM venv's Python (it has vllm and ponder; see scripts/setup-vllm-venv.sh):
 
-    /work/vllm-venv/bin/python benchmarks/vllm_compare.py --questions 10 --max-tokens 256
+    .venv-vllm/bin/python benchmarks/vllm_compare.py --questions 10 --max-tokens 256
 
 Each arm runs in its own subprocess, one after the other; the driver samples the summed RSS of
 that arm's whole process tree (engine core, llama-server, vllm serve included) every 0.5 s for the

@@ -4,7 +4,8 @@ Example (a sealed corpus plus the live directory still growing beside it; a ques
 read once)::
 
     ponder drr cv --train data/behaviour/gsm8k-train-qwen05 \\
-        --train /work/collect/gsm8k-train-qwen05 --folds 5 --margin 0.02 --out results/drr-cv
+        --train ~/.cache/ponder/behaviour/gsm8k-train-more \\
+        --folds 5 --margin 0.02 --out results/drr-cv
 
 Writes ``cv.md`` (the chosen thresholds with their out-of-fold accuracy, paired won/lost and
 costs against maj@k, the judges' out-of-fold AUROC and ECE, what each signal costs and buys,

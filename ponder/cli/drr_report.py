@@ -4,7 +4,8 @@ Use it after ``ponder drr cv`` has written ``chosen.json`` on the train question
 questions only report::
 
     ponder drr report --train data/behaviour/gsm8k-train-qwen05 \\
-        --train /work/collect/gsm8k-train-qwen05 --test /work/collect/gsm8k-test-qwen05-plain \\
+        --train ~/.cache/ponder/behaviour/gsm8k-train-more \\
+        --test data/behaviour/gsm8k-test-qwen05-plain \\
         --chosen results/drr-cv/chosen.json --out results/drr-report --subset-first 100
 
 Writes ``report.md`` (printed), ``report.json``, ``reliability.png`` (unless ``--no-plots``) and
