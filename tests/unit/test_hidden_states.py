@@ -250,3 +250,37 @@ def test_ablation_refuses_a_half_embedded_side_and_the_cli_can_limit_the_test_si
     rows = __import__("json").loads((out / "ablation.json").read_text())
     assert [r["families"] for r in rows] == [["votes"], ["hidden"], ["votes", "hidden"]]
     assert rows[1]["dm_final"]["n"] == 16  # the 2 embedded test questions x 8 samples
+
+
+def test_ablation_on_a_plain_test_side_uses_probe_free_judges_and_scores_the_sampler(
+    hidden_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from ponder.learning.drr.ablate import ablate, format_ablation
+
+    train, test = hidden_pair
+    plain = tmp_path / "plain"
+    shutil.copytree(test, plain)
+    m = json.loads((plain / "manifest.json").read_text())
+    m["settings"]["probe_every"] = m["settings"]["max_tokens"]  # as `--probe-every 320` records
+    (plain / "manifest.json").write_text(json.dumps(m))
+    load = lambda d: (*read_collection(d), read_hidden(d))  # noqa: E731
+    rows = ablate(load(train), load(plain), ["votes", "confidence", "hidden"], resamples=20)
+    assert [(r.families, r.probes) for r in rows] == [
+        (("confidence",), False),
+        (("hidden",), False),
+        (("confidence", "hidden"), False),
+    ]
+    assert [r.learned_families for r in rows] == [
+        ("votes", "confidence"),
+        ("votes", "hidden"),
+        ("votes", "confidence", "hidden"),
+    ]
+    for r in rows:  # one unit per trace (4 q x 8), and per prefix n = 1..8 for the sampler
+        assert r.dm_final.n == 32 and r.sampling is not None and r.sampling.n == 32
+    table = format_ablation(rows)
+    assert "| confidence+hidden (no probes: one-call end) |" in table
+    assert "(votes+confidence+hidden)" in table  # the learned aggregator's own families
+    probed = ablate(load(train), load(test), ["votes"], resamples=20, learned=False)
+    assert probed[0].probes and probed[0].sampling is not None

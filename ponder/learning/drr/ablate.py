@@ -8,7 +8,11 @@ interval that resamples whole questions (``ponder.behaviour.stats.auroc_ci``). T
 ``votes``, ``confidence`` (logprob/DeepConf), ``length`` (length and form) and ``hidden`` (the
 reasoner's hidden state; only where both collections have their sidecar, ``ponder corpus
 hidden``, in one projection). Sets: each family alone, all but one, and all. Nothing is tuned on
-the test collection.
+the test collection. Each row also scores the DM's sampling scorer, P(majority right) of the
+first n samples for n = 1..k (the judge ``drr_sample`` stops on and selective answering uses).
+A *plain* test collection (no probes inside traces: ``--probe-every`` >= ``--max-tokens``) gets
+probe-free DMs (each trace's one-call end) over the families without ``votes``, and the learned
+aggregator the same families plus ``votes`` (its votes are across samples: no probes needed).
 
 ``ablate_cv(train, folds=K)`` (``ponder drr ablate --train DIR --cv K``) needs no test collection:
 the train questions are dealt into K folds (``folds.question_folds``), each fold is scored by
@@ -31,7 +35,7 @@ from ponder.grading import is_equivalent
 from ponder.learning.drr.folds import question_folds
 from ponder.learning.drr.replay import score_collection
 from ponder.learning.drr.train import max_tokens_of, train_dm
-from ponder.stopping.features import DM_FAMILIES
+from ponder.stopping.features import DM_FAMILIES, majority
 from ponder.stopping.model import PROBE_FAMILIES
 
 LEARNED_FAMILIES = {
@@ -66,10 +70,19 @@ class AblationRow:
     cv_auroc: float | None
     probes: bool = True
     """False: a probe-free DM (each trace's one-call end, no probe answers)."""
+    sampling: AurocCI | None = None
+    """The sampling scorer's P(majority right) of the first n samples, n = 1..k (None when it
+    could not be trained)."""
+    sampling_ece: float | None = None
+    learned_families: tuple[str, ...] | None = None
+    """The learned aggregator's families when they differ from ``families`` (a plain test side:
+    its votes across samples need no probes)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["families"] = list(self.families)
+        if self.learned_families is not None:
+            d["learned_families"] = list(self.learned_families)
         return d
 
 
@@ -85,9 +98,16 @@ class Scores:
     g: list[str] = field(default_factory=list)
     picks: list[bool] = field(default_factory=list)
     cv: list[float] = field(default_factory=list)
+    sampling: Scores | None = None
 
     def ci(self, resamples: int, seed: int) -> AurocCI:
         return auroc_ci(self.y, self.p, self.g, resamples=resamples, seed=seed)
+
+    def sampling_ci(self, resamples: int, seed: int) -> tuple[AurocCI | None, float | None]:
+        m = self.sampling
+        if m is None or not m.y:
+            return None, None
+        return m.ci(resamples, seed), ece(m.y, m.p)
 
 
 def _dm_scores(
@@ -98,14 +118,20 @@ def _dm_scores(
     into: Scores,
     probes: bool = True,
 ) -> None:
-    dm = train_dm(
-        train[0], train[1], seed, families=fams, hidden=train[2], sampling=False, probes=probes
-    )
+    dm = train_dm(train[0], train[1], seed, families=fams, hidden=train[2], probes=probes)
     for q in score_collection(dm, test[1], max_tokens_of(test[0]), test[2]):
         for t in q.traces:
             into.y.append(t.states[-1].correct)
             into.p.append(t.p[-1])
             into.g.append(q.record.id)
+        if dm.sampling is None:
+            continue
+        into.sampling = into.sampling or Scores()
+        for n in range(1, len(q.traces) + 1):
+            answers = [t.sample.answer for t in q.traces[:n]]
+            into.sampling.y.append(is_equivalent(majority(answers), q.record.gold))
+            into.sampling.p.append(dm.p_majority(answers, [t.p[-1] for t in q.traces[:n]]))
+            into.sampling.g.append(q.record.id)
     cv = dm.checkpoint.cv.get(f"auroc_{dm.checkpoint.cv.get('chosen')}")
     if cv is not None:
         into.cv.append(cv)
@@ -117,10 +143,15 @@ def _dm_row(
     test: Collection,
     resamples: int,
     seed: int,
-) -> tuple[AurocCI, float | None, float | None]:
+    probes: bool = True,
+) -> AblationRow:
     s = Scores()
-    _dm_scores(fams, train, test, seed, s)
-    return s.ci(resamples, seed), ece(s.y, s.p), s.cv[0] if s.cv else None
+    _dm_scores(fams, train, test, seed, s, probes=probes)
+    smp, smp_ece = s.sampling_ci(resamples, seed)
+    cv = s.cv[0] if s.cv else None
+    return AblationRow(
+        fams, s.ci(resamples, seed), ece(s.y, s.p), None, None, cv, probes, smp, smp_ece
+    )
 
 
 def _learned_scores(
@@ -187,12 +218,36 @@ def ablate(
     if "hidden" in fams:
         _require_every_vector(train, "train")
         _require_every_vector(test, "test")
+    if _plain(test):  # no probes on the test side: probe-free DMs; votes only in learned
+        free = [f for f in fams if f not in PROBE_FAMILIES]
+        extra = tuple(f for f in fams if f in PROBE_FAMILIES)
+        rows = []
+        for fs in family_sets(free):
+            row = _dm_row(fs, train, test, resamples, seed, probes=False)
+            if learned:
+                row.learned_families = extra + fs
+                row.learned_groups, row.learned_pick_accuracy = _learned_row(
+                    row.learned_families, train, test, resamples, seed
+                )
+            rows.append(row)
+        return rows
     rows = []
-    for s in family_sets(fams):
-        dm_ci, dm_ece, cv = _dm_row(s, train, test, resamples, seed)
-        lg, acc = _learned_row(s, train, test, resamples, seed) if learned else (None, None)
-        rows.append(AblationRow(s, dm_ci, dm_ece, lg, acc, cv))
+    for fs in family_sets(fams):
+        row = _dm_row(fs, train, test, resamples, seed)
+        if learned:
+            row.learned_groups, row.learned_pick_accuracy = _learned_row(
+                fs, train, test, resamples, seed
+            )
+        rows.append(row)
     return rows
+
+
+def _plain(side: Collection) -> bool:
+    """True when ``side`` recorded no probes inside its traces (``ponder collect
+    --probe-every`` >= ``--max-tokens``): a DM with probes cannot be replayed on it."""
+    from ponder.learning.drr.test_report import collection_signals
+
+    return not collection_signals(side[0], side[1]).probes
 
 
 def _require_every_vector(
@@ -235,7 +290,7 @@ def ablate_cv(
         held = [q for q, g in zip(records, fold, strict=True) if g == f]
         parts.append(((train[0], rest, train[2]), (train[0], held, train[2])))
     sets = [(s, True) for s in family_sets(fams)]
-    free = [f for f in fams if f not in PROBE_FAMILIES and f != "hidden"]
+    free = [f for f in fams if f not in PROBE_FAMILIES]
     sets += [(s, False) for s in family_sets(free)] if free else []
     rows = []
     for s, probes in sets:
@@ -248,22 +303,31 @@ def ablate_cv(
         cv = sum(dm.cv) / len(dm.cv) if dm.cv else None
         lci = lg.ci(resamples, seed) if learned and probes and trained else None
         acc = sum(lg.picks) / len(lg.picks) if lci is not None and lg.picks else None
-        rows.append(AblationRow(s, dm.ci(resamples, seed), ece(dm.y, dm.p), lci, acc, cv, probes))
+        smp, smp_ece = dm.sampling_ci(resamples, seed)
+        dm_ci, dm_ece = dm.ci(resamples, seed), ece(dm.y, dm.p)
+        rows.append(AblationRow(s, dm_ci, dm_ece, lci, acc, cv, probes, smp, smp_ece))
     return rows
 
 
 def format_ablation(rows: Sequence[AblationRow]) -> str:
     lines = [
         "| families | DM AUROC, final answers [95% CI, by question] | DM ECE | train CV AUROC | "
+        "sampling DM, P(majority right): AUROC [95% CI] | its ECE | "
         "learned: group AUROC [95% CI] | learned pick acc |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cv = f"{r.cv_auroc:.3f}" if r.cv_auroc is not None else "–"
         lg = r.learned_groups.text() if r.learned_groups is not None else "–"
+        if r.learned_groups is not None and r.learned_families is not None:
+            lg += f" ({'+'.join(r.learned_families)})"
         acc = f"{r.learned_pick_accuracy:.1%}" if r.learned_pick_accuracy is not None else "–"
         n = f"{r.dm_final.n} traces, {r.dm_final.groups} q"
         e = f"{r.dm_ece:.3f}" if r.dm_ece is not None else "–"
+        smp = r.sampling.text() if r.sampling is not None else "–"
+        se = f"{r.sampling_ece:.3f}" if r.sampling_ece is not None else "–"
         fams = "+".join(r.families) + ("" if r.probes else " (no probes: one-call end)")
-        lines.append(f"| {fams} | {r.dm_final.text()} ({n}) | {e} | {cv} | {lg} | {acc} |")
+        lines.append(
+            f"| {fams} | {r.dm_final.text()} ({n}) | {e} | {cv} | {smp} | {se} | {lg} | {acc} |"
+        )
     return "\n".join(lines)
