@@ -209,6 +209,20 @@ def test_the_server_embedder_speaks_llama_cpp_http() -> None:
         e.embed("bad")
 
 
+def test_a_hung_embedding_server_is_named_and_the_cache_kept() -> None:
+    import httpx
+
+    from ponder.errors import BackendError
+    from ponder.learning.hidden.embed import ServerEmbedder
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    e = ServerEmbedder("http://127.0.0.1:9/", transport=httpx.MockTransport(hang))
+    with pytest.raises(BackendError, match=r"127.0.0.1:9/v1/embeddings failed: ReadTimeout.*rerun"):
+        e.embed("text")
+
+
 def test_the_cli_embeds_reduces_and_reports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from ponder.behaviour.hidden import RAW
 from ponder.behaviour.records import Manifest, QuestionRecord
-from ponder.errors import InputError
+from ponder.errors import BackendError, InputError
 from ponder.jsonl import append_line, cut_torn_tail, read_json_lines
 from ponder.protocol.actions import Task
 from ponder.protocol.requests import Message
@@ -53,7 +53,17 @@ class ServerEmbedder:
         return str(r.json()["prompt"])
 
     def embed(self, text: str) -> list[float]:
-        r = self._client.post(f"{self.url}/v1/embeddings", json={"input": text})
+        import httpx
+
+        try:
+            r = self._client.post(f"{self.url}/v1/embeddings", json={"input": text})
+        except httpx.HTTPError as e:  # a hung, killed or paused server: say so, keep the cache
+            raise BackendError(
+                f"the embeddings endpoint {self.url}/v1/embeddings failed: "
+                f"{type(e).__name__}: {e}; the questions embedded so far are kept: "
+                "rerun the same command to continue",
+                url=f"{self.url}/v1/embeddings",
+            ) from e
         if r.status_code != 200:
             raise InputError(
                 f"the embeddings endpoint {self.url}/v1/embeddings answered {r.status_code}: "
