@@ -33,9 +33,9 @@ from ponder.behaviour.stats import AurocCI, auroc_ci, ece
 from ponder.errors import InputError
 from ponder.grading import is_equivalent
 from ponder.learning.drr.folds import question_folds
-from ponder.learning.drr.replay import score_collection
+from ponder.learning.drr.replay import majority_units, score_collection
 from ponder.learning.drr.train import max_tokens_of, train_dm
-from ponder.stopping.features import DM_FAMILIES, majority
+from ponder.stopping.features import DM_FAMILIES
 from ponder.stopping.model import PROBE_FAMILIES
 
 LEARNED_FAMILIES = {
@@ -127,10 +127,9 @@ def _dm_scores(
         if dm.sampling is None:
             continue
         into.sampling = into.sampling or Scores()
-        for n in range(1, len(q.traces) + 1):
-            answers = [t.sample.answer for t in q.traces[:n]]
-            into.sampling.y.append(is_equivalent(majority(answers), q.record.gold))
-            into.sampling.p.append(dm.p_majority(answers, [t.p[-1] for t in q.traces[:n]]))
+        for right, p in majority_units(dm, q):
+            into.sampling.y.append(right)
+            into.sampling.p.append(p)
             into.sampling.g.append(q.record.id)
     cv = dm.checkpoint.cv.get(f"auroc_{dm.checkpoint.cv.get('chosen')}")
     if cv is not None:

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ponder.behaviour.records import Manifest, QuestionRecord
-from ponder.grading import is_equivalent
 from ponder.learning.drr.compare import bayes
 from ponder.learning.drr.costs import Cost, QuestionCosts, question_costs
 from ponder.learning.drr.folds import question_folds
@@ -41,10 +40,10 @@ from ponder.learning.drr.replay import (
     beta,
     dm_sample,
     fixed,
+    majority_units,
     score_collection,
 )
 from ponder.learning.drr.train import max_tokens_of, train_dm
-from ponder.stopping.features import majority
 from ponder.stopping.model import DM
 from ponder.strategies.adaptive import doubling
 
@@ -262,10 +261,8 @@ def judge_question(
     for judge, sq, d in ((j[2], sp, dm), (j[3], sf, free)):
         if d.sampling is None:
             continue
-        for n in range(1, len(sq.traces) + 1):
-            answers = [t.sample.answer for t in sq.traces[:n]]
-            p = d.p_majority(answers, [t.p[-1] for t in sq.traces[:n]])
-            judge.add(is_equivalent(majority(answers), q.gold), p, key)
+        for right, p in majority_units(d, sq):
+            judge.add(right, p, key)
 
 
 def question_keys(records: Sequence[QuestionRecord]) -> list[str]:

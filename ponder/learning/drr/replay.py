@@ -122,6 +122,17 @@ def score_collection(
 # -- sequential -------------------------------------------------------------------------------
 
 
+def majority_units(dm: DM, q: ScoredQuestion) -> list[tuple[bool, float]]:
+    """The sampling judge's units of one question: for n = 1..k, whether the majority of the
+    first n samples is right and the DM's P(majority right) of them."""
+    out = []
+    for n in range(1, len(q.traces) + 1):
+        answers = [t.sample.answer for t in q.traces[:n]]
+        p = dm.p_majority(answers, [t.p[-1] for t in q.traces[:n]])
+        out.append((is_equivalent(majority(answers), q.record.gold), p))
+    return out
+
+
 def full(t: ScoredTrace) -> Unit:
     return Unit(t.sample.correct, t.sample.tokens, len(t.states) - 1)
 
