@@ -142,6 +142,7 @@ class DatasetInfo(BaseModel):
     sha256: str
     rows: int
     first: int | None = None
+    skip: int = 0  # the first ``skip`` of those left out (absent in older manifests: 0)
 
 
 class Manifest(BaseModel):

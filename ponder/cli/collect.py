@@ -26,6 +26,13 @@ DEFAULT_OUT = "~/.cache/ponder/behaviour"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="JSONL with question/answer (GSM8K format ok)")
     p.add_argument("--first", type=int, help="only the first N questions")
+    p.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="leave out the first N of those (grow a corpus in a second directory with other "
+        "settings: --first 300 --skip 125 collects questions 126-300)",
+    )
     p.add_argument("--out", help=f"collection directory (default {DEFAULT_OUT}/<dataset>-<N>)")
     p.add_argument("--config", "-c", help="chain file whose backend is the reasoner")
     p.add_argument("--model-file", help="GGUF of the reasoner, hashed into the manifest")
@@ -93,6 +100,7 @@ def handle(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     from ponder.behaviour.datasets import load_items, select
     from ponder.config import ChainConfig
+    from ponder.errors import ConfigError
     from ponder.learning.collect.collector import (
         backend_model_info,
         build_manifest,
@@ -104,7 +112,9 @@ async def _run(args: argparse.Namespace) -> int:
 
     shard = shard_of(args)  # a bad --shard is said before anything is read
     items_all = load_items(args.dataset)
-    items = select(items_all, args.first)
+    if args.skip < 0:
+        raise ConfigError("skip", f"--skip must be 0 or more, got {args.skip}")
+    items = select(items_all, args.first)[args.skip :]
     cfg = ChainConfig.load(args.config) if args.config else ChainConfig()
     strategy = settings_from(
         BehaviourCollector,
@@ -114,7 +124,9 @@ async def _run(args: argparse.Namespace) -> int:
     )
     # the reasoner the chain's backend serves (a named local model, a file, an endpoint)
     model = backend_model_info(cfg.backend, args.model_file)
-    manifest = build_manifest(strategy, model, args.dataset, len(items_all), args.first)
+    manifest = build_manifest(
+        strategy, model, args.dataset, len(items_all), args.first, skip=args.skip
+    )
     where = placement(args, per_actor=args.questions_at_once, model_file=args.model_file)
     suffix = f"-shard{shard.index}of{shard.count}" if shard is not None else ""
     default_out = f"{DEFAULT_OUT}/{Path(args.dataset).stem}-{len(items)}{suffix}"

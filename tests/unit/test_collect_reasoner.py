@@ -174,3 +174,20 @@ def test_resuming_another_reasoners_collection_is_refused_before_any_model_start
     assert (out / "records.jsonl").read_bytes() == before
     rc, _ = _collect(tmp_path, None)  # the same reasoner resumes
     assert rc == 0 and len(sessions) == 2
+
+
+def test_skip_collects_the_questions_after_the_first_n_and_records_it(
+    tmp_path: Path, cache: Path, sessions: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "d.jsonl"
+    rows = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(5)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["collect", "--dataset", str(data), "-k", "2", "--quiet", "--max-tokens", "8"]
+    out = tmp_path / "c"
+    assert main([*base, "--out", str(out), "--first", "4", "--skip", "1"]) == 0
+    ids = sorted(json.loads(line)["id"] for line in (out / "records.jsonl").open())
+    assert ids == ["1", "2", "3"]  # question ids stay the dataset's rows: no clash with 0
+    dataset = json.loads((out / "manifest.json").read_text())["dataset"]
+    assert (dataset["first"], dataset["skip"]) == (4, 1)
+    assert main([*base, "--out", str(tmp_path / "bad"), "--skip", "-1"]) == 2
+    assert "skip" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -69,6 +69,8 @@ def build_manifest(
     dataset_path: str | Path,
     rows: int,
     first: int | None,
+    *,
+    skip: int = 0,
 ) -> Manifest:
     settings = strategy.model_dump(exclude={"seed", "thinking"})
     settings["probe_stop"] = list(strategy.probe_stop)
@@ -80,7 +82,11 @@ def build_manifest(
         settings=settings,
         seed=strategy.seed,
         dataset=DatasetInfo(
-            path=str(dataset_path), sha256=file_sha256(dataset_path), rows=rows, first=first
+            path=str(dataset_path),
+            sha256=file_sha256(dataset_path),
+            rows=rows,
+            first=first,
+            skip=skip,
         ),
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
