@@ -34,7 +34,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from ponder.errors import InputError
 from ponder.jsonl import read_text
@@ -142,7 +148,16 @@ class DatasetInfo(BaseModel):
     sha256: str
     rows: int
     first: int | None = None
-    skip: int = 0  # the first ``skip`` of those left out (absent in older manifests: 0)
+    skip: int = 0
+    """The first ``skip`` of those left out (``ponder collect --skip``); written only when set,
+    so manifests (and the artifacts that copy them) without it stay byte for byte the same."""
+
+    @model_serializer(mode="wrap")
+    def _without_zero_skip(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if not self.skip:
+            out.pop("skip", None)
+        return out
 
 
 class Manifest(BaseModel):

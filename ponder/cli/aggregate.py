@@ -21,7 +21,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("aggregate", help="train the learned aggregator")
     asub = p.add_subparsers(dest="aggregate_command", required=True, metavar="ACTION")
     t = asub.add_parser("train", help="fit a learned aggregator artifact on a behaviour collection")
-    t.add_argument("--collection", required=True, help="behaviour collection dir (ponder collect)")
+    t.add_argument(
+        "--collection",
+        action="append",
+        required=True,
+        help="behaviour collection dir (ponder collect); repeatable: the questions of all",
+    )
     t.add_argument("--out", required=True, help="artifact JSON to write")
     t.add_argument(
         "--features",
@@ -33,15 +38,10 @@ def register(sub: Any) -> None:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from ponder.behaviour.hidden import read_hidden
-    from ponder.behaviour.records import read_collection
-    from ponder.errors import InputError
+    from ponder.cli.train_data import read_train
     from ponder.learning.learned.train import train_artifact
 
-    manifest, records = read_collection(args.collection)
-    if not records:
-        raise InputError(f"{args.collection} holds no question records yet")
-    hidden = read_hidden(args.collection) if "hidden" in args.features else None
+    manifest, records, hidden, _ = read_train(args.collection, hidden="hidden" in args.features)
     art = train_artifact(manifest, records, args.features, hidden=hidden)
     path = art.save(args.out)
     t = art.training

@@ -35,7 +35,12 @@ def register(sub: Any) -> None:
     c.set_defaults(handler=collect.handle)
 
     t = drr.add_parser("train", help="train the DM on a behaviour collection")
-    t.add_argument("--data", required=True, help="collection directory (ponder drr collect)")
+    t.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="collection directory (ponder drr collect); repeatable: the questions of all",
+    )
     t.add_argument("--out", default=DEFAULT_DM, help=f"artifact path (default {DEFAULT_DM})")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
@@ -104,17 +109,15 @@ def _cv_line(name: str, cv: dict[str, Any]) -> str:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from ponder.behaviour.hidden import read_hidden
-    from ponder.behaviour.records import read_collection
+    from ponder.cli.train_data import read_train
     from ponder.learning.drr.train import resolve_dm_families, train_dm
 
-    manifest, records = read_collection(Path(args.data).expanduser())
     probes = not args.no_probes
     fams = resolve_dm_families(args.families if args.families or probes else "confidence,length")
-    hidden = read_hidden(Path(args.data).expanduser()) if "hidden" in fams else None
+    manifest, records, hidden, what = read_train(args.data, hidden="hidden" in fams)
     dm = train_dm(manifest, records, seed=args.seed, families=fams, hidden=hidden, probes=probes)
     path = dm.save(args.out)
-    print(f"trained DM on {len(records)} questions of {args.data} -> {path}")
+    print(f"trained DM on {len(records)} questions of {what} -> {path}")
     print(f"  families: {', '.join(dm.feature_families)}" + ("" if probes else " (probe-free)"))
     print(_cv_line("checkpoint", dm.checkpoint.cv))
     if dm.sampling is not None:

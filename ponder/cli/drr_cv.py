@@ -53,7 +53,7 @@ def handle_cv(args: argparse.Namespace) -> int:
     from ponder.learning.drr.folds import pool_collections
 
     dirs = [str(Path(d).expanduser()) for d in args.train]
-    manifest, records, dropped = pool_collections([read_collection(d) for d in dirs])
+    manifest, records, dropped = pool_collections([read_collection(d) for d in dirs], _say)
     header = [
         f"- train: {', '.join(dirs)} ({len(records)} questions"
         + (f"; {dropped} repeated ones read once" if dropped else "")
@@ -83,3 +83,7 @@ def handle_cv(args: argparse.Namespace) -> int:
     print(text.split("\n## Every point")[0])
     print(f"\nwritten to {Path(args.out).expanduser()} (cv.md, cv.json, chosen.json)")
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -81,10 +81,11 @@ def handle(args: argparse.Namespace) -> int:
         raise InputError(
             f"--chosen {chosen_path} is not a `ponder drr cv` chosen.json: {exc}"
         ) from None
-    manifest, records, dropped = pool_collections([read_collection(d) for d in dirs])
 
     def say(line: str) -> None:
         print(line, file=sys.stderr)
+
+    manifest, records, dropped = pool_collections([read_collection(d) for d in dirs], say)
 
     say(
         f"train: {', '.join(dirs)} ({len(records)} questions"

@@ -94,8 +94,9 @@ def _by_purpose(q: QuestionRecord) -> dict[str, dict[str, float]]:
     return {k: {m: float(v) for m, v in d.items()} for k, d in raw.items() if isinstance(d, dict)}
 
 
-def question_costs(q: QuestionRecord, every: int) -> QuestionCosts:
-    """One question's per-sample costs, both ways (module doc)."""
+def prompt_and_cue(q: QuestionRecord, every: int) -> tuple[float | None, float]:
+    """The question's estimated prompt tokens ``P`` (``None``: no usage recorded) and the probe
+    cue's ``C``, solved from its ``by_purpose`` usage (module doc)."""
     samples = [s for s in q.samples if not s.error]
     bp = _by_purpose(q)
     reason, probe = bp.get("reason"), bp.get("probe")
@@ -109,6 +110,13 @@ def question_costs(q: QuestionRecord, every: int) -> QuestionCosts:
         if probe and probe.get("calls"):
             at = sum(p.at for s in samples for p in s.probes)
             cue = max(0.0, (probe.get("prompt_tokens", 0.0) - at) / probe["calls"] - prompt)
+    return prompt, cue
+
+
+def question_costs(q: QuestionRecord, every: int) -> QuestionCosts:
+    """One question's per-sample costs, both ways (module doc)."""
+    samples = [s for s in q.samples if not s.error]
+    prompt, cue = prompt_and_cue(q, every)
     one, probed = [], []
     for s in samples:
         calls = segment_calls(s, every)

@@ -43,7 +43,8 @@ from ponder.learning.drr.replay import (
     majority_units,
     score_collection,
 )
-from ponder.learning.drr.train import max_tokens_of, train_dm
+from ponder.learning.drr.signals import collection_signals
+from ponder.learning.drr.train import max_tokens_of, resolve_dm_families, train_dm
 from ponder.stopping.model import DM
 from ponder.strategies.adaptive import doubling
 
@@ -124,8 +125,9 @@ Policy = Callable[[ScoredQuestion, ScoredQuestion, QuestionCosts], tuple[Unit, C
 Spec = tuple[str, int | None, float, tuple[float, int] | None, Policy]
 
 
-def policies(dm: DM, free: DM, k: int) -> list[Spec]:
-    """Every (policy, round size, threshold, futility stop, replay) for one fold's judges."""
+def policies(dm: DM | None, free: DM, k: int) -> list[Spec]:
+    """Every (policy, round size, threshold, futility stop, replay) for one fold's judges
+    (``dm`` ``None``: a collection without probes, so no policy with probes)."""
     out: list[Spec] = []
 
     def fix(n: int) -> Policy:
@@ -144,6 +146,7 @@ def policies(dm: DM, free: DM, k: int) -> list[Spec]:
     def dms(t: float, r: int, probed: bool, g: tuple[float, int] | None) -> Policy:
         up, after = g if g is not None else (None, 2)
         if probed:
+            assert dm is not None
             return lambda sp, sf, c: _at(dm_sample(sp, dm, t, r, up, after), c, r, True)
         return lambda sp, sf, c: _at(dm_sample(sf, free, t, r, up, after), c, r, False)
 
@@ -157,11 +160,12 @@ def policies(dm: DM, free: DM, k: int) -> list[Spec]:
     out += [("beta", None, t, None, bet(t)) for t in BETA_GRID]
     for r in ROUND_SIZES:
         for name, judge, probed in (("dm_sample", dm, True), ("dm_sample_free", free, False)):
-            if judge.sampling is not None:
+            if judge is not None and judge.sampling is not None:
                 out += [
                     (name, r, t, g, dms(t, r, probed, g)) for t in DM_GRID for g in GIVE_UP_GRID
                 ]
-        out += [("bayes", r, t, None, bay(t, r, True)) for t in BAYES_GRID]
+        if dm is not None:
+            out += [("bayes", r, t, None, bay(t, r, True)) for t in BAYES_GRID]
         out += [("bayes_free", r, t, None, bay(t, r, False)) for t in BAYES_GRID]
     return out
 
@@ -180,7 +184,8 @@ def cross_validate(
     free_families: str | Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CVRun:
-    """Train on k-1 folds, replay the held-out fold, for every fold (module doc)."""
+    """Train on k-1 folds, replay the held-out fold, for every fold (module doc). A collection
+    without probes (``collection_signals``) gets no DM with probes, nor its policies and judges."""
     fold = question_folds(len(records), folds, seed)
     n_folds = max(fold) + 1
     mt = max_tokens_of(manifest)
@@ -189,19 +194,26 @@ def cross_validate(
     points: dict[str, Point] = {}
     judges = {n: JudgeScores(n) for n in JUDGES}
     k = 0
-    fams: list[str] = []
+    probed = collection_signals(manifest, records).probes
+    if not probed and progress is not None:
+        why = collection_signals(manifest, records).why
+        progress(f"no probes ({why}): the policies and judges with probes are left out")
+    fams: list[str] = [] if probed else list(resolve_dm_families(families))
     free_fams: list[str] = []
     for f in range(n_folds):
         train = [q for q, g in zip(records, fold, strict=True) if g != f]
         held = [(i, q) for i, (q, g) in enumerate(zip(records, fold, strict=True)) if g == f]
-        dm = train_dm(manifest, train, seed, families=families)
+        dm = train_dm(manifest, train, seed, families=families) if probed else None
         free = train_dm(manifest, train, seed, families=free_families, probes=False)
-        fams, free_fams = list(dm.feature_families), list(free.feature_families)
+        free_fams = list(free.feature_families)
+        if dm is not None:
+            fams = list(dm.feature_families)
         for i, q in held:
-            scored = score_collection(dm, [q], mt), score_collection(free, [q], mt)
-            if not scored[0] or not scored[1]:
+            scored_free = score_collection(free, [q], mt)
+            scored = score_collection(dm, [q], mt) if dm is not None else scored_free
+            if not scored or not scored_free:
                 continue  # every sample failed: nothing to replay
-            sp, sf = scored[0][0], scored[1][0]
+            sp, sf = scored[0], scored_free[0]  # no probes: the votes-only policies read sf
             key = ids[i]
             k = max(k, len(sp.traces))
             costs = question_costs(q, every)
@@ -243,7 +255,7 @@ def judge_question(
     q: QuestionRecord,
     sp: ScoredQuestion,
     sf: ScoredQuestion,
-    dm: DM,
+    dm: DM | None,
     free: DM,
 ) -> None:
     """Add one question's rows to each of the ``JUDGES`` (``judges`` in that order): per trace
@@ -251,7 +263,8 @@ def judge_question(
     the sampling DMs' P(majority right) of the first n samples."""
     j = list(judges.values())
     for t in sp.traces:
-        j[0].add(t.states[-1].correct, t.p[-1], key)
+        if dm is not None:
+            j[0].add(t.states[-1].correct, t.p[-1], key)
         if t.sample.critique_p_yes is not None:
             j[4].add(t.sample.correct, t.sample.critique_p_yes, key)
         if t.sample.lp:
@@ -259,7 +272,7 @@ def judge_question(
     for t in sf.traces:
         j[1].add(t.states[-1].correct, t.p[-1], key)
     for judge, sq, d in ((j[2], sp, dm), (j[3], sf, free)):
-        if d.sampling is None:
+        if d is None or d.sampling is None:
             continue
         for right, p in majority_units(d, sq):
             judge.add(right, p, key)

@@ -10,10 +10,11 @@ question it was trained on.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ponder.behaviour.records import Manifest, QuestionRecord
 from ponder.errors import InputError
+from ponder.learning.drr.coarsen import coarsen
 
 MATCHED_SETTINGS = ("max_tokens", "probe_every", "k", "temperature")
 """Settings the pooled collections must share (what the states, costs and replay depend on)."""
@@ -21,33 +22,59 @@ MATCHED_SETTINGS = ("max_tokens", "probe_every", "k", "temperature")
 
 def pool_collections(
     collections: Sequence[tuple[Manifest, Sequence[QuestionRecord]]],
+    say: Callable[[str], None] | None = None,
 ) -> tuple[Manifest, list[QuestionRecord], int]:
-    """One manifest (the first's) and the questions of all, each once (by dataset and id, the
-    first collection's copy kept); also returns how many repeats were dropped."""
+    """One manifest and the questions of all, each once (by dataset and id, the first
+    collection's copy kept); also returns how many repeats were dropped.
+
+    Collections probed at different intervals pool at the coarsest one (a multiple of the
+    others): the finer ones' questions are read as it would have recorded them (``coarsen``:
+    their extra probes, and self-critique where the coarse one has none, left out), and the
+    manifest is the first coarse collection's. ``say`` is told when that happens."""
     if not collections:
         raise InputError("no train collection given")
     first = collections[0][0]
+    every = [_every(m) for m, _ in collections]
+    coarse = max(every)
+    base = next(m for (m, _), e in zip(collections, every, strict=True) if e == coarse)
+    critique = bool(base.settings.get("self_critique", False))
+    if any(coarse % e for e in every):
+        raise InputError(
+            "the train collections differ in probe_every ("
+            + ", ".join(map(str, every))
+            + f"): each must divide the largest, {coarse}, to read them all at it"
+        )
     seen: set[tuple[str, str]] = set()
     out: list[QuestionRecord] = []
     dropped = 0
-    for i, (m, records) in enumerate(collections):
+    for i, ((m, records), e) in enumerate(zip(collections, every, strict=True)):
         if not first.same_reasoner(m):
             diffs = "; ".join(first.reasoner_differences(m, ("first", f"collection {i + 1}")))
             raise InputError(f"the train collections come from different reasoners: {diffs}")
         for key in MATCHED_SETTINGS:
             a, b = first.settings.get(key), m.settings.get(key)
-            if a != b:
+            if a != b and key != "probe_every":
                 raise InputError(
                     f"the train collections differ in {key} ({a} vs {b} in collection {i + 1})"
                 )
+        thin = e != coarse or (not critique and bool(m.settings.get("self_critique", False)))
+        if thin and say is not None:
+            say(
+                f"collection {i + 1} (probes every {e}) read as probed every {coarse}"
+                + ("" if critique else ", without self-critique")
+            )
         for q in records:
             ident = (m.dataset.sha256, q.id)
             if ident in seen:
                 dropped += 1
                 continue
             seen.add(ident)
-            out.append(q)
-    return first, out, dropped
+            out.append(coarsen(q, e, coarse, critique=critique) if thin else q)
+    return base, out, dropped
+
+
+def _every(m: Manifest) -> int:
+    return int(m.settings.get("probe_every", 64))
 
 
 def question_folds(n: int, k: int, seed: int = 0) -> list[int]:

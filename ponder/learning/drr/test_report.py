@@ -57,6 +57,7 @@ from ponder.learning.drr.cv import (
 from ponder.learning.drr.cv_choice import Chosen, ChosenStops
 from ponder.learning.drr.folds import question_folds
 from ponder.learning.drr.replay import ScoredQuestion, fixed, score_collection
+from ponder.learning.drr.signals import Signals, collection_signals
 from ponder.learning.drr.train import max_tokens_of, train_dm
 from ponder.learning.learned.train import train_artifact
 from ponder.protocol.actions import Task
@@ -72,28 +73,6 @@ JUDGE_VOTE = "judge-weighted (probe-free DM)"
 LEARNED = "learned aggregator"
 ORACLE = "oracle (any sample right)"
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Signals:
-    """What a collection recorded beyond the traces: probes (``why``: why not) and critique."""
-
-    probes: bool
-    critique: bool
-    why: str = ""
-
-
-def collection_signals(manifest: Manifest, records: Sequence[QuestionRecord]) -> Signals:
-    """Probes and self-critique: from the manifest's settings and the records themselves."""
-    every = int(manifest.settings.get("probe_every", 64))
-    mt = max_tokens_of(manifest)
-    why = ""
-    if every >= mt:
-        why = f"probe_every {every} >= max_tokens {mt}"
-    elif not any(s.probes for q in records for s in q.samples):
-        why = "no sample has probes"
-    critique = any(s.critique_p_yes is not None for q in records for s in q.samples)
-    return Signals(probes=not why, critique=critique, why=why)
 
 
 def check_collections(
