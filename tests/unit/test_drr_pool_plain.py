@@ -114,3 +114,33 @@ def test_drr_and_aggregate_train_take_several_collections(
     assert main([*args, "--features", "live", "--out", str(agg)]) == 0
     assert "trained on 12 questions" in capsys.readouterr().out
     assert json.loads(agg.read_text())["training"]["questions"] == 12
+
+
+def test_cv_then_report_on_a_probed_plus_plain_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole held-out path on the pooled train: ``drr cv`` chooses only what replays without
+    probes, ``drr report`` trains on both directories and replays a plain test."""
+    from tests.unit.test_drr_report import plain_copy
+
+    test = plain_copy(FIXTURES / "test", tmp_path / "test")
+    train = ["--train", str(PROBED), "--train", str(PLAIN)]
+    cv = tmp_path / "cv"
+    args = ["drr", "cv", *train, "--folds", "2", "--margin", "1", "--resamples", "20"]
+    assert main([*args, "--out", str(cv)]) == 0
+    err = capsys.readouterr().err
+    assert "(12 questions), seed 0" in err and "with probes are left out" in err
+    chosen = json.loads((cv / "chosen.json").read_text())
+    picked = json.dumps(chosen)
+    assert "dm_sample_free" in picked and '"dm_sample/' not in picked and '"bayes/' not in picked
+    out = tmp_path / "report"
+    args = ["drr", "report", *train, "--test", str(test), "--chosen", str(cv / "chosen.json")]
+    assert main([*args, "--out", str(out), "--no-plots", "--resamples", "20"]) == 0
+    capsys.readouterr()
+    data = json.loads((out / "report.json").read_text())
+    assert data["test"]["questions"] == 4
+    rows = {p["policy"]: p for p in data["all"]["policies"]}
+    assert any(
+        k.startswith("dm_sample_free") and r["status"] == "replayed" for k, r in rows.items()
+    )
+    assert json.loads((out / "dm-free.json").read_text())["train"]["questions"] == 12
