@@ -4,6 +4,7 @@ of a resumable run (``ponder collect``, ``ponder ssa rft``)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -36,3 +37,8 @@ def report(summary: RunSummary, *more: str) -> int:
     for key, why in summary.failed[:5]:
         print(f"  failed {key}: {why}")
     return 1 if summary.failed else 0
+
+
+def say(line: str) -> None:
+    """A progress or notice line for the user, on stderr (stdout stays the command's output)."""
+    print(line, file=sys.stderr)

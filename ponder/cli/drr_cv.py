@@ -16,7 +16,6 @@ the thresholds a later test report takes as fixed inputs).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +46,20 @@ def add_parser(drr: Any) -> None:
 
 def handle_cv(args: argparse.Namespace) -> int:
     from ponder.behaviour.records import read_collection
+    from ponder.cli.common import say
     from ponder.learning.drr.costs import signal_costs
     from ponder.learning.drr.cv import cross_validate
     from ponder.learning.drr.cv_report import write_report
     from ponder.learning.drr.folds import pool_collections
 
     dirs = [str(Path(d).expanduser()) for d in args.train]
-    manifest, records, dropped = pool_collections([read_collection(d) for d in dirs], _say)
+    manifest, records, dropped = pool_collections([read_collection(d) for d in dirs], say)
     header = [
         f"- train: {', '.join(dirs)} ({len(records)} questions"
         + (f"; {dropped} repeated ones read once" if dropped else "")
         + f"), seed {args.seed}"
     ]
-    print(header[0][2:], file=sys.stderr)
+    say(header[0][2:])
     run = cross_validate(
         manifest,
         records,
@@ -67,7 +67,7 @@ def handle_cv(args: argparse.Namespace) -> int:
         seed=args.seed,
         families=args.families,
         free_families=args.free_families,
-        progress=lambda line: print(line, file=sys.stderr),
+        progress=say,
     )
     every = int(manifest.settings.get("probe_every", 64))
     text, _ = write_report(
@@ -83,7 +83,3 @@ def handle_cv(args: argparse.Namespace) -> int:
     print(text.split("\n## Every point")[0])
     print(f"\nwritten to {Path(args.out).expanduser()} (cv.md, cv.json, chosen.json)")
     return 0
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr)

@@ -16,7 +16,6 @@ the artifacts trained on train (``dm.json``, ``dm-free.json``, ``learned.json``)
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,7 @@ def handle(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ponder.behaviour.records import read_collection
+    from ponder.cli.common import say
     from ponder.errors import InputError
     from ponder.learning.drr.cv_choice import ChosenStops
     from ponder.learning.drr.folds import pool_collections
@@ -81,9 +81,6 @@ def handle(args: argparse.Namespace) -> int:
         raise InputError(
             f"--chosen {chosen_path} is not a `ponder drr cv` chosen.json: {exc}"
         ) from None
-
-    def say(line: str) -> None:
-        print(line, file=sys.stderr)
 
     manifest, records, dropped = pool_collections([read_collection(d) for d in dirs], say)
 

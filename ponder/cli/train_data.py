@@ -9,12 +9,12 @@ Use it when a corpus was grown in a second directory with other settings (``pond
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ponder.behaviour.hidden import HiddenStates, read_hidden
 from ponder.behaviour.records import Manifest, QuestionRecord, read_collection
+from ponder.cli.common import say
 from ponder.errors import InputError
 from ponder.learning.drr.folds import pool_collections
 
@@ -25,7 +25,7 @@ def read_train(
     """The pooled manifest (the first's), questions, hidden states (``hidden``: all sidecars
     merged; ``None`` where no directory has one) and a one-line description of the sources."""
     paths = [Path(d).expanduser() for d in dirs]
-    manifest, records, dropped = pool_collections([read_collection(p) for p in paths], _say)
+    manifest, records, dropped = pool_collections([read_collection(p) for p in paths], say)
     if not records:
         raise InputError(f"{', '.join(map(str, paths))} hold(s) no question records yet")
     states = merge_hidden([read_hidden(p) for p in paths], paths) if hidden else None
@@ -55,7 +55,3 @@ def merge_hidden(
         for key, vec in h.vectors.items():
             out.vectors.setdefault(key, vec)
     return out
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr)

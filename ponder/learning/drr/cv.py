@@ -194,10 +194,10 @@ def cross_validate(
     points: dict[str, Point] = {}
     judges = {n: JudgeScores(n) for n in JUDGES}
     k = 0
-    probed = collection_signals(manifest, records).probes
+    signals = collection_signals(manifest, records)
+    probed = signals.probes
     if not probed and progress is not None:
-        why = collection_signals(manifest, records).why
-        progress(f"no probes ({why}): the policies and judges with probes are left out")
+        progress(f"no probes ({signals.why}): the policies and judges with probes are left out")
     fams: list[str] = [] if probed else list(resolve_dm_families(families))
     free_fams: list[str] = []
     for f in range(n_folds):
