@@ -72,6 +72,33 @@ def test_a_test_collection_reuses_the_train_projection(tmp_path: Path) -> None:
         hidden_states(copy("test", tmp_path / "x"), dims=64, embedder=FakeEmbedder(), quiet=True)
 
 
+def test_a_committed_sidecar_counts_as_done_without_the_raw_cache(tmp_path: Path) -> None:
+    """A new machine: the sidecar came with git, hidden-raw.jsonl did not. Growing the test
+    side embeds only the new questions and keeps the old vectors byte for byte."""
+    train, test = copy("train", tmp_path), copy("test", tmp_path)
+    hidden_states(train, dims=4, first=3, embedder=FakeEmbedder(), quiet=True)
+    hidden_states(test, projection=train, first=2, embedder=FakeEmbedder(), quiet=True)
+    before = read_hidden(test)
+    assert before is not None and len(before) == 16
+    (test / "hidden-raw.jsonl").unlink()
+    fake = FakeEmbedder()
+    grown = hidden_states(test, projection=train, embedder=fake, quiet=True)
+    _, records = read_collection(test)
+    new = sum(len(r.samples) for r in records[2:])
+    assert new > 0
+    assert fake.calls == new and grown.samples == 16 + new  # the first two were not re-embedded
+    after = read_hidden(test)
+    assert after is not None and len(after) == 16 + new
+    assert all(after.vectors[k] == v for k, v in before.vectors.items())
+    # another projection: the kept vectors do not fit it, so everything is embedded again
+    other = copy("train", tmp_path / "other")
+    hidden_states(other, dims=4, method="random", embedder=FakeEmbedder(), quiet=True)
+    (test / "hidden-raw.jsonl").unlink()
+    again = FakeEmbedder()
+    hidden_states(test, projection=other, embedder=again, quiet=True)
+    assert again.calls == 16 + new
+
+
 @pytest.fixture(scope="module")
 def hidden_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("hidden")

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ponder.behaviour.hidden import PROJECTION
+from ponder.behaviour.hidden import PROJECTION, read_hidden
 from ponder.behaviour.records import Manifest, first_in_dataset, read_collection
 from ponder.errors import InputError
 from ponder.learning.hidden.embed import (
@@ -141,9 +141,11 @@ def hidden_states(
     records = first_in_dataset(records, first)
     if not records:
         raise InputError(f"{root} has no question records")
-    done = {r.id for r in read_raw(root)}
-    todo = [r for r in records if r.id not in done]
     model_id = manifest.model.id
+    proj = _reused_projection(root, projection, refit, model_id, allow_other_reasoner)
+    kept = _kept_from_sidecar(root, proj)
+    done = {r.id for r in read_raw(root)}
+    todo = [r for r in records if r.id not in done and r.id not in kept]
     total = sum(len(r.samples) for r in records)
     with contextlib.ExitStack() as stack:
         if todo and embedder is None:
@@ -152,27 +154,23 @@ def hidden_states(
         bar = stack.enter_context(
             progress_bar(quiet=quiet, total=total, desc="hidden states", unit="sample")
         )
-        if embedder is None:  # everything is cached already
+        if embedder is None or not todo:  # everything is cached or kept already
             report = EmbedReport(0, 0, 0.0)
             bar.update(total)
         else:
+            bar.update(sum(len(r.samples) for r in records if r.id in kept))
             report = embed_collection(
-                root, manifest, records, embedder, model=model_id, progress=bar.update
+                root,
+                manifest,
+                [r for r in records if r.id not in kept],
+                embedder,
+                model=model_id,
+                progress=bar.update,
             )
     wanted = {r.id for r in records}
     raw = [r for r in read_raw(root) if r.id in wanted]
     fitted = False
-    if projection is not None:
-        proj = load_projection(Path(projection).expanduser())
-        if proj.model not in (None, model_id) and not allow_other_reasoner:
-            raise InputError(
-                f"the projection {projection} was fitted on another reasoner's embeddings "
-                f"({proj.model}); this collection's is {model_id}"
-            )
-        save_projection(proj, root)
-    elif (root / PROJECTION).is_file() and not refit:
-        proj = load_projection(root / PROJECTION)
-    else:
+    if proj is None:
         import numpy as np
 
         proj = save_projection(
@@ -180,9 +178,45 @@ def hidden_states(
             root,
         )
         fitted = True
-    chunks = write_reduced(root, raw, [r.id for r in records], proj)
-    n = sum(len(r.seeds) for r in raw)
+    elif projection is not None:
+        save_projection(proj, root)
+    in_raw = {r.id for r in raw}
+    keep = {q: rows for q, rows in kept.items() if q in wanted and q not in in_raw}
+    chunks = write_reduced(root, raw, [r.id for r in records], proj, keep)
+    n = sum(len(r.seeds) for r in raw) + sum(len(rows) for rows in keep.values())
     return HiddenReport(report, proj, fitted, chunks, n, own=projection is None)
+
+
+def _reused_projection(
+    root: Path, projection: str | Path | None, refit: bool, model_id: str | None, allow: bool
+) -> Projection | None:
+    """The projection this run reuses (a train collection's, or DIR's own), or ``None`` to fit."""
+    if projection is not None:
+        proj = load_projection(Path(projection).expanduser())
+        if proj.model not in (None, model_id) and not allow:
+            raise InputError(
+                f"the projection {projection} was fitted on another reasoner's embeddings "
+                f"({proj.model}); this collection's is {model_id}"
+            )
+        return proj
+    if (root / PROJECTION).is_file() and not refit:
+        return load_projection(root / PROJECTION)
+    return None
+
+
+def _kept_from_sidecar(
+    root: Path, proj: Projection | None
+) -> dict[str, list[tuple[int | None, tuple[float, ...]]]]:
+    """Questions whose reduced vectors the sidecar already holds under ``proj``: they need no
+    embedding when the raw cache (not in git) is gone, e.g. a committed sidecar on a new machine.
+    Nothing is kept when the projection is to be fitted or differs from the sidecar's."""
+    sidecar = read_hidden(root) if proj is not None else None
+    if sidecar is None or proj is None or sidecar.projection != proj.sha256:
+        return {}
+    kept: dict[str, list[tuple[int | None, tuple[float, ...]]]] = {}
+    for (qid, seed), vec in sidecar.vectors.items():
+        kept.setdefault(qid, []).append((seed, vec))
+    return kept
 
 
 __all__ = ["HiddenReport", "embedding_server", "hidden_states"]

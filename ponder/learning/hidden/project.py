@@ -11,7 +11,7 @@ train collection's projection, so both live in one space and nothing is fitted o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -114,10 +114,17 @@ def load_projection(path: Path) -> Projection:
 
 
 def write_reduced(
-    directory: Path, rows: Sequence[RawRow], order: Sequence[str], p: Projection
+    directory: Path,
+    rows: Sequence[RawRow],
+    order: Sequence[str],
+    p: Projection,
+    kept: Mapping[str, Sequence[tuple[int | None, Sequence[float]]]] | None = None,
 ) -> list[Path]:
-    """Project every raw row and write the sidecar chunks (questions in ``order``)."""
+    """Project every raw row and write the sidecar chunks (questions in ``order``), with
+    ``kept``: questions already reduced under ``p`` (from the sidecar), written as they were."""
     out: list[tuple[str, int | None, Sequence[float]]] = []
+    for qid, kept_rows in (kept or {}).items():
+        out.extend((qid, seed, vec) for seed, vec in kept_rows)
     for r in rows:
         h = p.apply(r.vectors)
         out.extend((r.id, seed, vec) for seed, vec in zip(r.seeds, h, strict=True))
