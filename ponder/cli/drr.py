@@ -68,7 +68,12 @@ def register(sub: Any) -> None:
     e.set_defaults(handler=handle_evaluate)
 
     a = drr.add_parser("ablate", help="each feature family's worth on held-out questions")
-    a.add_argument("--train", required=True, help="train collection directory")
+    a.add_argument(
+        "--train",
+        action="append",
+        required=True,
+        help="train collection directory (repeatable: pooled at the coarsest probe interval)",
+    )
     a.add_argument("--test", help="test collection directory (or --cv K)")
     a.add_argument(
         "--cv", type=int, metavar="K", help="no test: out-of-fold on train, K folds by question"
@@ -175,6 +180,7 @@ def handle_ablate(args: argparse.Namespace) -> int:
 
     from ponder.behaviour.hidden import read_hidden
     from ponder.behaviour.records import first_in_dataset, read_collection
+    from ponder.cli.train_data import read_train
     from ponder.errors import InputError
     from ponder.learning.drr.ablate import ablate, ablate_cv, format_ablation
     from ponder.learning.drr.folds import pool_collections
@@ -187,7 +193,8 @@ def handle_ablate(args: argparse.Namespace) -> int:
 
     if (args.test is None) == (args.cv is None):
         raise InputError("give --test DIR, or --cv K for out-of-fold numbers on train alone")
-    train = load(args.train)
+    manifest, records, states, _ = read_train(args.train, hidden=True)
+    train = (manifest, records, states)
     test = load(args.test, args.test_first) if args.test else train
     fams = resolve_dm_families(args.families)
     opts = {"resamples": args.resamples, "seed": args.seed, "learned": not args.no_learned}

@@ -325,3 +325,52 @@ def test_ablation_on_a_plain_test_side_uses_probe_free_judges_and_scores_the_sam
     assert "(votes+confidence+hidden)" in table  # the learned aggregator's own families
     probed = ablate(load(train), load(test), ["votes"], resamples=20, learned=False)
     assert probed[0].probes and probed[0].sampling is not None
+
+
+def test_ablation_pools_a_probed_and_a_plain_train_collection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--train`` twice: the probed corpus is read at the plain one's interval, the hidden
+    sidecars (one projection) are merged, and with no probes left only probe-free rows are
+    scored, out-of-fold (--cv) or on a test collection."""
+    import json
+
+    from ponder.cli import main
+
+    train = copy("train", tmp_path)
+    more = tmp_path / "train-plain"
+    shutil.copytree(FIXTURES / "train-plain", more)
+    test = copy("test", tmp_path)
+    hidden_states(train, dims=4, embedder=FakeEmbedder(), quiet=True)
+    for d in (more, test):
+        hidden_states(d, projection=train, embedder=FakeEmbedder(), quiet=True)
+    base = ["drr", "ablate", "--train", str(train), "--train", str(more)]
+    base += ["--families", "votes,length,hidden", "--resamples", "10"]
+    out = tmp_path / "cv"
+    assert main([*base, "--cv", "3", "--out", str(out)]) == 0
+    rows = json.loads((out / "ablation.json").read_text())
+    assert [(r["families"], r["probes"]) for r in rows] == [
+        (["length"], False),
+        (["hidden"], False),
+        (["length", "hidden"], False),
+    ]
+    _, a = read_collection(train)
+    _, b = read_collection(more)
+    n = 8 * (len(a) + len(b))  # every trace of both collections, out of fold
+    assert all(r["dm_final"]["n"] == n for r in rows)
+    assert rows[2]["learned_families"] == ["votes", "length", "hidden"]
+    assert rows[2]["learned_pick_accuracy"] is not None
+    out = tmp_path / "held"
+    assert main([*base, "--test", str(test), "--out", str(out)]) == 0
+    held = json.loads((out / "ablation.json").read_text())
+    assert [r["families"] for r in held] == [["length"], ["hidden"], ["length", "hidden"]]
+    # a plain sidecar projected otherwise is refused, naming the fix
+    shutil.rmtree(tmp_path / "other", ignore_errors=True)
+    other = copy("train", tmp_path / "other")
+    hidden_states(other, dims=4, method="random", embedder=FakeEmbedder(), quiet=True)
+    (more / "hidden-raw.jsonl").unlink()
+    hidden_states(more, projection=other, embedder=FakeEmbedder(), quiet=True)
+    capsys.readouterr()
+    assert main([*base, "--cv", "3"]) != 0
+    err = capsys.readouterr().err
+    assert "projected with" in err and f"--projection {train}" in err

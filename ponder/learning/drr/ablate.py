@@ -10,7 +10,8 @@ reasoner's hidden state; only where both collections have their sidecar, ``ponde
 hidden``, in one projection). Sets: each family alone, all but one, and all. Nothing is tuned on
 the test collection. Each row also scores the DM's sampling scorer, P(majority right) of the
 first n samples for n = 1..k (the judge ``drr_sample`` stops on and selective answering uses).
-A *plain* test collection (no probes inside traces: ``--probe-every`` >= ``--max-tokens``) gets
+A *plain* test or train collection (no probes inside traces: ``--probe-every`` >= ``--max-tokens``,
+or a probed train collection pooled with a plain one) gets
 probe-free DMs (each trace's one-call end) over the families without ``votes``, and the learned
 aggregator the same families plus ``votes`` (its votes are across samples: no probes needed).
 
@@ -18,7 +19,9 @@ aggregator the same families plus ``votes`` (its votes are across samples: no pr
 the train questions are dealt into K folds (``folds.question_folds``), each fold is scored by
 judges trained on the others, and the pooled out-of-fold scores are measured the same way; it
 adds probe-free rows (the DM on each trace's one-call end, ``train_dm(probes=False)``), so what
-the probes buy is measured on train too.
+the probes buy is measured on train too. A train set with no probes left (a plain collection, or
+a probed one pooled with a plain one at the coarsest interval) gets only the probe-free rows,
+the learned aggregator on each with ``votes`` added.
 """
 
 from __future__ import annotations
@@ -217,7 +220,7 @@ def ablate(
     if "hidden" in fams:
         _require_every_vector(train, "train")
         _require_every_vector(test, "test")
-    if _plain(test):  # no probes on the test side: probe-free DMs; votes only in learned
+    if _plain(test) or _plain(train):  # no probes on a side: probe-free DMs; votes in learned
         free = [f for f in fams if f not in PROBE_FAMILIES]
         extra = tuple(f for f in fams if f in PROBE_FAMILIES)
         rows = []
@@ -288,23 +291,32 @@ def ablate_cv(
         rest = [q for q, g in zip(records, fold, strict=True) if g != f]
         held = [q for q, g in zip(records, fold, strict=True) if g == f]
         parts.append(((train[0], rest, train[2]), (train[0], held, train[2])))
-    sets = [(s, True) for s in family_sets(fams)]
+    plain = _plain(train)  # e.g. a probed and a plain corpus pooled: no probes left to use
     free = [f for f in fams if f not in PROBE_FAMILIES]
+    extra = tuple(f for f in fams if f in PROBE_FAMILIES)
+    sets = [] if plain else [(s, True) for s in family_sets(fams)]
     sets += [(s, False) for s in family_sets(free)] if free else []
     rows = []
     for s, probes in sets:
+        # the learned aggregator runs on the rows with probes, or, on a plain train set, on the
+        # probe-free rows with the cross-sample families (votes) added, as ``ablate`` does
+        lfams = s if probes else extra + s
+        with_learned = learned and (probes or plain)
         dm, lg = Scores(), Scores()
         trained = True
         for tr, te in parts:
             _dm_scores(s, tr, te, seed, dm, probes=probes)
-            if learned and probes:
-                trained = _learned_scores(s, tr, te, lg) and trained
+            if with_learned:
+                trained = _learned_scores(lfams, tr, te, lg) and trained
         cv = sum(dm.cv) / len(dm.cv) if dm.cv else None
-        lci = lg.ci(resamples, seed) if learned and probes and trained else None
+        lci = lg.ci(resamples, seed) if with_learned and trained else None
         acc = sum(lg.picks) / len(lg.picks) if lci is not None and lg.picks else None
         smp, smp_ece = dm.sampling_ci(resamples, seed)
         dm_ci, dm_ece = dm.ci(resamples, seed), ece(dm.y, dm.p)
-        rows.append(AblationRow(s, dm_ci, dm_ece, lci, acc, cv, probes, smp, smp_ece))
+        row = AblationRow(s, dm_ci, dm_ece, lci, acc, cv, probes, smp, smp_ece)
+        if with_learned and not probes:
+            row.learned_families = lfams
+        rows.append(row)
     return rows
 
 
