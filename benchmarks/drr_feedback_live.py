@@ -6,6 +6,9 @@ first rounds are the same trace: no feedback (``rounds: 0``), feedback driven by
 
     python benchmarks/drr_feedback_live.py --dm ponder/stopping/artifacts/default.json \\
         --first 50 --threshold 0.3 --critique-threshold 0.5 --rounds 2 --out results/drr-feedback
+    # the probe-free DM, one plain request a round (no segments, no probes):
+    python benchmarks/drr_feedback_live.py --dm probe-free --probe-free --chains dm_feedback \\
+        --first 100 --threshold 0.3 --rounds 2 --out results/drr-feedback-free
 
 Writes one JSON line per (chain, question) to ``--out``/runs.jsonl (resumable: done pairs are
 skipped) and prints accuracy (95% Wilson), paired won/lost against no feedback, mean generated
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +41,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" 
 
 def chains(args: argparse.Namespace) -> dict[str, Strategy]:
     common = {"dm": args.dm, "rounds": args.rounds, "seed": args.seed}
+    dm = {"probes": not args.probe_free}
     return {
-        "no_feedback": Feedback(judge="dm", threshold=0.0, **{**common, "rounds": 0}),
-        "dm_feedback": Feedback(judge="dm", threshold=args.threshold, **common),
+        "no_feedback": Feedback(judge="dm", threshold=0.0, **{**common, "rounds": 0}, **dm),
+        "dm_feedback": Feedback(judge="dm", threshold=args.threshold, **common, **dm),
         "critique_feedback": Feedback(
             judge="self_critique", threshold=args.critique_threshold, **common
         ),
@@ -68,6 +73,7 @@ async def feedback(args: argparse.Namespace) -> None:
             todo = [it for it in items if (name, it.id) not in done]
 
             async def one(it: Any, name: str = name, strat: Strategy = strat) -> None:
+                t0 = time.perf_counter()
                 r = await orch.run(strat, Task(it.question))
                 rec = {
                     "chain": name,
@@ -75,12 +81,17 @@ async def feedback(args: argparse.Namespace) -> None:
                     "answer": r.answer,
                     "correct": is_equivalent(r.answer, it.gold),
                     "completion_tokens": r.usage.completion_tokens,
+                    "prompt_tokens": r.usage.prompt_tokens,
+                    "calls": r.usage.calls,
+                    "wall_s": round(time.perf_counter() - t0, 2),
                     "rounds": len(r.outcome.data.get("rounds", [])),
                     "first_correct": is_equivalent(
                         (r.outcome.data.get("rounds") or [{"answer": r.answer}])[0]["answer"],
                         it.gold,
                     ),
                     "confidence": r.outcome.confidence,
+                    "round_answers": [h.get("answer") for h in r.outcome.data.get("rounds", [])],
+                    "round_scores": [h.get("score") for h in r.outcome.data.get("rounds", [])],
                 }
                 with runs.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
@@ -168,6 +179,12 @@ def main() -> int:
     ap.add_argument("--critique-threshold", type=float, default=0.5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--probe-free",
+        action="store_true",
+        help="the DM arms send each round as one plain request judged at its end (a probe-free "
+        "DM: --dm probe-free)",
+    )
     ap.add_argument(
         "--chains",
         default="no_feedback,dm_feedback,critique_feedback",

@@ -7,6 +7,10 @@ yes/no) scores the answer under ``threshold``, the solution is sent back to be r
 
     strategy: {name: drr_feedback, dm: default, judge: dm, threshold: 0.5, rounds: 2}
 
+With a probe-free DM (``dm: probe-free, probes: false``) every round is ONE plain request judged
+at its end (``ponder.strategies.drr_oneshot``): no 64-token segments, no answer probes, so no
+re-sent prefixes and no continuation needed.
+
 A re-examination that fails (a call, or the budget) loses nothing: the best finished answer so far
 is returned, marked (``data["failed_round"]``, ``data["error"]``; ``budget_limited`` when the
 budget cut it). The shared fields, the DM-judged trace and ``abstain_below`` are
@@ -23,7 +27,9 @@ from pydantic import Field, model_validator
 from ponder.prompts import load_template
 from ponder.protocol.actions import Flow, Note, Outcome, Task
 from ponder.protocol.requests import Message
-from ponder.strategies.cot import cot_messages
+from ponder.protocol.requirements import Requirement
+from ponder.strategies.cot import ChainOfThought, cot_messages
+from ponder.strategies.drr_oneshot import one_call_trace
 from ponder.strategies.drr_reasoner import ProbedReasoner, trace_summary, withhold
 from ponder.strategies.probed_trace import TraceLog, critique_flow
 from ponder.strategies.registry import register_strategy
@@ -40,9 +46,35 @@ class Feedback(ProbedReasoner):
     rounds: int = Field(2, ge=0, le=8)
     reexamine_template: str = "drr_reexamine_user"
     critique_template: str = "self_critique_user"
+    probes: bool = True
+    """``false`` (``judge: dm`` with a probe-free DM): each round is one plain request judged at
+    its end; ``true``: the probed trace the packaged ``default`` DM judges."""
 
     def dm_needed(self) -> bool:
         return self.judge == "dm"
+
+    def uses_probes(self) -> bool:
+        return self.probes
+
+    def requires(self) -> tuple[Requirement, ...]:
+        return () if self.one_call() else super().requires()
+
+    def one_call(self) -> bool:
+        """Whether each round is one plain request judged by a probe-free DM."""
+        return self.judge == "dm" and not self.probes
+
+    def _round(self, messages: tuple[Message, ...]) -> Flow:
+        if self.one_call():
+            cot = ChainOfThought(
+                temperature=self.temperature,
+                top_p=self.top_p,
+                max_tokens=self.max_tokens,
+                logprobs=True,
+                top_logprobs=max(self.top_logprobs, 1),
+            )
+            out = yield from one_call_trace(cot, messages, self.seed, self.judge_model())
+            return out
+        return (yield from self.trace(messages, self.seed, None, probes=self.judge == "dm"))
 
     @model_validator(mode="after")
     def _feedback_templates(self) -> Feedback:
@@ -57,17 +89,18 @@ class Feedback(ProbedReasoner):
         score: float | None = None
         best: tuple[int, Outcome, float | None] | None = None  # the best finished round so far
         for r in range(self.rounds + 1):
-            out = yield from self.trace(messages, self.seed, None, probes=self.judge == "dm")
+            out = yield from self._round(messages)
             if best is not None and (out.error is not None or out.budget_limited):
                 return (yield from self._kept(best, out, r, history))
             if out.error is not None and out.answer is None:
                 raise out.error
-            log: TraceLog = out.data.pop("trace")
+            log: TraceLog | None = out.data.pop("trace", None)
             if self.judge == "dm":
                 score = out.data.get("p")
             else:
                 score = yield from self._critique(messages, out.text)
-            history.append({"round": r, "answer": out.answer, "score": score, **trace_summary(log)})
+            cost = trace_summary(log) if log is not None else _one_call_summary(out)
+            history.append({"round": r, "answer": out.answer, "score": score, **cost})
             again = score is not None and score < self.threshold and r < self.rounds
             yield Note(
                 "drr_feedback", {"round": r, "answer": out.answer, "score": score, "again": again}
@@ -112,3 +145,8 @@ class Feedback(ProbedReasoner):
     ) -> Generator[Any, Any, float | None]:
         ask = load_template(self.critique_template, allowed=()).render()
         return (yield from critique_flow(messages, text, ask))
+
+
+def _one_call_summary(out: Outcome) -> dict[str, Any]:
+    """``trace_summary``'s fields for a one-call round."""
+    return {"tokens": out.data.get("tokens", 0), "probes": 0, "usage": out.data.get("usage", {})}

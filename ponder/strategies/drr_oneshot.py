@@ -19,7 +19,7 @@ from typing import Any
 from ponder.answers import extract_answer
 from ponder.errors import BackendError, BudgetExhausted
 from ponder.protocol.actions import Generate, Note, Outcome, Task
-from ponder.protocol.requests import Choice, Completion
+from ponder.protocol.requests import Choice, Completion, Message
 from ponder.stopping.features import CheckpointState
 from ponder.stopping.model import DM
 from ponder.strategies.cot import ChainOfThought
@@ -75,6 +75,24 @@ def one_call_samples(
         )
         out.append(_failed(error, s, short))
     return out
+
+
+def one_call_trace(
+    cot: ChainOfThought, messages: tuple[Message, ...], seed: int, dm: DM
+) -> Generator[Any, Any, Outcome]:
+    """One plain request for ``messages`` (any conversation, e.g. a solution sent back to be
+    re-examined) with ``cot``'s sampling settings and ``seed``, judged at its end by a probe-free
+    DM like ``one_call_samples``' samples; a failed call gives a failed ``Outcome``."""
+    req = replace(cot.request(Task(question="")), messages=messages)
+    [res] = yield Generate.of(req.with_params(seed=seed))
+    if not isinstance(res, Completion):
+        return _failed(res.error, seed, res.budget)
+    o = judged(res.choices[0], seed, dm)
+    o.data["usage"] = {"completion": res.choices[0].completion_tokens}
+    yield Note(
+        "drr_final", {"at": o.data["tokens"], "answer": o.answer, "p": round(o.data["p"], 4)}
+    )
+    return o
 
 
 def _failed(error: BaseException, seed: int, budget: bool) -> Outcome:

@@ -144,3 +144,32 @@ async def test_replay_and_live_agree_without_probes(tmp_path: Path) -> None:
     live_b = BayesStopSampling(dm=path, k=4, threshold=0.7, probes=False, max_tokens=12)
     r = await Orchestrator(FakeBackend(one_call)).run(live_b, Task("q?"))
     assert r.outcome.data["drawn"] == rb.stopped_at and r.usage.completion_tokens == rb.tokens
+
+
+async def test_probe_free_feedback_sends_each_round_as_one_request(tmp_path: Path) -> None:
+    from ponder.strategies.drr_feedback import Feedback
+
+    path = str(free_dm().save(tmp_path / "free.json"))
+    # seed 0 answers 5: P(correct) = sigmoid(2 - 1) = 0.73 at the trace's end
+    fb = Feedback(dm=path, probes=False, threshold=0.9, rounds=2, max_tokens=12)
+    back = FakeBackend(one_call)
+    r = await Orchestrator(back).run(fb, Task("q?"))
+    rounds = r.outcome.data["rounds"]
+    assert [h["score"] for h in rounds] == pytest.approx([0.7311] * 3, abs=1e-3)
+    assert [h["probes"] for h in rounds] == [0, 0, 0] and all(h["tokens"] > 0 for h in rounds)
+    assert len(back.requests) == 3 and r.usage.calls == 3  # one plain request a round
+    assert all(q.purpose == "reason" and q.assistant_prefix is None for q in back.requests)
+    assert "Re-examine" in back.requests[-1].messages[-1]["content"]
+    assert back.requests[-1].messages[-2]["role"] == "assistant"
+    assert r.answer == "5" and r.p_correct == pytest.approx(0.7311, abs=1e-3)
+    assert fb.requires() == ()
+    # above the threshold: the first answer stands, one request
+    back = FakeBackend(one_call)
+    r2 = await Orchestrator(back).run(fb.model_copy(update={"threshold": 0.5}), Task("q?"))
+    assert len(r2.outcome.data["rounds"]) == 1 and len(back.requests) == 1
+    # a probed DM cannot judge one-call rounds, a probe-free one cannot judge probed ones
+    probed = str(agree_dm(manifest(probe_every=4, max_tokens=12, k=4)).save(tmp_path / "p.json"))
+    with pytest.raises(ConfigError, match="votes, read off probe answers"):
+        Feedback(dm=probed, probes=False, max_tokens=12)
+    with pytest.raises(ConfigError, match="trained probe-free"):
+        Feedback(dm=path, probe_every=4, max_tokens=12)
