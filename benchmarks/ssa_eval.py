@@ -69,10 +69,12 @@ from ponder.errors import InputError, PonderError
 from ponder.evaluation.offline import Replay
 from ponder.evaluation.records import RecordWriter, read_records
 from ponder.grading import is_equivalent
+from ponder.learning.drr.states import one_call_state
 from ponder.learning.ssa.data import candidate_outcomes
 from ponder.orchestrator.engine import Orchestrator
 from ponder.orchestrator.session import Session
 from ponder.protocol.actions import Outcome, Task
+from ponder.stopping.model import DM, load_dm
 
 FORMAT = "ponder.ssa-eval/1"
 PER_QUESTION = "per_question.jsonl"
@@ -85,18 +87,36 @@ class AggregatorCallFailed(PonderError):
     """The SSA request itself failed (after retries): the question is not recorded."""
 
 
-def first_k(rec: QuestionRecord, k: int) -> list[Outcome]:
-    """The first ``k`` collected samples as candidates, as ``ponder ssa data`` builds them."""
+def first_k(rec: QuestionRecord, k: int, judge: DM | None = None) -> list[Outcome]:
+    """The first ``k`` collected samples as candidates, as ``ponder ssa data`` builds them; with
+    a probe-free ``judge``, each carries its P(correct) at the trace's end as ``data["p"]`` (what
+    ``drr_sample``/``drr_bayes`` with ``probes: false`` hand SSA's ``judge_scores``)."""
     if len(rec.samples) < k:
         raise InputError(f"question {rec.id} has {len(rec.samples)} samples, fewer than k={k}")
-    return candidate_outcomes(rec, list(range(k)))
+    outs = candidate_outcomes(rec, list(range(k)))
+    if judge is not None:
+        for o, smp in zip(outs, rec.samples[:k], strict=True):
+            o.data["p"] = judge.p_checkpoint(one_call_state(smp, judge.max_tokens).state)
+    return outs
+
+
+def load_judge(name: str) -> DM:
+    """The ``--judge-scores`` DM: probe-free (the collections SSA reads have no probe answers
+    at every checkpoint); hidden-state features fall back as they do live."""
+    dm = load_dm(name).without_hidden()
+    if not dm.probe_free:
+        raise InputError(
+            f"--judge-scores {name}: a probed DM needs probe answers; give a probe-free DM "
+            "(e.g. probe-free, ponder drr train --no-probes)"
+        )
+    return dm
 
 
 async def eval_question(
-    session: Orchestrator, ssa: SSA, rec: QuestionRecord, k: int
+    session: Orchestrator, ssa: SSA, rec: QuestionRecord, k: int, judge: DM | None = None
 ) -> dict[str, Any]:
     """One question's line: SSA's graded answer next to majority@k and oracle@k of the same set."""
-    outs = first_k(rec, k)
+    outs = first_k(rec, k, judge)
     task = Task(rec.question)
     answered = any(o.answer is not None for o in outs)
     majority = Majority().choose(task, outs).answer if answered else None
@@ -109,6 +129,8 @@ async def eval_question(
         "oracle": any(s.correct for s in rec.samples[:k]),
         "sample_tokens": sum(s.tokens for s in rec.samples[:k]),
     }
+    if judge is not None:
+        row["judge_p"] = [round(o.data["p"], 4) for o in outs]
     if not answered:  # SSA asks no model about an empty set (and majority has nothing to vote)
         return row | {"answer": None, "correct": False, "fallback": "no_candidates", "shown": []}
     _, shown = ssa.request(task, outs)
@@ -159,6 +181,7 @@ async def run_arm(
     *,
     concurrency: int = 4,
     progress: bool = True,
+    judge: DM | None = None,
 ) -> ArmRun:
     """Evaluate the questions not yet in ``out``/per_question.jsonl, ``concurrency`` at a time."""
     writer = RecordWriter(out / PER_QUESTION)  # cuts a torn last line first
@@ -175,7 +198,7 @@ async def run_arm(
     async def one(rec: QuestionRecord) -> None:
         async with gate:
             try:
-                row = await eval_question(session, ssa, rec, k)
+                row = await eval_question(session, ssa, rec, k, judge)
             except PonderError as exc:
                 run.failed.append((rec.id, f"{type(exc).__name__}: {exc}"))
                 bar.update(1)
@@ -228,7 +251,7 @@ def arm_settings(
     }
 
 
-MUST_MATCH = ("sampler", "dataset_sha256", "collection_settings", "k", "ssa")
+MUST_MATCH = ("sampler", "dataset_sha256", "collection_settings", "k", "ssa", "judge")
 
 
 def check_settings(out: Path, new: dict[str, Any]) -> None:
@@ -449,6 +472,7 @@ def build_ssa(args: argparse.Namespace) -> SSA:
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         seed=args.seed,
+        judge_scores=args.judge_scores is not None,
     )
 
 
@@ -467,9 +491,13 @@ async def evaluate_arm(args: argparse.Namespace) -> int:
     if not records:
         raise InputError(f"{collection} has no question records")
     ssa = build_ssa(args)
+    judge = load_judge(args.judge_scores) if args.judge_scores else None
     cfg = ChainConfig.load(args.config)
     out = Path(args.out) / args.label
-    check_settings(out, arm_settings(collection, manifest, args.k, ssa, cfg))
+    settings = arm_settings(collection, manifest, args.k, ssa, cfg)
+    if judge is not None:
+        settings["judge"] = {"dm": args.judge_scores, "train": judge.train}
+    check_settings(out, settings)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     async with Session.from_config(cfg) as session:
         run = await run_arm(
@@ -480,6 +508,7 @@ async def evaluate_arm(args: argparse.Namespace) -> int:
             args.k,
             concurrency=args.concurrency,
             progress=not args.quiet,
+            judge=judge,
         )
     if run.written or run.failed:
         writer = RecordWriter(out / RUNS)
@@ -514,6 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
     p.add_argument("--temperature", type=float, default=defaults.temperature)
     p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--judge-scores",
+        metavar="DM",
+        help="show SSA each candidate's P(correct) by this probe-free DM (e.g. probe-free)",
+    )
     p.add_argument(
         "--summarize-only", action="store_true", help="rebuild OUT/summary.md from every arm"
     )

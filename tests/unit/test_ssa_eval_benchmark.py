@@ -183,3 +183,34 @@ def test_ssa_eval_end_to_end(tmp_path: Path, rm: Callable[[Handler], Server]) ->
     assert "| arm |" in md and "| copy |" in md
     assert main(["--summarize-only", "--out", str(out), "--replay", str(replay)]) == 0
     assert (out / "summary.md").is_file() and (out / "summary.json").is_file()
+
+
+def test_ssa_eval_shows_a_probe_free_judges_scores(
+    tmp_path: Path, rm: Callable[[Handler], Server]
+) -> None:
+    from tests.unit.drr_helpers import agree_dm, manifest
+    from tests.unit.test_drr_probe_free import free_dm
+
+    srv = rm(_reply)
+    col = _collection(tmp_path / "col")
+    chain = _chain(tmp_path, srv.url)
+    out = tmp_path / "out"
+    free = str(free_dm().save(tmp_path / "free.json"))
+    assert main(_args(col, chain, out, "--first", "4", "--judge-scores", free)) == 0
+    rows = {
+        r["id"]: r for r in map(json.loads, (out / "arm" / PER_QUESTION).read_text().splitlines())
+    }
+    # P(correct) rises with the answer's presence: 0.7311 answered, 0.2689 not (question d's 3rd)
+    assert rows["a"]["judge_p"] == [0.7311] * 3
+    assert rows["d"]["judge_p"] == [0.7311, 0.7311, 0.2689]
+    [d_user] = [u for u in _users(srv) if "question d?" in u]
+    assert d_user.count("A trained judge's estimate that candidate") == 2  # shown: 2 answered
+    assert "is right: 0.73" in d_user
+    settings = json.loads((out / "arm" / "settings.json").read_text())
+    assert settings["judge"]["dm"] == free and settings["ssa"]["judge_scores"] is True
+    # the same arm without the judge is refused; a probed DM is refused before any call
+    seen = len(srv.seen)
+    assert main(_args(col, chain, out, "--first", "4")) == 2
+    probed = str(agree_dm(manifest(probe_every=4, max_tokens=12, k=4)).save(tmp_path / "p.json"))
+    assert main(_args(col, chain, tmp_path / "o2", "--judge-scores", probed)) == 2
+    assert len(srv.seen) == seen
