@@ -14,6 +14,7 @@ DRR = {
     "drr_sample",
     "drr_think",
     "drr_feedback",
+    "drr_feedback_probe_free",
     "drr_abstain",
     "drr_escalate",
     "drr_bayes",
@@ -41,6 +42,10 @@ def test_every_example_chain_validates(path: Path) -> None:
         assert strategy.probes is False  # type: ignore[attr-defined]
         dm = strategy.judge_model()  # type: ignore[attr-defined]
         assert dm.probe_free and "votes" not in dm.feature_families
+    if path.stem == "drr_feedback_probe_free":
+        strategy = chain.strategy
+        assert strategy.one_call() and strategy.requires() == ()  # type: ignore[attr-defined]
+        assert strategy.judge_model().probe_free  # type: ignore[attr-defined]
     if path.stem == "drr_think_thinking":
         strategy = chain.strategy
         assert strategy.thinking is not None and strategy.dynasor_agree() == 3  # type: ignore[attr-defined]
