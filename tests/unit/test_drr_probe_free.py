@@ -10,13 +10,14 @@ import pytest
 from ponder.backends.fake import FakeBackend
 from ponder.behaviour.datasets import Item
 from ponder.behaviour.records import Manifest, ModelInfo, read_collection
-from ponder.errors import ConfigError, InputError
+from ponder.errors import ConfigError, InputError, UpstreamServerError
 from ponder.learning.collect.collector import build_manifest, collect
 from ponder.learning.collect.strategy import BehaviourCollector
 from ponder.learning.drr.compare import bayes
 from ponder.learning.drr.replay import dm_sample, score_collection
 from ponder.learning.drr.train import train_dm
 from ponder.orchestrator.engine import Orchestrator
+from ponder.orchestrator.policy import NO_RETRY
 from ponder.protocol.actions import Task
 from ponder.protocol.requests import Choice, GenerationRequest, SamplingParams
 from ponder.stopping.features import SAMPLING_FEATURES, checkpoint_feature_names
@@ -173,3 +174,32 @@ async def test_probe_free_feedback_sends_each_round_as_one_request(tmp_path: Pat
         Feedback(dm=probed, probes=False, max_tokens=12)
     with pytest.raises(ConfigError, match="trained probe-free"):
         Feedback(dm=path, probe_every=4, max_tokens=12)
+
+
+async def test_probe_free_feedback_keeps_its_answer_when_a_later_round_fails(
+    tmp_path: Path,
+) -> None:
+    from ponder.strategies.drr_feedback import Feedback
+
+    path = str(free_dm().save(tmp_path / "free.json"))
+    fb = Feedback(dm=path, probes=False, threshold=0.9, rounds=2, max_tokens=12)
+    once = await Orchestrator(FakeBackend(one_call)).run(
+        fb.model_copy(update={"rounds": 0}), Task("q?")
+    )
+    # room for the first round and not for the re-examination: the first answer stands, marked
+    r = await Orchestrator(FakeBackend(one_call), budget_tokens=once.usage.total_tokens + 10).run(
+        fb, Task("q?")
+    )
+    assert r.answer == once.answer == "5" and r.budget_limited
+    assert r.outcome.data["failed_round"] == 1
+    assert [h["answer"] for h in r.outcome.data["rounds"]] == ["5", None]
+
+    # a server error on the re-examination: the same, with the error named
+    def fails_later(request: GenerationRequest, i: int) -> Choice:
+        if len(request.messages or ()) > 2:
+            raise UpstreamServerError("upstream 500")
+        return one_call(request, i)
+
+    r2 = await Orchestrator(FakeBackend(fails_later), retry=NO_RETRY).run(fb, Task("q?"))
+    assert r2.answer == "5" and r2.outcome.data["failed_round"] == 1
+    assert "upstream 500" in r2.outcome.data["error"]
