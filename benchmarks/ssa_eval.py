@@ -69,7 +69,7 @@ from ponder.errors import InputError, PonderError
 from ponder.evaluation.offline import Replay
 from ponder.evaluation.records import RecordWriter, read_records
 from ponder.grading import is_equivalent
-from ponder.learning.drr.states import one_call_state
+from ponder.learning.drr.replay import score_collection
 from ponder.learning.ssa.data import candidate_outcomes
 from ponder.orchestrator.engine import Orchestrator
 from ponder.orchestrator.session import Session
@@ -94,9 +94,12 @@ def first_k(rec: QuestionRecord, k: int, judge: DM | None = None) -> list[Outcom
     if len(rec.samples) < k:
         raise InputError(f"question {rec.id} has {len(rec.samples)} samples, fewer than k={k}")
     outs = candidate_outcomes(rec, list(range(k)))
-    if judge is not None:
+    if judge is not None:  # replay's scoring: the one-call trace's end (a failed sample: none)
+        scored = score_collection(judge, [rec], judge.max_tokens)
+        p = {t.sample.seed: t.p[-1] for q in scored for t in q.traces}
         for o, smp in zip(outs, rec.samples[:k], strict=True):
-            o.data["p"] = judge.p_checkpoint(one_call_state(smp, judge.max_tokens).state)
+            if smp.seed in p:
+                o.data["p"] = p[smp.seed]
     return outs
 
 
@@ -130,7 +133,7 @@ async def eval_question(
         "sample_tokens": sum(s.tokens for s in rec.samples[:k]),
     }
     if judge is not None:
-        row["judge_p"] = [round(o.data["p"], 4) for o in outs]
+        row["judge_p"] = [round(o.data["p"], 4) if "p" in o.data else None for o in outs]
     if not answered:  # SSA asks no model about an empty set (and majority has nothing to vote)
         return row | {"answer": None, "correct": False, "fallback": "no_candidates", "shown": []}
     _, shown = ssa.request(task, outs)

@@ -48,7 +48,7 @@ from ponder.protocol.actions import Flow, Fork, Note, Outcome, Task
 from ponder.protocol.strategy import Requirement
 from ponder.stopping.features import majority
 from ponder.stopping.model import DM
-from ponder.strategies.cot import ChainOfThought, cot_messages
+from ponder.strategies.cot import cot_messages
 from ponder.strategies.drr_feedback import Feedback
 from ponder.strategies.drr_oneshot import one_call_samples
 from ponder.strategies.drr_reasoner import ProbedReasoner, trace_summary, withhold
@@ -177,18 +177,6 @@ class StopSampling(ProbedReasoner):
 
     def requires(self) -> tuple[Requirement, ...]:
         return super().requires() if self.probes else ()
-
-    def one_call(self) -> ChainOfThought:
-        """The ``cot`` whose request a probe-free round sends (the collection's settings)."""
-        return ChainOfThought(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            logprobs=True,
-            top_logprobs=max(self.top_logprobs, 1),
-            system_template=self.system_template,
-            user_template=self.user_template,
-        )
 
     def stop_score(self, dm: DM, answers: list[str | None], scores: list[float]) -> float:
         """The score compared with ``threshold`` after a round: the DM's P(majority right)."""

@@ -20,6 +20,7 @@ budget cut it). The shared fields, the DM-judged trace and ``abstain_below`` are
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -28,7 +29,7 @@ from ponder.prompts import load_template
 from ponder.protocol.actions import Flow, Note, Outcome, Task
 from ponder.protocol.requests import Message
 from ponder.protocol.requirements import Requirement
-from ponder.strategies.cot import ChainOfThought, cot_messages
+from ponder.strategies.cot import cot_messages
 from ponder.strategies.drr_oneshot import one_call_trace
 from ponder.strategies.drr_reasoner import ProbedReasoner, trace_summary, withhold
 from ponder.strategies.probed_trace import TraceLog, critique_flow
@@ -57,23 +58,16 @@ class Feedback(ProbedReasoner):
         return self.probes
 
     def requires(self) -> tuple[Requirement, ...]:
-        return () if self.one_call() else super().requires()
+        return () if self.plain_rounds() else super().requires()
 
-    def one_call(self) -> bool:
+    def plain_rounds(self) -> bool:
         """Whether each round is one plain request judged by a probe-free DM."""
         return self.judge == "dm" and not self.probes
 
-    def _round(self, messages: tuple[Message, ...]) -> Flow:
-        if self.one_call():
-            cot = ChainOfThought(
-                temperature=self.temperature,
-                top_p=self.top_p,
-                max_tokens=self.max_tokens,
-                logprobs=True,
-                top_logprobs=max(self.top_logprobs, 1),
-            )
-            out = yield from one_call_trace(cot, messages, self.seed, self.judge_model())
-            return out
+    def _round(self, task: Task, messages: tuple[Message, ...]) -> Flow:
+        if self.plain_rounds():
+            req = replace(self.one_call().request(task), messages=messages)
+            return (yield from one_call_trace(req, self.seed, self.judge_model()))
         return (yield from self.trace(messages, self.seed, None, probes=self.judge == "dm"))
 
     @model_validator(mode="after")
@@ -89,7 +83,7 @@ class Feedback(ProbedReasoner):
         score: float | None = None
         best: tuple[int, Outcome, float | None] | None = None  # the best finished round so far
         for r in range(self.rounds + 1):
-            out = yield from self._round(messages)
+            out = yield from self._round(task, messages)
             if best is not None and (out.error is not None or out.budget_limited):
                 return (yield from self._kept(best, out, r, history))
             if out.error is not None and out.answer is None:

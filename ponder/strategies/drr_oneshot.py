@@ -19,7 +19,7 @@ from typing import Any
 from ponder.answers import extract_answer
 from ponder.errors import BackendError, BudgetExhausted
 from ponder.protocol.actions import Generate, Note, Outcome, Task
-from ponder.protocol.requests import Choice, Completion, Message
+from ponder.protocol.requests import Choice, Completion, GenerationRequest
 from ponder.stopping.features import CheckpointState
 from ponder.stopping.model import DM
 from ponder.strategies.cot import ChainOfThought
@@ -62,9 +62,7 @@ def one_call_samples(
     for i, choice in enumerate(res.choices[: len(seeds)]):
         seed = choice.seed if choice.seed is not None else seeds[i]
         o = judged(choice, seed, dm)
-        yield Note(
-            "drr_final", {"at": o.data["tokens"], "answer": o.answer, "p": round(o.data["p"], 4)}
-        )
+        yield final_note(o)
         out.append(o)
     for s in seeds[len(out) :]:
         short = res.asked_n is not None
@@ -77,22 +75,23 @@ def one_call_samples(
     return out
 
 
-def one_call_trace(
-    cot: ChainOfThought, messages: tuple[Message, ...], seed: int, dm: DM
-) -> Generator[Any, Any, Outcome]:
-    """One plain request for ``messages`` (any conversation, e.g. a solution sent back to be
-    re-examined) with ``cot``'s sampling settings and ``seed``, judged at its end by a probe-free
-    DM like ``one_call_samples``' samples; a failed call gives a failed ``Outcome``."""
-    req = replace(cot.request(Task(question="")), messages=messages)
+def one_call_trace(req: GenerationRequest, seed: int, dm: DM) -> Generator[Any, Any, Outcome]:
+    """``req`` (any conversation, e.g. a solution sent back to be re-examined) sent once with
+    ``seed``, its trace judged at its end by a probe-free DM like ``one_call_samples``' samples;
+    a failed call gives a failed ``Outcome``."""
     [res] = yield Generate.of(req.with_params(seed=seed))
     if not isinstance(res, Completion):
         return _failed(res.error, seed, res.budget)
     o = judged(res.choices[0], seed, dm)
     o.data["usage"] = {"completion": res.choices[0].completion_tokens}
-    yield Note(
-        "drr_final", {"at": o.data["tokens"], "answer": o.answer, "p": round(o.data["p"], 4)}
-    )
+    yield final_note(o)
     return o
+
+
+def final_note(o: Outcome) -> Note:
+    """The trace event of a judged one-call trace: where it ended, its answer and P."""
+    event = {"at": o.data["tokens"], "answer": o.answer, "p": round(o.data["p"], 4)}
+    return Note("drr_final", event)
 
 
 def _failed(error: BaseException, seed: int, budget: bool) -> Outcome:

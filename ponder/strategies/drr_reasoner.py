@@ -24,7 +24,7 @@ from ponder.protocol.actions import Flow, Note, Outcome, Task
 from ponder.protocol.requests import Message
 from ponder.stopping.features import CheckpointState, agreed
 from ponder.stopping.model import DM, load_dm
-from ponder.strategies.cot import PROMPT_VARIABLES
+from ponder.strategies.cot import PROMPT_VARIABLES, ChainOfThought
 from ponder.strategies.drr_thinking import final_state, thinking_outcome, thinking_settings
 from ponder.strategies.probed_trace import (
     CUE_SEPARATOR,
@@ -110,6 +110,18 @@ class ProbedReasoner(ProbedTraceFields):
     def uses_probes(self) -> bool:
         """Whether its traces are probed (segments + probes); ``drr_sample``'s ``probes``."""
         return True
+
+    def one_call(self) -> ChainOfThought:
+        """The ``cot`` whose request a probe-free round sends (the collection's settings)."""
+        return ChainOfThought(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            logprobs=True,
+            top_logprobs=max(self.top_logprobs, 1),
+            system_template=self.system_template,
+            user_template=self.user_template,
+        )
 
     def judge_model(self) -> DM:
         """The DM artifact, read once per strategy (not on every trace)."""

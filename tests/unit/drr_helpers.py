@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
+from ponder.backends.fake import FakeBackend
 from ponder.behaviour.records import (
     MANIFEST,
     RECORDS,
@@ -15,10 +17,14 @@ from ponder.behaviour.records import (
     QuestionRecord,
     SampleRecord,
 )
+from ponder.orchestrator.engine import Orchestrator
+from ponder.orchestrator.result import RunResult
 from ponder.prompts.loader import template_hash
+from ponder.protocol.actions import Task
 from ponder.protocol.requests import Choice, GenerationRequest
 from ponder.stopping.features import CHECKPOINT_FEATURES, SAMPLING_FEATURES
 from ponder.stopping.model import DM, Linear, Scorer
+from ponder.strategies.drr_feedback import Feedback
 
 TEMPLATES = ("cot_system", "cot_user", "probe_cue", "self_critique_user")
 
@@ -129,3 +135,21 @@ def reasoner(request: GenerationRequest, i: int) -> Choice:
         return Choice(words, "length", 4, token_logprobs=[-0.2] * 4, top_logprobs=top * 4)
     text = f" so \\boxed{{{ans}}}"
     return Choice(text, "stop", 2, token_logprobs=[-0.2] * 2, top_logprobs=top * 2)
+
+
+async def check_feedback_keeps_its_answer_under_budget(
+    fb: Feedback, script: Callable[[GenerationRequest, int], Choice]
+) -> RunResult:
+    """Room for ``fb``'s first round and not for the re-examination: its first answer ("5")
+    stands, budget-limited and marked (``failed_round`` 1, a ``drr_feedback_failed`` event)."""
+    once = await Orchestrator(FakeBackend(script)).run(
+        fb.model_copy(update={"rounds": 0}), Task("q?")
+    )
+    r = await Orchestrator(FakeBackend(script), budget_tokens=once.usage.total_tokens + 10).run(
+        fb, Task("q?")
+    )
+    assert r.answer == once.answer == "5" and r.budget_limited
+    assert r.outcome.data["failed_round"] == 1
+    assert [h["answer"] for h in r.outcome.data["rounds"]] == ["5", None]
+    assert [e["round"] for e in r.trace.of_type("decision") if e["event"] == "drr_feedback_failed"]
+    return r

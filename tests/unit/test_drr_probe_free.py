@@ -24,7 +24,14 @@ from ponder.stopping.features import SAMPLING_FEATURES, checkpoint_feature_names
 from ponder.stopping.model import DM
 from ponder.strategies.drr import StopSampling
 from ponder.strategies.drr_bayes import BayesStopSampling
-from tests.unit.drr_helpers import agree_dm, linear, manifest, reasoner, synthetic
+from tests.unit.drr_helpers import (
+    agree_dm,
+    check_feedback_keeps_its_answer_under_budget,
+    linear,
+    manifest,
+    reasoner,
+    synthetic,
+)
 
 FREE = ("confidence", "length")
 
@@ -183,16 +190,8 @@ async def test_probe_free_feedback_keeps_its_answer_when_a_later_round_fails(
 
     path = str(free_dm().save(tmp_path / "free.json"))
     fb = Feedback(dm=path, probes=False, threshold=0.9, rounds=2, max_tokens=12)
-    once = await Orchestrator(FakeBackend(one_call)).run(
-        fb.model_copy(update={"rounds": 0}), Task("q?")
-    )
     # room for the first round and not for the re-examination: the first answer stands, marked
-    r = await Orchestrator(FakeBackend(one_call), budget_tokens=once.usage.total_tokens + 10).run(
-        fb, Task("q?")
-    )
-    assert r.answer == once.answer == "5" and r.budget_limited
-    assert r.outcome.data["failed_round"] == 1
-    assert [h["answer"] for h in r.outcome.data["rounds"]] == ["5", None]
+    await check_feedback_keeps_its_answer_under_budget(fb, one_call)
 
     # a server error on the re-examination: the same, with the error named
     def fails_later(request: GenerationRequest, i: int) -> Choice:

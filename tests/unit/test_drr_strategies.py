@@ -19,7 +19,12 @@ from ponder.protocol.actions import Generate, Note, Task
 from ponder.protocol.requests import Choice, Completion, GenerationRequest
 from ponder.strategies.drr import Feedback, StopSampling, StopThinking
 from ponder.strategies.registry import build_strategy
-from tests.unit.drr_helpers import agree_dm, manifest, reasoner
+from tests.unit.drr_helpers import (
+    agree_dm,
+    check_feedback_keeps_its_answer_under_budget,
+    manifest,
+    reasoner,
+)
 
 
 @pytest.fixture
@@ -210,14 +215,5 @@ async def test_feedback_keeps_its_finished_answer_when_the_budget_cuts_a_later_r
     dm_path: str,
 ) -> None:
     fb = Feedback(dm=dm_path, threshold=0.95, rounds=2, probe_every=4, max_tokens=12)
-    once = await Orchestrator(FakeBackend(reasoner)).run(
-        fb.model_copy(update={"rounds": 0}), Task("q?")
-    )
     # room for the first round and not for the first segment of the re-examination
-    r = await Orchestrator(FakeBackend(reasoner), budget_tokens=once.usage.total_tokens + 10).run(
-        fb, Task("q?")
-    )
-    assert r.answer == once.answer == "5" and r.budget_limited
-    assert r.outcome.data["failed_round"] == 1
-    assert [h["answer"] for h in r.outcome.data["rounds"]] == ["5", None]
-    assert [e["round"] for e in r.trace.of_type("decision") if e["event"] == "drr_feedback_failed"]
+    await check_feedback_keeps_its_answer_under_budget(fb, reasoner)

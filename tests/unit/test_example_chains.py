@@ -44,7 +44,7 @@ def test_every_example_chain_validates(path: Path) -> None:
         assert dm.probe_free and "votes" not in dm.feature_families
     if path.stem == "drr_feedback_probe_free":
         strategy = chain.strategy
-        assert strategy.one_call() and strategy.requires() == ()  # type: ignore[attr-defined]
+        assert strategy.plain_rounds() and strategy.requires() == ()  # type: ignore[attr-defined]
         assert strategy.judge_model().probe_free  # type: ignore[attr-defined]
     if path.stem == "drr_think_thinking":
         strategy = chain.strategy
