@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ponder.errors import ConfigError, PromptError
 from ponder.prompts import load_template
 from ponder.protocol.requests import Choice, GenerationRequest, Message
 from ponder.protocol.thinking import Markers, split_thinking
@@ -27,9 +28,33 @@ DEFAULT_TEMPLATE = "think_first_system"
 TEMPLATE_VARIABLES = frozenset({"system"})
 
 
+ANSWER_LEAD_TEMPLATE = "answer_lead"
+"""The shipped answer lead (``The final answer is \\boxed{``): a thinking setting's
+``answer_lead`` names it (or another template without variables) to have budget forcing write it
+after the closing marker (``ponder.protocol.forcing``)."""
+
+
 def check_template(name: str) -> str:
     """``name`` if it loads and uses only ``system`` (a ``PromptError`` otherwise)."""
     load_template(name, allowed=TEMPLATE_VARIABLES)
+    return name
+
+
+def answer_lead_text(name: str | None) -> str:
+    """The text of answer lead template ``name`` (it uses no variables: a ``PromptError``
+    otherwise); ``""`` for ``None`` (no lead)."""
+    if name is None:
+        return ""
+    return load_template(name, allowed=()).render()
+
+
+def check_answer_lead(name: str | None, field: str) -> str | None:
+    """``name`` if it is ``None`` or an answer lead template that loads without variables; a
+    ``ConfigError`` naming ``field`` and the template's trouble otherwise."""
+    try:
+        answer_lead_text(name)
+    except PromptError as exc:
+        raise ConfigError(field, f"{exc} (an answer lead uses no variables)") from exc
     return name
 
 

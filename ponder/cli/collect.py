@@ -83,6 +83,7 @@ def thinking_settings(
     thinking = ThinkingSettings(
         answer_tokens=answer_tokens or cfg.thinking.answer_tokens,
         template=backend.thinking_template,
+        answer_lead=cfg.thinking.answer_lead,
     )
     return {"thinking": thinking, "max_tokens": budget or cfg.thinking_budget or max_tokens}
 

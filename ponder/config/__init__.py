@@ -24,9 +24,17 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ponder.backends.base import Backend
+from ponder.backends.thinking_format import answer_lead_text, check_answer_lead
 from ponder.config.backends import (
     BACKEND_KINDS,
     BackendConfig,
@@ -79,18 +87,27 @@ class BudgetConfig(BaseModel):
 
 
 class ThinkingConfig(BaseModel):
-    """How ``reasoning_effort`` maps to thinking tokens per call (``efforts``), and the answer's
-    allowance after a cut thinking (``answer_tokens``); docs/reasoning.md."""
+    """How ``reasoning_effort`` maps to thinking tokens per call (``efforts``), the answer's
+    allowance after a cut thinking (``answer_tokens``), and the template whose text forcing writes
+    after the closing marker (``answer_lead``, e.g. ``answer_lead``; none by default);
+    docs/reasoning.md."""
 
     model_config = ConfigDict(extra="forbid")
     efforts: dict[str, Annotated[int, Field(gt=0)]] = Field(
         default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS)
     )
     answer_tokens: int = Field(DEFAULT_ANSWER_TOKENS, gt=0)
+    answer_lead: str | None = None
+
+    @field_validator("answer_lead")
+    @classmethod
+    def _answer_lead(cls, v: str | None) -> str | None:
+        return check_answer_lead(v, "thinking.answer_lead")
 
     def budget(self, tokens: int | None, effort: str | None) -> ThinkingBudget | None:
         """The budget for explicit ``tokens`` or an ``effort`` of ``efforts``."""
-        return budget_for(tokens, effort, self.efforts, self.answer_tokens)
+        lead = answer_lead_text(self.answer_lead)
+        return budget_for(tokens, effort, self.efforts, self.answer_tokens, lead)
 
 
 _RETRY = RetryPolicy()

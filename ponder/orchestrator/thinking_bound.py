@@ -94,7 +94,8 @@ async def _forcing(
     )
     if not isinstance(first, Completion):
         return first
-    steps = [forcing_step(request, ch, max_tokens, markers) for ch in first.choices]
+    lead = budget.answer_lead
+    steps = [forcing_step(request, ch, max_tokens, markers, lead) for ch in first.choices]
     made = [s for s in steps if s is not None]
     rests = await asyncio.gather(*(calls.perform(s.request, span) for s in made))
     done = dict(zip((id(s) for s in made), rests, strict=True))
@@ -108,7 +109,7 @@ async def _forcing(
         rest = done[id(step)]
         if isinstance(rest, Completion) and rest.choices:
             parts.append(rest)
-            choices.append(forced_choice(ch, rest.choices[0], step.cut, markers))
+            choices.append(forced_choice(ch, rest.choices[0], step.cut, markers, lead))
         else:  # the continuation failed (the run's budget, the upstream): the first call stands
             choices.append(forced_choice(ch, None, step.cut, markers))
     closed = [s is not None and not ch.text for ch, s in zip(first.choices, steps, strict=True)]

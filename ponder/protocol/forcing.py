@@ -16,6 +16,11 @@ it is pure:
 
 A thinking that closed on the very last token of its share looks the same as one cut there (the
 answer is empty in both), so it is reported cut; the continuation is the same either way.
+
+``lead`` (a thinking setting, ``answer_lead``: empty unless set) is written after the closing
+marker when Ponder closes a thinking, as s1 writes "Final Answer:": a prompted model that stops or
+rambles after ``</think>`` then writes its answer (``The final answer is \\boxed{``). The joined
+choice's text starts with it, so the answer is read from lead and continuation together.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def forcing_step(
     choice: Choice,
     max_tokens: int,
     markers: Markers = DEFAULT_MARKERS,
+    lead: str = "",
 ) -> ForcingStep | None:
     """The continuation after ``choice`` of the first call of ``request`` (``max_tokens``: the
     request's own, the hard bound of the whole choice), or ``None`` when there is none to make:
@@ -62,6 +68,8 @@ def forcing_step(
     cut = unclosed and choice.finish_reason == "length"
     # "<think>\n…\n</think>\n\n" + the answer so far; without thinking the answer continues
     prefix = joined(thinking, answer, markers) if thinking else answer
+    if unclosed:  # Ponder closes the thinking: the answer lead follows the marker
+        prefix += lead
     nxt = replace(request, assistant_prefix=prefix).with_params(
         n=1, max_tokens=left, seed=choice.seed if choice.seed is not None else request.params.seed
     )
@@ -69,15 +77,23 @@ def forcing_step(
 
 
 def forced_choice(
-    first: Choice, rest: Choice | None, cut: bool, markers: Markers = DEFAULT_MARKERS
+    first: Choice,
+    rest: Choice | None,
+    cut: bool,
+    markers: Markers = DEFAULT_MARKERS,
+    lead: str = "",
 ) -> Choice:
     """``first`` (cut at its share) and its continuation ``rest`` as one choice: ``first``'s
     thinking, the answer so far plus ``rest``'s text (after its last closing marker, if it wrote
-    one), their tokens and logprobs added. ``rest`` ``None`` (the continuation failed or was not
+    one), their tokens and logprobs added; a thinking Ponder closed answers ``lead`` + ``rest``'s
+    text (the lead ``forcing_step`` wrote). ``rest`` ``None`` (the continuation failed or was not
     made) keeps ``first`` as it is."""
     if rest is None:
         return replace(first, thinking_bound="forcing", thinking_cut=cut)
-    text = rest.text.lstrip() if not first.text else first.text + rest.text
+    if first.text:
+        text = first.text + rest.text
+    else:
+        text = lead + rest.text if lead else rest.text.lstrip()
     if not first.text and markers[1] in text:  # it went on thinking after Ponder closed it
         text = text.rsplit(markers[1], 1)[1].lstrip() or text
     return replace(

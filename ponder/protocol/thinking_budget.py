@@ -35,11 +35,13 @@ Mechanism = Literal["native", "forcing", "none"]
 class ThinkingBudget:
     """At most ``tokens`` thinking tokens per call; ``effort`` is the ``reasoning_effort`` it
     came from (sent as is to an upstream whose native knob is ``reasoning_effort``);
-    ``answer_tokens`` is the answer's allowance after a cut."""
+    ``answer_tokens`` is the answer's allowance after a cut; ``answer_lead`` the text written after
+    the closing marker when forcing closes a thinking (``ponder.protocol.forcing``; empty: none)."""
 
     tokens: int
     effort: str | None = None
     answer_tokens: int = DEFAULT_ANSWER_TOKENS
+    answer_lead: str = ""
 
     def __post_init__(self) -> None:
         if self.tokens < 1:
@@ -56,6 +58,8 @@ class ThinkingBudget:
         body: dict[str, object] = {"tokens": self.tokens, "answer_tokens": self.answer_tokens}
         if self.effort is not None:
             body["effort"] = self.effort
+        if self.answer_lead:
+            body["answer_lead"] = self.answer_lead
         return body
 
 
@@ -64,6 +68,7 @@ def budget_for(
     effort: str | None,
     efforts: Mapping[str, int] | None = None,
     answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+    answer_lead: str = "",
 ) -> ThinkingBudget | None:
     """The budget for an explicit ``tokens`` (it wins) or an ``effort`` looked up in
     ``efforts`` (default ``DEFAULT_EFFORT_BUDGETS``); ``None`` when neither is given. A
@@ -72,10 +77,10 @@ def budget_for(
     if effort is not None and effort not in table:
         raise ValueError(f"unknown reasoning_effort {effort!r}; valid: {', '.join(table)}")
     if tokens is not None:
-        return ThinkingBudget(tokens, effort, answer_tokens)
+        return ThinkingBudget(tokens, effort, answer_tokens, answer_lead)
     if effort is None:
         return None
-    return ThinkingBudget(table[effort], effort, answer_tokens)
+    return ThinkingBudget(table[effort], effort, answer_tokens, answer_lead)
 
 
 def effort_for(tokens: int) -> str:

@@ -25,7 +25,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ponder.backends.thinking_format import DEFAULT_TEMPLATE, check_template
+from ponder.backends.thinking_format import (
+    DEFAULT_TEMPLATE,
+    answer_lead_text,
+    check_answer_lead,
+    check_template,
+)
 from ponder.protocol.actions import Generate
 from ponder.protocol.forcing import forced_choice, forcing_step
 from ponder.protocol.requests import Choice, Completion, GenerationRequest, Message, SamplingParams
@@ -43,13 +48,20 @@ from ponder.strategies.probed_trace import (
 class ThinkingSettings(BaseModel):
     """How a trace is recorded in the thinking format: the answer's allowance after the
     thinking, the backend's think-first system template (named so a collection's manifest hashes
-    it) and the thinking markers."""
+    it), the thinking markers, and the answer lead written after the closing marker when the
+    thinking is closed for the answer (``answer_lead``: a template name, none by default)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     answer_tokens: int = Field(DEFAULT_ANSWER_TOKENS, gt=0)
     template: str = DEFAULT_TEMPLATE
     markers: tuple[str, str] = DEFAULT_MARKERS
+    answer_lead: str | None = None
+
+    @field_validator("answer_lead")
+    @classmethod
+    def _answer_lead(cls, v: str | None) -> str | None:
+        return check_answer_lead(v, "strategy.thinking.answer_lead")
 
     @field_validator("template")
     @classmethod
@@ -120,7 +132,8 @@ def thinking_trace(
         top_logprobs=max(fields.top_logprobs, 1),
     )
     request = GenerationRequest(messages=messages, params=params, purpose="answer")
-    step = forcing_step(request, first, params.max_tokens, markers)
+    lead = answer_lead_text(thinking.answer_lead)
+    step = forcing_step(request, first, params.max_tokens, markers, lead)
     log.thinking, log.thinking_tokens = first.reasoning or "", log.tokens
     log.thinking_cut = end.how == "cut"
     log.text = ""
@@ -135,5 +148,5 @@ def thinking_trace(
         return end
     rest = res.choices[0]
     log.add_segment(rest)  # its tokens, logprobs and finish reason
-    log.text = forced_choice(first, rest, step.cut, markers).text
+    log.text = forced_choice(first, rest, step.cut, markers, lead).text
     return end

@@ -123,6 +123,7 @@ async def test_collect_records_the_thinking_and_grades_the_answer_part(tmp_path:
         "answer_tokens": 6,
         "template": "think_first_system",
         "markers": ["<think>", "</think>"],
+        "answer_lead": None,
     }
     assert manifest.templates["think_first_system"] == template_hash("think_first_system")
     out = tmp_path / "c"

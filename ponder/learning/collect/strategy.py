@@ -77,6 +77,8 @@ class BehaviourCollector(ProbedTraceFields):
         ]
         if self.thinking is not None:  # the backend's think-first system prompt shapes the traces
             names.append(self.thinking.template)
+            if self.thinking.answer_lead is not None:  # it shapes every answer part
+                names.append(self.thinking.answer_lead)
         return names
 
     def flow(self, task: Task) -> Flow:
