@@ -38,6 +38,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ponder.backends.local import LocalBackend
+from ponder.backends.thinking_format import answer_lead_text
 from ponder.behaviour.stats import accuracy_text, paired
 from ponder.grading import gold_from_gsm8k, is_equivalent
 from ponder.orchestrator import Orchestrator
@@ -66,7 +67,12 @@ def load(path: Path, offset: int, first: int) -> list[tuple[int, str, str]]:
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("window", "answer_tokens", "summary_max_tokens", "max_summaries", "min_window_tokens")
-    return {k: getattr(args, k) for k in keys}
+    return {**{k: getattr(args, k) for k in keys}, "answer_lead": lead_name(args)}
+
+
+def lead_name(args: argparse.Namespace) -> str | None:
+    """The answer lead both arms write after the closed thinking (``none``: none)."""
+    return None if args.answer_lead == "none" else str(args.answer_lead)
 
 
 async def run_one(
@@ -84,7 +90,10 @@ async def run_one(
         prompt = await backend.count_prompt_tokens(req)
         max_tokens = max(2 * SLACK, args.window - prompt - SLACK)
         think = max(1, max_tokens - args.answer_tokens)
-        limits = RunLimits(thinking=ThinkingBudget(think, answer_tokens=args.answer_tokens))
+        lead = answer_lead_text(lead_name(args))
+        limits = RunLimits(
+            thinking=ThinkingBudget(think, answer_tokens=args.answer_tokens, answer_lead=lead)
+        )
         strategy: ChainOfThought | SummarizingReasoner = ChainOfThought(max_tokens=max_tokens)
     else:
         strategy = SummarizingReasoner(
@@ -92,6 +101,7 @@ async def run_one(
             checkpoint_tokens=args.window,
             thinking_tokens=int(arm.removeprefix("resum")),
             answer_tokens=args.answer_tokens,
+            answer_lead=lead_name(args),
             summary_max_tokens=args.summary_max_tokens,
             max_summaries=args.max_summaries,
             min_window_tokens=args.min_window_tokens,
@@ -208,6 +218,11 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1024, help="context of any call (tokens)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[2048], help="resum thinking")
     ap.add_argument("--answer-tokens", type=int, default=256, help="answer allowance, both arms")
+    ap.add_argument(
+        "--answer-lead",
+        default="answer_lead",
+        help="template written after the closed thinking, both arms (none: the bare marker)",
+    )
     ap.add_argument("--summary-max-tokens", type=int, default=160)
     ap.add_argument("--max-summaries", type=int, default=16, help="high: the budget binds")
     ap.add_argument("--min-window-tokens", type=int, default=64)

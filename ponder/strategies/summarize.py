@@ -39,9 +39,10 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ponder.answers import extract_answer, last_boxed
+from ponder.backends.thinking_format import check_answer_lead
 from ponder.prompts import load_template
 from ponder.protocol.actions import Action, Flow, Generate, Note, Outcome, Task
 from ponder.protocol.requests import (
@@ -123,6 +124,15 @@ class SummarizingReasoner(Strategy):
     """Thinking mode: the answer's allowance after the thinking is closed (kept inside
     ``checkpoint_tokens`` by the window that ends in the answer)."""
     thinking_markers: tuple[str, str] = DEFAULT_MARKERS
+    answer_lead: str | None = None
+    """Thinking mode: a template written after the closing marker before the answer (as budget
+    forcing's ``thinking.answer_lead``; ``answer_lead`` ships ``The final answer is \\boxed{``);
+    ``None``: the model answers after the bare marker."""
+
+    @field_validator("answer_lead")
+    @classmethod
+    def _answer_lead(cls, v: str | None) -> str | None:
+        return check_answer_lead(v, "strategy.answer_lead")
 
     @model_validator(mode="after")
     def _valid(self) -> SummarizingReasoner:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ponder.answers import extract_answer
+from ponder.backends.thinking_format import answer_lead_text
 from ponder.protocol.actions import Action, Flow, Generate, Note, Outcome, Task
 from ponder.protocol.requests import (
     Completion,
@@ -64,6 +65,8 @@ class SummarizingReasoner(Protocol):
     def thinking_tokens(self) -> int | None: ...
     @property
     def answer_tokens(self) -> int: ...
+    @property
+    def answer_lead(self) -> str | None: ...
     @property
     def thinking_markers(self) -> tuple[str, str]: ...
 
@@ -199,14 +202,15 @@ def _answer(
 ) -> _SubFlow:
     """Close the window's thinking and let the model answer after it."""
     room = s.answer_tokens
-    if s.checkpoint_tokens is not None:
-        fits = s.checkpoint_tokens - w.context - CLOSE_SLACK_TOKENS
+    lead = answer_lead_text(s.answer_lead)
+    if s.checkpoint_tokens is not None:  # the closing marker and the lead are prompt too
+        fits = s.checkpoint_tokens - w.context - CLOSE_SLACK_TOKENS - estimate_tokens(lead)
         if fits < MIN_CONTINUATION_TOKENS:
             yield Note("answer_may_exceed_limit", {"context_tokens": w.context, "room": fits})
         room = max(MIN_CONTINUATION_TOKENS, min(room, fits))
     request = GenerationRequest(
         messages=s._messages(task, summary),
-        assistant_prefix=_closed(s, w.thinking),
+        assistant_prefix=_closed(s, w.thinking) + lead,
         params=s._params(room, index * 100 + 98),
         purpose="answer",
     )
@@ -249,7 +253,8 @@ def thinking_flow(s: SummarizingReasoner, task: Task) -> Flow:
     if not isinstance(result, Completion):
         return _failed(result, w, run)
     choice = result.choices[0]
-    return _outcome(s, _after_close(s, choice.text), w, run, stop_reason, choice.completion_tokens)
+    text = _after_close(s, answer_lead_text(s.answer_lead) + choice.text)  # the lead starts it
+    return _outcome(s, text, w, run, stop_reason, choice.completion_tokens)
 
 
 def _outcome(

@@ -126,6 +126,28 @@ async def test_the_answer_comes_after_the_closed_thinking_never_from_it():
     assert none.answer is None
 
 
+async def test_an_answer_lead_follows_the_closed_thinking_and_starts_the_answer():
+    def led(r: GenerationRequest, i: int) -> Choice:
+        if r.purpose == "answer":  # a prompted model that answers only when led
+            prefix = r.assistant_prefix or ""
+            return Choice("10}." if prefix.endswith("{") else "Hope this helps!", "stop", 3)
+        return Thinker()(r, i)
+
+    backend = FakeBackend(led)
+    result = await Orchestrator(backend).run(
+        strategy(thinking_tokens=200, answer_lead="answer_lead"), QUESTION
+    )
+    [answer] = calls_of(backend, "answer")
+    assert answer.assistant_prefix is not None
+    assert answer.assistant_prefix.endswith(f"\n{CLOSE}\n\nThe final answer is \\boxed{{")
+    assert result.answer == "10" and result.text == "The final answer is \\boxed{10}."
+    plain = await Orchestrator(FakeBackend(led)).run(strategy(thinking_tokens=200), QUESTION)
+    assert plain.answer is None  # the \boxed{99} in the thinking is still never read
+    with pytest.raises(ConfigError) as info:
+        strategy(answer_lead="no_such_template")
+    assert info.value.field == "strategy.answer_lead"
+
+
 async def test_a_thinking_the_model_ends_is_answered_without_a_summary():
     for model in (Thinker(think=50), Thinker(think=50, closes=True)):
         backend = FakeBackend(model)
