@@ -34,7 +34,10 @@ CAP, EVERY, ANSWER = 96, 32, 64
 
 async def test_a_thinking_collection_probes_inside_the_thinking(tmp_path: Path) -> None:
     cfg = ChainConfig.from_dict(
-        {"backend": {"kind": "local", "thinking": True, "threads": 1, "n_parallel": 1}}
+        {
+            "backend": {"kind": "local", "thinking": True, "threads": 1, "n_parallel": 1},
+            "thinking": {"answer_lead": "answer_lead"},  # as examples/chains/think_collect.yaml
+        }
     )
     strat = BehaviourCollector(
         k=1,
@@ -46,6 +49,7 @@ async def test_a_thinking_collection_probes_inside_the_thinking(tmp_path: Path) 
     data.write_text(json.dumps({"question": ITEM.question, "answer": ITEM.gold}) + "\n")
     manifest = build_manifest(strat, ModelInfo(name="default"), data, 1, None)
     assert manifest.settings["max_tokens"] == CAP and "think_first_system" in manifest.templates
+    assert "answer_lead" in manifest.templates
     out = tmp_path / "c"
     async with cfg.session() as session:
         summary = await collect([ITEM], out, session, strat, manifest, progress=False)
@@ -67,3 +71,4 @@ async def test_a_thinking_collection_probes_inside_the_thinking(tmp_path: Path) 
     assert "</think>" not in s.text and "<think>" not in s.text
     assert s.answer == extract_answer(s.text)  # graded from the answer part only
     assert s.text.strip()  # the model answered after its thinking
+    assert s.text.startswith("The final answer is \\boxed{") and s.answer is not None, s.text

@@ -23,13 +23,20 @@ QUESTION = (
 BUDGET = 48
 
 
-async def test_a_budgeted_run_stops_thinking_at_the_budget_and_answers() -> None:
+LEAD = "The final answer is \\boxed{"
+
+
+@pytest.mark.parametrize("lead", [None, "answer_lead"])
+async def test_a_budgeted_run_stops_thinking_at_the_budget_and_answers(lead: str | None) -> None:
+    thinking: dict[str, object] = {"answer_tokens": 64}
+    if lead is not None:  # the answer lead follows the closing marker
+        thinking["answer_lead"] = lead
     cfg = ChainConfig.from_dict(
         {
             "backend": {"kind": "local", "thinking": True, "threads": 1, "n_parallel": 1},
             "strategy": {"name": "cot", "max_tokens": 200},
             "thinking_budget": BUDGET,
-            "thinking": {"answer_tokens": 64},
+            "thinking": thinking,
         }
     )
     async with cfg.session() as session:
@@ -43,7 +50,9 @@ async def test_a_budgeted_run_stops_thinking_at_the_budget_and_answers() -> None
     assert r.usage.reasoning_tokens == data["reasoning_tokens"]
     [cont] = [e for e in r.trace.of_type("request") if e.get("assistant_prefix")]
     assert cont["assistant_prefix"].startswith("<think>\n")
-    assert cont["assistant_prefix"].endswith("</think>\n\n")
+    assert cont["assistant_prefix"].endswith("</think>\n\n" + (LEAD if lead else ""))
     assert r.text.strip()  # an answer, not an empty reply
+    if lead:  # led, the model writes a number into the box (an answer, graded from the text)
+        assert r.text.startswith(LEAD) and r.answer is not None, r.text
     assert "</think>" not in r.text
     assert data["tokens"] <= 200 and r.usage.completion_tokens == data["tokens"]
