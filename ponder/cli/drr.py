@@ -49,7 +49,8 @@ def register(sub: Any) -> None:
         help="checkpoint feature families: base (votes,confidence,length; the default), all "
         "(+hidden), or a list of votes,confidence,length,thinking,hidden (thinking: the "
         "thinking's length and probe stability, for thinking-format collections; hidden needs "
-        "`ponder corpus hidden DIR`), base,thinking for stop-thinking; with --no-probes: confidence,length (the default) or one of them",
+        "`ponder corpus hidden DIR`), base,thinking for stop-thinking; with --no-probes: "
+        "confidence,length (the default) or one of them",
     )
     t.add_argument(
         "--no-probes",

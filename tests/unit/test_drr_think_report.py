@@ -182,6 +182,10 @@ def test_the_cheapest_knob_within_the_margin_is_chosen() -> None:
     settle = [_scored(thinking_sample(["9"] * 10, "9", "9", 700)) for _ in range(4)]
     choice = choose("dynasor", settle, 1.0, 0.05)
     assert choice.knob == 2 and choice.within_margin
+    # budgets: right from the probe at 64 on, so the smallest budget is within the margin
+    assert choose("budget", settle, 1.0, 0.05, [512, 64, 256]).knob == 64
+    late = [_scored(thinking_sample(["1"] * 4 + ["9"] * 6, "9", "9", 700)) for _ in range(2)]
+    assert choose("budget", late, 1.0, 0.05, [128, 512]).knob == 512  # 128 answers "1"
     assert [c.thinking for c in choice.candidates] == [128, 192, 256, 320, 384]
     early = [_scored(thinking_sample(["1"] * 10, "9", "9", 700)) for _ in range(2)]
     fallback = choose("dynasor", early, 1.0, 0.05)  # every m stops on the wrong early answer
@@ -215,6 +219,14 @@ def test_the_report_picks_knobs_on_train_and_reports_test(tmp_path: Path) -> Non
     data = json.loads(js.read_text())
     assert data["margin"] == 0.05 and len(data["test_rows"]) == 5
     assert data["chosen_on_train"][0]["policy"] == "dynasor"
+    # the fixed budget is chosen on train too: the cheapest of the grid within the margin
+    [budget] = [c for c in rep.choices if c.policy == "budget"]
+    assert [c.knob for c in budget.candidates] == [256, 512]
+    ok = [c for c in budget.candidates if c.within]
+    assert budget.within_margin == bool(ok)
+    if ok:
+        assert budget.knob == min(ok, key=lambda c: c.thinking).knob
+    assert "| budget |" in text
 
 
 def test_a_mismatched_pair_is_refused() -> None:

@@ -73,10 +73,13 @@ def budget_policy(budget: int) -> Policy:
     return lambda t: budget_stop(t, budget)
 
 
-def knob_policies(kind: str) -> list[tuple[float, Policy]]:
-    """The grid of a tuned policy: ``dynasor`` (m) or ``dm_think`` (threshold)."""
+def knob_policies(kind: str, budgets: Sequence[int] = ()) -> list[tuple[float, Policy]]:
+    """The grid of a tuned policy: ``dynasor`` (m), ``dm_think`` (threshold) or ``budget`` (the
+    fixed budgets ``budgets``, smallest first)."""
     if kind == "dynasor":
         return [(m, dynasor_policy(m)) for m in DYNASOR_GRID]
+    if kind == "budget":
+        return [(b, budget_policy(b)) for b in sorted(budgets)]
     return [(th, dm_policy(th)) for th in DM_GRID]
 
 
@@ -101,13 +104,17 @@ class Chosen:
 
 
 def choose(
-    policy: str, traces: Sequence[ScoredTrace], full_accuracy: float, margin: float
+    policy: str,
+    traces: Sequence[ScoredTrace],
+    full_accuracy: float,
+    margin: float,
+    budgets: Sequence[int] = (),
 ) -> Chosen:
     """The cheapest setting whose accuracy on ``traces`` is within ``margin`` of full's (ties:
     the more accurate, then the more cautious); when none is, the most accurate
-    (``within_margin`` False)."""
+    (``within_margin`` False). ``budgets``: the grid of ``budget``."""
     cands = []
-    for knob, run in knob_policies(policy):
+    for knob, run in knob_policies(policy, budgets):
         stops = [run(t) for t in traces]
         acc = mean_of([s.correct for s in stops])
         mean_thinking = mean_of([s.thinking for s in stops])

@@ -13,9 +13,11 @@ think-report --train DIR --test DIR --out DIR``. A unit is one recorded trace. P
 - ``dynasor@m``: stop at the first probe where the last ``m`` probe answers agree;
 - ``dm_think@t``: stop at the first checkpoint where the DM's P(correct) >= ``t``.
 
-Knobs (``m``, ``t``) are chosen on the *train* collection only: the cheapest setting (fewest
-thinking tokens) whose train accuracy is within ``margin`` of full thinking's on train, the DM's
-train scores cross-fitted by question (each fold scored by a DM trained on the other folds).
+Knobs (``m``, ``t``, and which fixed budget ``B``) are chosen on the *train* collection only: the
+cheapest setting (fewest thinking tokens) whose train accuracy is within ``margin`` of full
+thinking's on train, the DM's train scores cross-fitted by question (each fold scored by a DM
+trained on the other folds). Every budget is still replayed on test; the train choice says which
+one a user would have fixed.
 The DM used on test is trained on all of train. Test numbers, per policy: accuracy with a 95%
 interval (Wilson with one trace per question; else a bootstrap that resamples questions), the
 accuracy difference from full with a 95% question-bootstrap interval (non-inferior: its lower
@@ -147,13 +149,15 @@ def think_report(
     train_scored = crossfit(train, fams, folds, seed)
     train_traces = [t for q in train_scored for t in q.traces]
     full_acc = mean_of([full_stop(t).correct for t in train_traces])
-    choices = [choose(p, train_traces, full_acc, margin) for p in ("dynasor", "dm_think")]
-    scored = score_collection(judge, test[1], max_tokens_of(test[0]))
+    cap = max_tokens_of(test[0])
+    grid = [b for b in budgets if b < cap]
+    kinds = ("dynasor", "dm_think", "budget") if grid else ("dynasor", "dm_think")
+    choices = [choose(p, train_traces, full_acc, margin, grid) for p in kinds]
+    scored = score_collection(judge, test[1], cap)
     traces = [t for q in scored for t in q.traces]
     groups = [q.record.id for q in scored for _ in q.traces]
     if not traces:
         raise InputError("the test collection has no finished traces to replay")
-    cap = max_tokens_of(test[0])
     m, th = choices[0].knob, choices[1].knob
     policies: list[tuple[str, Policy]] = [("full", full_stop)]
     policies += [(f"budget@{b}", budget_policy(b)) for b in budgets if b < cap]
