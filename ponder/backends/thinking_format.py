@@ -28,12 +28,6 @@ DEFAULT_TEMPLATE = "think_first_system"
 TEMPLATE_VARIABLES = frozenset({"system"})
 
 
-ANSWER_LEAD_TEMPLATE = "answer_lead"
-"""The shipped answer lead (``The final answer is \\boxed{``): a thinking setting's
-``answer_lead`` names it (or another template without variables) to have budget forcing write it
-after the closing marker (``ponder.protocol.forcing``)."""
-
-
 def check_template(name: str) -> str:
     """``name`` if it loads and uses only ``system`` (a ``PromptError`` otherwise)."""
     load_template(name, allowed=TEMPLATE_VARIABLES)

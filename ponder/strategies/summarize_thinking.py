@@ -198,11 +198,10 @@ def _window(
 
 
 def _answer(
-    s: SummarizingReasoner, task: Task, summary: str | None, w: _Window, index: int
+    s: SummarizingReasoner, task: Task, summary: str | None, w: _Window, index: int, lead: str
 ) -> _SubFlow:
-    """Close the window's thinking and let the model answer after it."""
+    """Close the window's thinking, write ``lead`` and let the model answer after it."""
     room = s.answer_tokens
-    lead = answer_lead_text(s.answer_lead)
     if s.checkpoint_tokens is not None:  # the closing marker and the lead are prompt too
         fits = s.checkpoint_tokens - w.context - CLOSE_SLACK_TOKENS - estimate_tokens(lead)
         if fits < MIN_CONTINUATION_TOKENS:
@@ -249,11 +248,12 @@ def thinking_flow(s: SummarizingReasoner, task: Task) -> Flow:
     stop_reason = ENDS[w.end or "checkpoint"]
     if stop_reason == "max_summaries":
         yield Note("max_summaries_reached", {"max_summaries": s.max_summaries})
-    result = yield from _answer(s, task, summary, w, len(run.windows) - 1)
+    lead = answer_lead_text(s.answer_lead)
+    result = yield from _answer(s, task, summary, w, len(run.windows) - 1, lead)
     if not isinstance(result, Completion):
         return _failed(result, w, run)
     choice = result.choices[0]
-    text = _after_close(s, answer_lead_text(s.answer_lead) + choice.text)  # the lead starts it
+    text = _after_close(s, lead + choice.text)  # the lead starts the answer
     return _outcome(s, text, w, run, stop_reason, choice.completion_tokens)
 
 

@@ -79,6 +79,11 @@ class ThinkingSettings(BaseModel):
         return f"{self.markers[0]}\n"
 
     @property
+    def lead(self) -> str:
+        """The answer lead's text (``""``: none), written after the closing marker."""
+        return answer_lead_text(self.answer_lead)
+
+    @property
     def empty(self) -> str:
         """An empty, closed thinking: the prefix of a reply that answers at once."""
         return f"{self.markers[0]}\n\n{self.markers[1]}\n\n"
@@ -132,7 +137,7 @@ def thinking_trace(
         top_logprobs=max(fields.top_logprobs, 1),
     )
     request = GenerationRequest(messages=messages, params=params, purpose="answer")
-    lead = answer_lead_text(thinking.answer_lead)
+    lead = thinking.lead
     step = forcing_step(request, first, params.max_tokens, markers, lead)
     log.thinking, log.thinking_tokens = first.reasoning or "", log.tokens
     log.thinking_cut = end.how == "cut"

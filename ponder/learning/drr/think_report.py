@@ -160,7 +160,7 @@ def think_report(
         raise InputError("the test collection has no finished traces to replay")
     m, th = choices[0].knob, choices[1].knob
     policies: list[tuple[str, Policy]] = [("full", full_stop)]
-    policies += [(f"budget@{b}", budget_policy(b)) for b in budgets if b < cap]
+    policies += [(f"budget@{b}", budget_policy(b)) for b in grid]
     policies += [(f"dynasor@{m:g}", dynasor_policy(int(m))), (f"dm_think@{th:g}", dm_policy(th))]
     rows = rows_on_test(policies, traces, groups, margin, resamples, seed)
     notes = [
